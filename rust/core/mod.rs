@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure logic shared by the `dm_rcopy` kernel module and `rcopyctl`.
+//!
+//! Everything here is `core`-only: no allocation, no `unsafe`, no panics on
+//! any input. The kernel crate includes this directory as a module
+//! (`#[path = "core/mod.rs"] mod rcore;`) and userspace includes it from the
+//! `rcopy-core` crate, so this file must not carry inner crate attributes.
+
+pub mod fmtbuf;
+pub mod geometry;
+pub mod status;
+pub mod table;

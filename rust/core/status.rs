@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The status line (`dmsetup status`): space-separated `key=value` words
+//! in a fixed order (see `Documentation/rcopy.rst`).
+//!
+//! New keys are only ever appended. Parsers look keys up by name and ignore
+//! keys they do not know.
+
+use core::fmt;
+
+macro_rules! word_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vm])* $var),+
+        }
+
+        impl $name {
+            /// Every value, in documentation order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+
+            /// The word used in the status line.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$var => $s),+
+                }
+            }
+
+            /// Parses a status-line word.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some($name::$var),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// Pair state.
+    State {
+        /// No pair.
+        Simplex => "simplex",
+        /// Initial copy running.
+        Copying => "copying",
+        /// In sync.
+        Duplex => "duplex",
+        /// Peer unreachable or pair suspended; tracks are being marked.
+        Suspended => "suspended",
+        /// Dirty tracks are being copied.
+        Resyncing => "resyncing",
+        /// A secondary has taken over.
+        Swapped => "swapped",
+    }
+);
+
+word_enum!(
+    /// Role of this side of the pair.
+    Role {
+        /// The side that takes writes and ships them.
+        Primary => "primary",
+        /// The side that applies the primary's writes.
+        Secondary => "secondary",
+    }
+);
+
+word_enum!(
+    /// Replication mode.
+    Mode {
+        /// Writes complete after the peer acknowledges.
+        Sync => "sync",
+        /// Writes complete once local.
+        Async => "async",
+    }
+);
+
+word_enum!(
+    /// Connection state of the replication link.
+    Conn {
+        /// No peer configured.
+        Standalone => "standalone",
+        /// Trying to reach the peer.
+        Connecting => "connecting",
+        /// Link up.
+        Connected => "connected",
+    }
+);
+
+/// Longest peer address kept, in bytes (`[<ipv6>%<scope>]:<port>` fits).
+pub const PEER_MAX: usize = 64;
+
+/// The peer's `address:port`, or none (`-` in the status line).
+///
+/// Stored inline: no allocation. Never empty, never holds whitespace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    len: u8,
+    buf: [u8; PEER_MAX],
+}
+
+impl Peer {
+    /// No peer.
+    pub const NONE: Peer = Peer {
+        len: 0,
+        buf: [0; PEER_MAX],
+    };
+
+    /// A peer address. `"-"` gives [`Peer::NONE`]; `None` if `s` is empty,
+    /// longer than [`PEER_MAX`], or holds whitespace, `=` or control bytes.
+    pub fn new(s: &str) -> Option<Peer> {
+        if s == "-" {
+            return Some(Peer::NONE);
+        }
+        let b = s.as_bytes();
+        if b.is_empty()
+            || b.len() > PEER_MAX
+            || b.iter().any(|&c| c <= b' ' || c == b'=' || c == 0x7f)
+        {
+            return None;
+        }
+        let mut p = Peer::NONE;
+        let dst = p.buf.get_mut(..b.len())?;
+        dst.copy_from_slice(b);
+        p.len = u8::try_from(b.len()).ok()?;
+        Some(p)
+    }
+
+    /// Whether no peer is set.
+    pub fn is_none(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The address, or `"-"` when none.
+    pub fn as_str(&self) -> &str {
+        if self.len == 0 {
+            return "-";
+        }
+        self.buf
+            .get(..usize::from(self.len))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("-")
+    }
+}
+
+impl Default for Peer {
+    fn default() -> Self {
+        Peer::NONE
+    }
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Peer({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Status keys in line order.
+pub const KEYS: [&str; 21] = [
+    "state",
+    "role",
+    "mode",
+    "conn",
+    "peer",
+    "track_size",
+    "size",
+    "dirty_bytes",
+    "cache_fill",
+    "sync_done",
+    "sync_total",
+    "sent_bytes",
+    "acked_bytes",
+    "lag_ms",
+    "lag_bytes",
+    "reads",
+    "writes",
+    "flushes",
+    "discards",
+    "write_zeroes",
+    "io_errors",
+];
+
+/// Everything the status line reports. Byte counts are in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Pair state.
+    pub state: State,
+    /// Role of this side.
+    pub role: Role,
+    /// Replication mode.
+    pub mode: Mode,
+    /// Link state.
+    pub conn: Conn,
+    /// Peer address or none.
+    pub peer: Peer,
+    /// Track size.
+    pub track_size: u64,
+    /// Volume size.
+    pub size: u64,
+    /// Bytes covered by set bits of the dirty-track bitmap.
+    pub dirty_bytes: u64,
+    /// Bytes held in the write cache (`cache_fill` before the `/`).
+    pub cache_used: u64,
+    /// Write cache limit (`cache_fill` after the `/`).
+    pub cache_max: u64,
+    /// Progress of the running copy or resync.
+    pub sync_done: u64,
+    /// Total of the running copy or resync.
+    pub sync_total: u64,
+    /// Payload bytes sent to the peer.
+    pub sent_bytes: u64,
+    /// Payload bytes acknowledged by the peer.
+    pub acked_bytes: u64,
+    /// How far the peer is behind, in milliseconds.
+    pub lag_ms: u64,
+    /// How far the peer is behind, in bytes.
+    pub lag_bytes: u64,
+    /// Read bios seen.
+    pub reads: u64,
+    /// Write bios seen.
+    pub writes: u64,
+    /// Flush bios seen.
+    pub flushes: u64,
+    /// Discard bios seen.
+    pub discards: u64,
+    /// Write-zeroes bios seen.
+    pub write_zeroes: u64,
+    /// Bios completed with an error by the data device.
+    pub io_errors: u64,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            state: State::Simplex,
+            role: Role::Primary,
+            mode: Mode::Sync,
+            conn: Conn::Standalone,
+            peer: Peer::NONE,
+            track_size: 0,
+            size: 0,
+            dirty_bytes: 0,
+            cache_used: 0,
+            cache_max: 0,
+            sync_done: 0,
+            sync_total: 0,
+            sent_bytes: 0,
+            acked_bytes: 0,
+            lag_ms: 0,
+            lag_bytes: 0,
+            reads: 0,
+            writes: 0,
+            flushes: 0,
+            discards: 0,
+            write_zeroes: 0,
+            io_errors: 0,
+        }
+    }
+}
+
+/// Why a status line could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusError {
+    /// A required key is absent.
+    Missing(&'static str),
+    /// A known key has a value that does not parse.
+    BadValue(&'static str),
+}
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusError::Missing(k) => write!(f, "status key {} missing", k),
+            StatusError::BadValue(k) => write!(f, "status key {} has a bad value", k),
+        }
+    }
+}
+
+/// Splits a status line into `(key, value)` pairs. Words without `=` are
+/// skipped; a value may itself contain `=`.
+pub fn parse_kv(line: &str) -> impl Iterator<Item = (&str, &str)> {
+    line.split_ascii_whitespace()
+        .filter_map(|w| w.split_once('='))
+}
+
+fn num(key: &'static str, v: &str) -> Result<u64, StatusError> {
+    super::table::parse_u64(v.as_bytes()).ok_or(StatusError::BadValue(key))
+}
+
+impl Status {
+    /// Writes the status line: every key of [`KEYS`] in order, separated by
+    /// single spaces, no trailing space or newline.
+    pub fn write(&self, w: &mut impl fmt::Write) -> fmt::Result {
+        write!(
+            w,
+            "state={} role={} mode={} conn={} peer={} track_size={} size={} \
+             dirty_bytes={} cache_fill={}/{} sync_done={} sync_total={} \
+             sent_bytes={} acked_bytes={} lag_ms={} lag_bytes={} reads={} \
+             writes={} flushes={} discards={} write_zeroes={} io_errors={}",
+            self.state.as_str(),
+            self.role.as_str(),
+            self.mode.as_str(),
+            self.conn.as_str(),
+            self.peer.as_str(),
+            self.track_size,
+            self.size,
+            self.dirty_bytes,
+            self.cache_used,
+            self.cache_max,
+            self.sync_done,
+            self.sync_total,
+            self.sent_bytes,
+            self.acked_bytes,
+            self.lag_ms,
+            self.lag_bytes,
+            self.reads,
+            self.writes,
+            self.flushes,
+            self.discards,
+            self.write_zeroes,
+            self.io_errors,
+        )
+    }
+
+    /// Parses a status line. Keys are looked up by name, unknown keys are
+    /// ignored, a repeated key takes its last value; every key of [`KEYS`]
+    /// must be present.
+    pub fn parse(line: &str) -> Result<Status, StatusError> {
+        let mut s = Status::default();
+        let mut seen = [false; KEYS.len()];
+        for (k, v) in parse_kv(line) {
+            let Some(idx) = KEYS.iter().position(|&key| key == k) else {
+                continue;
+            };
+            let key = KEYS.get(idx).copied().unwrap_or("");
+            s.set(idx, key, v)?;
+            if let Some(flag) = seen.get_mut(idx) {
+                *flag = true;
+            }
+        }
+        if let Some((_, key)) = seen.iter().zip(KEYS.iter()).find(|(f, _)| !**f) {
+            return Err(StatusError::Missing(key));
+        }
+        Ok(s)
+    }
+
+    fn set(&mut self, idx: usize, key: &'static str, v: &str) -> Result<(), StatusError> {
+        let bad = StatusError::BadValue(key);
+        match idx {
+            0 => self.state = State::parse(v).ok_or(bad)?,
+            1 => self.role = Role::parse(v).ok_or(bad)?,
+            2 => self.mode = Mode::parse(v).ok_or(bad)?,
+            3 => self.conn = Conn::parse(v).ok_or(bad)?,
+            4 => self.peer = Peer::new(v).ok_or(bad)?,
+            5 => self.track_size = num(key, v)?,
+            6 => self.size = num(key, v)?,
+            7 => self.dirty_bytes = num(key, v)?,
+            8 => {
+                let (u, m) = v.split_once('/').ok_or(bad)?;
+                self.cache_used = num(key, u)?;
+                self.cache_max = num(key, m)?;
+            }
+            9 => self.sync_done = num(key, v)?,
+            10 => self.sync_total = num(key, v)?,
+            11 => self.sent_bytes = num(key, v)?,
+            12 => self.acked_bytes = num(key, v)?,
+            13 => self.lag_ms = num(key, v)?,
+            14 => self.lag_bytes = num(key, v)?,
+            15 => self.reads = num(key, v)?,
+            16 => self.writes = num(key, v)?,
+            17 => self.flushes = num(key, v)?,
+            18 => self.discards = num(key, v)?,
+            19 => self.write_zeroes = num(key, v)?,
+            20 => self.io_errors = num(key, v)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fmtbuf::BufWriter;
+    use super::*;
+
+    const LINE: &str = "state=simplex role=primary mode=sync conn=standalone peer=- \
+        track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
+        sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
+        writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6";
+
+    #[test]
+    fn round_trip() {
+        let s = Status::parse(LINE).unwrap();
+        assert_eq!(s.size, 1 << 30);
+        assert_eq!(s.io_errors, 6);
+        let mut b = [0u8; 512];
+        let mut w = BufWriter::new(&mut b);
+        s.write(&mut w).unwrap();
+        assert_eq!(w.as_str(), LINE);
+    }
+
+    #[test]
+    fn unknown_and_missing() {
+        let mut b = [0u8; 600];
+        let mut w = BufWriter::new(&mut b);
+        write!(w, "new_key=7 {} later=x junk", LINE).unwrap();
+        assert_eq!(
+            Status::parse(w.as_str()).unwrap(),
+            Status::parse(LINE).unwrap()
+        );
+        assert_eq!(
+            Status::parse("state=simplex"),
+            Err(StatusError::Missing("role"))
+        );
+        assert_eq!(
+            Status::parse("state=bogus"),
+            Err(StatusError::BadValue("state"))
+        );
+    }
+
+    #[test]
+    fn peer() {
+        assert!(Peer::new("-").unwrap().is_none());
+        assert_eq!(
+            Peer::new("10.0.0.1:7788").unwrap().as_str(),
+            "10.0.0.1:7788"
+        );
+        assert!(Peer::new("").is_none());
+        assert!(Peer::new("a b").is_none());
+        assert!(Peer::new(core::str::from_utf8(&[b'x'; 65]).unwrap()).is_none());
+    }
+
+    use core::fmt::Write;
+}

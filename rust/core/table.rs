@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The rcopy table line: parsing and canonical formatting.
+//!
+//! The words after the target name are
+//! `<data_dev> <meta_dev> [<#opt_args> <opt_arg>*]`
+//! (see `Documentation/rcopy.rst`). Words are byte strings: the kernel does
+//! not guarantee UTF-8.
+//!
+//! Adding an option: add a [`OptSpec`] to [`OPTIONS`], a field to
+//! [`TableArgs`] (and its default in [`TableArgs::new`]), an arm in
+//! `apply_option`, and the non-default case in [`format_table`].
+
+use core::fmt;
+
+/// Default track size in bytes (64 KiB).
+pub const DEFAULT_TRACK_SIZE: u32 = 65536;
+/// Smallest accepted track size in bytes.
+pub const MIN_TRACK_SIZE: u32 = 4096;
+/// Largest accepted track size in bytes (16 MiB).
+pub const MAX_TRACK_SIZE: u32 = 16 << 20;
+
+/// Name of the `track_size` option.
+pub const OPT_TRACK_SIZE: &str = "track_size";
+
+/// Describes one optional argument: its name and how many value words follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptSpec {
+    /// The option word.
+    pub name: &'static str,
+    /// Number of value words that follow the option word.
+    pub values: usize,
+}
+
+/// Every optional argument the target accepts.
+pub const OPTIONS: &[OptSpec] = &[OptSpec {
+    name: OPT_TRACK_SIZE,
+    values: 1,
+}];
+
+/// Looks an option word up in [`OPTIONS`].
+pub fn find_option(word: &[u8]) -> Option<&'static OptSpec> {
+    OPTIONS.iter().find(|o| o.name.as_bytes() == word)
+}
+
+/// Parsed table arguments. Device words are borrowed as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableArgs<'a> {
+    /// The data device, as a path or `major:minor`.
+    pub data_dev: &'a [u8],
+    /// The metadata device, as a path or `major:minor`.
+    pub meta_dev: &'a [u8],
+    /// Track size in bytes; a valid one (see [`track_size_valid`]).
+    pub track_size: u32,
+}
+
+impl<'a> TableArgs<'a> {
+    /// Arguments with the given devices and every option at its default.
+    pub fn new(data_dev: &'a [u8], meta_dev: &'a [u8]) -> Self {
+        TableArgs {
+            data_dev,
+            meta_dev,
+            track_size: DEFAULT_TRACK_SIZE,
+        }
+    }
+}
+
+/// Why a table line was refused. [`TableError::message`] gives the reason
+/// logged by the kernel; the last six variants are detected by the kernel
+/// module (device lookups and sizes), not by [`parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableError {
+    /// Fewer than two arguments, or extra words.
+    ArgCount,
+    /// `#opt_args` not a number, or more than the words that follow.
+    OptArgCount,
+    /// An option name not in [`OPTIONS`].
+    UnknownOption,
+    /// An option without its value.
+    MissingValue,
+    /// `track_size` not a power of two in range.
+    BadTrackSize,
+    /// `data_dev` does not exist or cannot be opened.
+    DataLookup,
+    /// `meta_dev` does not exist or cannot be opened.
+    MetaLookup,
+    /// The same device given twice.
+    SameDevice,
+    /// `<length>` larger than the data device.
+    LengthExceedsData,
+    /// The metadata device is too small.
+    MetaTooSmall,
+    /// Data or metadata device already used by another rcopy target.
+    DeviceInUse,
+}
+
+impl TableError {
+    /// The reason, NUL-terminated for the kernel's `ti->error`, exactly as
+    /// documented in `Documentation/rcopy.rst`.
+    pub fn reason(&self) -> &'static core::ffi::CStr {
+        match self {
+            TableError::ArgCount => c"Invalid argument count",
+            TableError::OptArgCount => c"Invalid optional argument count",
+            TableError::UnknownOption => c"Unknown optional argument",
+            TableError::MissingValue => c"Missing value for optional argument",
+            TableError::BadTrackSize => {
+                c"Invalid track_size: must be a power of two from 4096 to 16777216"
+            }
+            TableError::DataLookup => c"Data device lookup failed",
+            TableError::MetaLookup => c"Metadata device lookup failed",
+            TableError::SameDevice => c"Data and metadata devices must differ",
+            TableError::LengthExceedsData => c"Device length exceeds data device size",
+            TableError::MetaTooSmall => c"Metadata device too small",
+            TableError::DeviceInUse => c"Device already used by another rcopy target",
+        }
+    }
+
+    /// The reason as a string slice (see [`TableError::reason`]).
+    pub fn message(&self) -> &'static str {
+        self.reason().to_str().unwrap_or("")
+    }
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Parses an unsigned decimal number: digits only, no sign, no spaces,
+/// at least one digit; `None` on overflow.
+pub fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Whether `bytes` is an acceptable track size.
+pub fn track_size_valid(bytes: u64) -> bool {
+    bytes.is_power_of_two()
+        && bytes >= u64::from(MIN_TRACK_SIZE)
+        && bytes <= u64::from(MAX_TRACK_SIZE)
+}
+
+/// Parses and checks a track size word.
+pub fn parse_track_size(word: &[u8]) -> Result<u32, TableError> {
+    match parse_u64(word) {
+        Some(v) if track_size_valid(v) => u32::try_from(v).map_err(|_| TableError::BadTrackSize),
+        _ => Err(TableError::BadTrackSize),
+    }
+}
+
+fn apply_option<'a>(
+    args: &mut TableArgs<'a>,
+    spec: &OptSpec,
+    values: &[&'a [u8]],
+) -> Result<(), TableError> {
+    match spec.name {
+        OPT_TRACK_SIZE => {
+            let word = values.first().ok_or(TableError::MissingValue)?;
+            args.track_size = parse_track_size(word)?;
+            Ok(())
+        }
+        _ => Err(TableError::UnknownOption),
+    }
+}
+
+/// Parses the table arguments (the words after the target name).
+///
+/// A repeated option takes its last value.
+pub fn parse<'a>(args: &[&'a [u8]]) -> Result<TableArgs<'a>, TableError> {
+    let (data_dev, meta_dev, rest) = match args {
+        [d, m, rest @ ..] => (*d, *m, rest),
+        _ => return Err(TableError::ArgCount),
+    };
+    let mut out = TableArgs::new(data_dev, meta_dev);
+    let (count_word, opts) = match rest {
+        [] => return Ok(out),
+        [c, opts @ ..] => (*c, opts),
+    };
+    let count = parse_u64(count_word).ok_or(TableError::OptArgCount)?;
+    let count = usize::try_from(count).map_err(|_| TableError::OptArgCount)?;
+    if count > opts.len() {
+        return Err(TableError::OptArgCount);
+    }
+    if count < opts.len() {
+        return Err(TableError::ArgCount);
+    }
+    let mut i = 0usize;
+    while let Some(word) = opts.get(i) {
+        let spec = find_option(word).ok_or(TableError::UnknownOption)?;
+        let start = i.checked_add(1).ok_or(TableError::OptArgCount)?;
+        let end = start
+            .checked_add(spec.values)
+            .ok_or(TableError::OptArgCount)?;
+        let values = opts.get(start..end).ok_or(TableError::MissingValue)?;
+        apply_option(&mut out, spec, values)?;
+        i = end;
+    }
+    Ok(out)
+}
+
+/// Writes the canonical table arguments (as for `STATUSTYPE_TABLE`):
+/// the two devices, then `#opt_args` and the options that differ from
+/// their defaults; nothing after the devices when all are default.
+pub fn format_table(
+    w: &mut impl fmt::Write,
+    data: &str,
+    meta: &str,
+    track_size: u32,
+) -> fmt::Result {
+    write!(w, "{} {}", data, meta)?;
+    let mut words = 0u32;
+    if track_size != DEFAULT_TRACK_SIZE {
+        words += 2;
+    }
+    if words == 0 {
+        return Ok(());
+    }
+    write!(w, " {}", words)?;
+    if track_size != DEFAULT_TRACK_SIZE {
+        write!(w, " {} {}", OPT_TRACK_SIZE, track_size)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fmtbuf::BufWriter;
+    use super::*;
+
+    fn words<'a>(line: &'a str, out: &mut [&'a [u8]; 16]) -> usize {
+        let mut n = 0;
+        for (slot, w) in out.iter_mut().zip(line.split_ascii_whitespace()) {
+            *slot = w.as_bytes();
+            n += 1;
+        }
+        n
+    }
+
+    fn p(line: &str) -> Result<TableArgs<'_>, TableError> {
+        let mut buf: [&[u8]; 16] = [&[]; 16];
+        let n = words(line, &mut buf);
+        parse(&buf[..n])
+    }
+
+    #[test]
+    fn basic() {
+        let a = p("/dev/vdb /dev/vdc").unwrap();
+        assert_eq!(a.data_dev, b"/dev/vdb");
+        assert_eq!(a.meta_dev, b"/dev/vdc");
+        assert_eq!(a.track_size, DEFAULT_TRACK_SIZE);
+        assert_eq!(p("a b 0").unwrap().track_size, DEFAULT_TRACK_SIZE);
+        assert_eq!(p("a b 2 track_size 1048576").unwrap().track_size, 1 << 20);
+        assert_eq!(
+            p("a b 4 track_size 4096 track_size 8192")
+                .unwrap()
+                .track_size,
+            8192
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p(""), Err(TableError::ArgCount));
+        assert_eq!(p("a"), Err(TableError::ArgCount));
+        assert_eq!(p("a b x"), Err(TableError::OptArgCount));
+        assert_eq!(p("a b -1"), Err(TableError::OptArgCount));
+        assert_eq!(p("a b 3 track_size 4096"), Err(TableError::OptArgCount));
+        assert_eq!(p("a b 1 track_size 4096"), Err(TableError::ArgCount));
+        assert_eq!(p("a b 0 extra"), Err(TableError::ArgCount));
+        assert_eq!(p("a b 1 track_size"), Err(TableError::MissingValue));
+        assert_eq!(p("a b 2 foo 1"), Err(TableError::UnknownOption));
+        assert_eq!(p("a b 2 track_size 4095"), Err(TableError::BadTrackSize));
+        assert_eq!(p("a b 2 track_size 2048"), Err(TableError::BadTrackSize));
+        assert_eq!(
+            p("a b 2 track_size 33554432"),
+            Err(TableError::BadTrackSize)
+        );
+        assert_eq!(p("a b 2 track_size 0x1000"), Err(TableError::BadTrackSize));
+        assert_eq!(
+            p("a b 99999999999999999999999 x"),
+            Err(TableError::OptArgCount)
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"+1"), None);
+        assert_eq!(parse_u64(b" 1"), None);
+    }
+
+    #[test]
+    fn format() {
+        let mut b = [0u8; 64];
+        let mut w = BufWriter::new(&mut b);
+        format_table(&mut w, "253:1", "253:2", DEFAULT_TRACK_SIZE).unwrap();
+        assert_eq!(w.as_str(), "253:1 253:2");
+        let mut b = [0u8; 64];
+        let mut w = BufWriter::new(&mut b);
+        format_table(&mut w, "253:1", "253:2", 4096).unwrap();
+        assert_eq!(w.as_str(), "253:1 253:2 2 track_size 4096");
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            TableError::BadTrackSize.message(),
+            "Invalid track_size: must be a power of two from 4096 to 16777216"
+        );
+        assert_eq!(
+            TableError::SameDevice.message(),
+            "Data and metadata devices must differ"
+        );
+    }
+}

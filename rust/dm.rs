@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device-mapper glue: the generated DM bindings and the few safe wrappers over them.
+//!
+//! This is the only file that touches raw device-mapper FFI. A target implements
+//! [`TargetOps`]; [`Registration`] registers it with DM and routes every DM callback to
+//! it through `extern "C"` trampolines that turn raw pointers into the safe types here.
+
+use core::marker::PhantomData;
+use core::ptr;
+use kernel::bindings;
+use kernel::ffi;
+use kernel::prelude::*;
+use kernel::str::CStrExt;
+
+/// The generated bindings for `linux/device-mapper.h`, `dm-io.h` and `dm-kcopyd.h`.
+/// Types those headers only use (`bio`, `block_device`, ...) come from
+/// `kernel::bindings`, so they are the kernel crate's own types.
+#[allow(
+    clippy::all,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::undocumented_unsafe_blocks,
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    improper_ctypes,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn
+)]
+pub(crate) mod raw {
+    use kernel::bindings::*;
+    use kernel::ffi;
+    use pin_init::MaybeZeroable;
+    include!("dm_bindings_generated.rs");
+}
+
+/// Sector size, in bytes, as the block layer counts it.
+pub(crate) const SECTOR_SHIFT: u32 = 9;
+
+/// What a constructor failure tells DM: an errno and a reason for `ti->error`.
+pub(crate) struct CtrError {
+    pub(crate) err: Error,
+    pub(crate) reason: &'static CStr,
+}
+
+impl CtrError {
+    pub(crate) fn inval(reason: &'static CStr) -> Self {
+        Self {
+            err: EINVAL,
+            reason,
+        }
+    }
+}
+
+/// The kind of status DM asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusKind {
+    Info,
+    Table,
+    Ima,
+}
+
+/// How a bio left `map`.
+pub(crate) enum MapResult {
+    /// Remapped to a lower device: DM submits it.
+    Remapped,
+}
+
+/// The operations a device-mapper target provides. `Self` is the per-target context
+/// stored in `ti->private`; it is created by `new` and dropped by the destructor.
+pub(crate) trait TargetOps: Sized + Send + Sync {
+    /// Target name, as in the table line.
+    const NAME: &'static CStr;
+    /// Target version, reported by `dmsetup targets`.
+    const VERSION: [u32; 3];
+
+    /// The constructor. `args` are the table words after the target name.
+    fn new(ti: &mut Target<'_>, args: &[&CStr]) -> Result<KBox<Self>, CtrError>;
+    /// Maps one bio.
+    fn map(&self, ti: &Target<'_>, bio: &mut Bio<'_>) -> MapResult;
+    /// Sees one bio completing with `status` (0 is success).
+    fn end_io(&self, bio: &Bio<'_>, status: u8);
+    /// Writes a status line of the given kind.
+    fn status(&self, ti: &Target<'_>, kind: StatusKind, out: &mut OutBuf<'_>);
+    /// Handles a message. Returns `Ok(true)` when it wrote a reply into `out`.
+    fn message(&self, ti: &Target<'_>, args: &[&CStr], out: &mut OutBuf<'_>) -> Result<bool>;
+    /// Calls `f` for every lower device with the range of it the target uses.
+    fn iterate_devices(&self, ti: &Target<'_>, f: &mut DevCallout<'_>) -> i32;
+    /// Adjusts the stacked queue limits.
+    fn io_hints(&self, limits: &mut bindings::queue_limits);
+}
+
+/// A borrowed `struct dm_target`, valid for the duration of one DM callback.
+pub(crate) struct Target<'a> {
+    raw: *mut raw::dm_target,
+    _p: PhantomData<&'a mut raw::dm_target>,
+}
+
+impl<'a> Target<'a> {
+    /// # Safety
+    ///
+    /// `raw` must point to a live `dm_target` for `'a`, and DM must not change the
+    /// fields read here concurrently (true inside ctr/dtr/map/status/message).
+    unsafe fn from_raw(raw: *mut raw::dm_target) -> Self {
+        Self {
+            raw,
+            _p: PhantomData,
+        }
+    }
+
+    /// Target length, in sectors.
+    pub(crate) fn len(&self) -> u64 {
+        // SAFETY: `self.raw` is valid for `'a` (type invariant).
+        unsafe { (*self.raw).len }
+    }
+
+    /// Target start within the mapped device, in sectors.
+    pub(crate) fn begin(&self) -> u64 {
+        // SAFETY: `self.raw` is valid for `'a` (type invariant).
+        unsafe { (*self.raw).begin }
+    }
+
+    /// Asks DM to send this many empty flush bios, discard and write-zeroes bios to
+    /// `map` for each such request on the mapped device.
+    pub(crate) fn set_special_bios(&mut self, flush: u32, discard: u32, write_zeroes: u32) {
+        // SAFETY: `self.raw` is valid, and the constructor (the only holder of a
+        // `&mut Target`) may set these fields.
+        unsafe {
+            (*self.raw).num_flush_bios = flush;
+            (*self.raw).num_discard_bios = discard;
+            (*self.raw).num_write_zeroes_bios = write_zeroes;
+        }
+    }
+
+    /// Opens a lower device by path or `major:minor`, with the table's mode.
+    pub(crate) fn get_device(&mut self, path: &CStr) -> Result<DmDev> {
+        let mut dev: *mut raw::dm_dev = ptr::null_mut();
+        // SAFETY: `self.raw` is a live target being constructed; its table is valid.
+        let mode = unsafe { raw::dm_table_get_mode((*self.raw).table) };
+        // SAFETY: `path` is NUL-terminated, `dev` is a valid out pointer.
+        let ret = unsafe { raw::dm_get_device(self.raw, path.as_char_ptr(), mode, &mut dev) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(DmDev { ti: self.raw, dev })
+    }
+
+    /// An identity for the mapped device this target belongs to (stable across table
+    /// reloads of that device).
+    pub(crate) fn md_id(&self) -> usize {
+        // SAFETY: `self.raw` and its table are valid for `'a`.
+        unsafe { raw::dm_table_get_md((*self.raw).table) as usize }
+    }
+
+    /// Raises a DM event (`dmsetup wait` returns).
+    #[allow(dead_code)]
+    pub(crate) fn event(&self) {
+        // SAFETY: `self.raw` and its table are valid for `'a`.
+        unsafe { raw::dm_table_event((*self.raw).table) };
+    }
+}
+
+/// A lower device opened with `dm_get_device`, released on drop.
+///
+/// Invariant: `ti` is the target that opened `dev` and outlives this value (a `DmDev`
+/// lives in the target's context, which the destructor drops while `ti` is live).
+pub(crate) struct DmDev {
+    ti: *mut raw::dm_target,
+    dev: *mut raw::dm_dev,
+}
+
+// SAFETY: a `dm_dev` is reference counted by DM and may be used from any thread.
+unsafe impl Send for DmDev {}
+// SAFETY: only immutable fields are read through `&DmDev`.
+unsafe impl Sync for DmDev {}
+
+impl DmDev {
+    fn bdev(&self) -> *mut bindings::block_device {
+        // SAFETY: `self.dev` is valid while `self` exists (type invariant).
+        unsafe { (*self.dev).bdev }
+    }
+
+    /// The device number.
+    pub(crate) fn devt(&self) -> u32 {
+        // SAFETY: the block device stays open while `self` exists.
+        unsafe { (*self.bdev()).bd_dev }
+    }
+
+    /// Size in sectors.
+    pub(crate) fn sectors(&self) -> u64 {
+        // SAFETY: the block device stays open while `self` exists; a racy read of the
+        // size is what `bdev_nr_sectors()` does too.
+        unsafe { ptr::read_volatile(&(*self.bdev()).bd_nr_sectors) }
+    }
+
+    /// DM's name for the device, `major:minor`.
+    pub(crate) fn name(&self) -> &CStr {
+        // SAFETY: `name` is a NUL-terminated array that DM fills when opening the
+        // device and never changes afterwards.
+        unsafe { CStr::from_char_ptr((*self.dev).name.as_ptr()) }
+    }
+}
+
+impl Drop for DmDev {
+    fn drop(&mut self) {
+        // SAFETY: `ti` opened `dev` and is still live (type invariant).
+        unsafe { raw::dm_put_device(self.ti, self.dev) };
+    }
+}
+
+/// The operation of a bio.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Read,
+    Write,
+    Flush,
+    Discard,
+    WriteZeroes,
+    Other,
+}
+
+/// A bio handed to the target by DM.
+pub(crate) struct Bio<'a> {
+    raw: *mut bindings::bio,
+    _p: PhantomData<&'a mut bindings::bio>,
+}
+
+impl<'a> Bio<'a> {
+    /// # Safety
+    ///
+    /// `raw` must be a live bio owned by the caller for `'a`.
+    unsafe fn from_raw(raw: *mut bindings::bio) -> Self {
+        Self {
+            raw,
+            _p: PhantomData,
+        }
+    }
+
+    fn opf(&self) -> u32 {
+        // SAFETY: `self.raw` is live for `'a` (type invariant).
+        unsafe { (*self.raw).bi_opf }
+    }
+
+    pub(crate) fn op(&self) -> Op {
+        match self.opf() & ((1 << bindings::REQ_OP_BITS) - 1) {
+            bindings::req_op_REQ_OP_READ => Op::Read,
+            bindings::req_op_REQ_OP_WRITE => Op::Write,
+            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
+            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
+            _ => Op::Other,
+        }
+    }
+
+    /// `REQ_PREFLUSH`: flush the device cache before this bio.
+    pub(crate) fn is_preflush(&self) -> bool {
+        self.opf() & (1 << bindings::req_flag_bits___REQ_PREFLUSH) != 0
+    }
+
+    /// Start sector.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: `self.raw` is live (type invariant).
+        unsafe { (*self.raw).bi_iter.bi_sector }
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> u32 {
+        // SAFETY: `self.raw` is live (type invariant).
+        unsafe { (*self.raw).bi_iter.bi_size }
+    }
+
+    /// Sends the bio to `dev` at `sector`, as `bio_set_dev()` does.
+    pub(crate) fn remap(&mut self, dev: &DmDev, sector: u64) {
+        let bdev = dev.bdev();
+        // SAFETY: the caller owns the live bio (type invariant); `bdev` is open.
+        unsafe {
+            let b = &mut *self.raw;
+            b.bi_flags &= !(1u16 << bindings::BIO_REMAPPED);
+            if b.bi_bdev != bdev {
+                b.bi_flags &= !(1u16 << bindings::BIO_BPS_THROTTLED);
+            }
+            b.bi_bdev = bdev;
+            b.bi_iter.bi_sector = sector;
+        }
+    }
+}
+
+/// A reply buffer handed by DM to `status` and `message`. Output that does not fit
+/// is cut short, as DM's own `DMEMIT` does; the buffer always stays NUL-terminated.
+pub(crate) struct OutBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> OutBuf<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for writes of `maxlen` bytes for `'a`.
+    unsafe fn from_raw(ptr: *mut ffi::c_char, maxlen: u32) -> Option<Self> {
+        if ptr.is_null() || maxlen == 0 {
+            return None;
+        }
+        // SAFETY: guaranteed by the caller.
+        let buf = unsafe { core::slice::from_raw_parts_mut(ptr.cast::<u8>(), maxlen as usize) };
+        buf[0] = 0;
+        Some(Self { buf, len: 0 })
+    }
+}
+
+impl core::fmt::Write for OutBuf<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.buf.len().saturating_sub(self.len + 1);
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        self.buf[self.len] = 0;
+        if n < s.len() {
+            Err(core::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The callout DM passes to `iterate_devices`.
+pub(crate) struct DevCallout<'a> {
+    ti: *mut raw::dm_target,
+    f: raw::iterate_devices_callout_fn,
+    data: *mut ffi::c_void,
+    _p: PhantomData<&'a ()>,
+}
+
+impl DevCallout<'_> {
+    /// Reports that the target uses `len` sectors of `dev` from `start`.
+    pub(crate) fn call(&mut self, dev: &DmDev, start: u64, len: u64) -> i32 {
+        match self.f {
+            // SAFETY: DM gave us `f` and `data` for this very target and device set.
+            Some(f) => unsafe { f(self.ti, dev.dev, start, len, self.data) },
+            None => 0,
+        }
+    }
+}
+
+/// Borrows the argument words DM passes to `ctr` and `message`.
+///
+/// # Safety
+///
+/// `argv` must hold `argc` valid NUL-terminated strings that outlive the result.
+unsafe fn args_vec<'a>(argc: u32, argv: *mut *mut ffi::c_char) -> Result<KVec<&'a CStr>> {
+    let mut v = KVec::with_capacity(argc as usize, GFP_KERNEL)?;
+    for i in 0..argc as usize {
+        // SAFETY: `i < argc` and the strings are valid (caller's guarantee).
+        let s = unsafe { CStr::from_char_ptr(*argv.add(i)) };
+        v.push(s, GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// # Safety
+///
+/// `ti->private` must hold a `KBox<T>` made by `ctr::<T>`, not yet freed.
+unsafe fn context<'a, T: TargetOps>(ti: *mut raw::dm_target) -> &'a T {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*((*ti).private as *const T) }
+}
+
+/// DM's `ctr` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `ctr`.
+unsafe extern "C" fn ctr<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    argc: u32,
+    argv: *mut *mut ffi::c_char,
+) -> ffi::c_int {
+    // SAFETY: DM calls ctr with a live target and `argc` valid strings.
+    let args = match unsafe { args_vec(argc, argv) } {
+        Ok(a) => a,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: `ti` is live and being constructed.
+    let mut target = unsafe { Target::from_raw(ti) };
+    match T::new(&mut target, &args) {
+        Ok(ctx) => {
+            // SAFETY: `ti` is live; DM hands `private` back to every callback.
+            unsafe { (*ti).private = KBox::into_raw(ctx).cast() };
+            0
+        }
+        Err(e) => {
+            // SAFETY: `ti` is live; `reason` is static, so DM may print it at any time.
+            unsafe { (*ti).error = e.reason.as_char_ptr().cast_mut() };
+            e.err.to_errno()
+        }
+    }
+}
+
+/// DM's `dtr` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `dtr`.
+unsafe extern "C" fn dtr<T: TargetOps>(ti: *mut raw::dm_target) {
+    // SAFETY: a successful ctr stored a `KBox<T>` in `private`; dtr runs once.
+    drop(unsafe { KBox::from_raw((*ti).private.cast::<T>()) });
+}
+
+/// DM's `map` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `map`.
+unsafe extern "C" fn map<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    bio: *mut bindings::bio,
+) -> ffi::c_int {
+    // SAFETY: DM calls map on a constructed target with a bio it hands to us.
+    let (ctx, target, mut bio) =
+        unsafe { (context::<T>(ti), Target::from_raw(ti), Bio::from_raw(bio)) };
+    match ctx.map(&target, &mut bio) {
+        MapResult::Remapped => raw::DM_MAPIO_REMAPPED as ffi::c_int,
+    }
+}
+
+/// DM's `end_io` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `end_io`.
+unsafe extern "C" fn end_io<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    bio: *mut bindings::bio,
+    error: *mut bindings::blk_status_t,
+) -> ffi::c_int {
+    // SAFETY: DM calls end_io on a constructed target, with a live bio and status.
+    let (ctx, bio, status) = unsafe { (context::<T>(ti), Bio::from_raw(bio), *error) };
+    ctx.end_io(&bio, status);
+    raw::DM_ENDIO_DONE as ffi::c_int
+}
+
+/// DM's `status` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `status`.
+unsafe extern "C" fn status<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    kind: raw::status_type_t,
+    _flags: u32,
+    result: *mut ffi::c_char,
+    maxlen: u32,
+) {
+    let kind = match kind {
+        raw::status_type_t_STATUSTYPE_INFO => StatusKind::Info,
+        raw::status_type_t_STATUSTYPE_TABLE => StatusKind::Table,
+        _ => StatusKind::Ima,
+    };
+    // SAFETY: DM passes a constructed target and a buffer of `maxlen` bytes.
+    let (ctx, target, out) = unsafe {
+        (
+            context::<T>(ti),
+            Target::from_raw(ti),
+            OutBuf::from_raw(result, maxlen),
+        )
+    };
+    if let Some(mut out) = out {
+        ctx.status(&target, kind, &mut out);
+    }
+}
+
+/// DM's `message` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `message`.
+unsafe extern "C" fn message<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    argc: u32,
+    argv: *mut *mut ffi::c_char,
+    result: *mut ffi::c_char,
+    maxlen: u32,
+) -> ffi::c_int {
+    // SAFETY: DM passes `argc` valid strings for the duration of the call.
+    let args = match unsafe { args_vec(argc, argv) } {
+        Ok(a) => a,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: DM passes a constructed target and a buffer of `maxlen` bytes.
+    let (ctx, target, out) = unsafe {
+        (
+            context::<T>(ti),
+            Target::from_raw(ti),
+            OutBuf::from_raw(result, maxlen),
+        )
+    };
+    let Some(mut out) = out else {
+        return EINVAL.to_errno();
+    };
+    match ctx.message(&target, &args, &mut out) {
+        Ok(true) => 1,
+        Ok(false) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// DM's `iterate_devices` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `iterate_devices`.
+unsafe extern "C" fn iterate_devices<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    f: raw::iterate_devices_callout_fn,
+    data: *mut ffi::c_void,
+) -> ffi::c_int {
+    // SAFETY: DM calls this on a constructed target.
+    let (ctx, target) = unsafe { (context::<T>(ti), Target::from_raw(ti)) };
+    let mut callout = DevCallout {
+        ti,
+        f,
+        data,
+        _p: PhantomData,
+    };
+    ctx.iterate_devices(&target, &mut callout)
+}
+
+/// DM's `io_hints` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `io_hints`.
+unsafe extern "C" fn io_hints<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    limits: *mut bindings::queue_limits,
+) {
+    // SAFETY: DM calls this on a constructed target with limits it owns for the call.
+    let (ctx, limits) = unsafe { (context::<T>(ti), &mut *limits) };
+    ctx.io_hints(limits);
+}
+
+/// A registered target type; unregistered on drop.
+pub(crate) struct Registration {
+    tt: KBox<raw::target_type>,
+}
+
+// SAFETY: after registration DM owns the `target_type` list linkage; we only pass the
+// pointer back to `dm_unregister_target`, which may be done from any thread.
+unsafe impl Send for Registration {}
+// SAFETY: `&Registration` gives no access to the target type.
+unsafe impl Sync for Registration {}
+
+impl Registration {
+    pub(crate) fn new<T: TargetOps>(module: &'static ThisModule) -> Result<Self> {
+        let mut tt = KBox::new(raw::target_type::default(), GFP_KERNEL)?;
+        tt.name = T::NAME.as_char_ptr();
+        tt.module = module.as_ptr();
+        tt.version = T::VERSION;
+        tt.ctr = Some(ctr::<T>);
+        tt.dtr = Some(dtr::<T>);
+        tt.map = Some(map::<T>);
+        tt.end_io = Some(end_io::<T>);
+        tt.status = Some(status::<T>);
+        tt.message = Some(message::<T>);
+        tt.iterate_devices = Some(iterate_devices::<T>);
+        tt.io_hints = Some(io_hints::<T>);
+        // SAFETY: `tt` is fully initialised and lives until `drop` unregisters it.
+        let ret = unsafe { raw::dm_register_target(&mut *tt) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self { tt })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: `self.tt` was registered in `new`; DM holds a module reference for
+        // every live target, so none exists when the module is unloaded.
+        unsafe { raw::dm_unregister_target(&mut *self.tt) };
+    }
+}

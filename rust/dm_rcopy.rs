@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rcopy: remote copy for block devices, as the device-mapper target `rcopy`.
+//!
+//! See `Documentation/rcopy.rst` for the table line, status line and messages.
+
+use kernel::prelude::*;
+
+mod dm;
+#[allow(dead_code, unreachable_pub)]
+#[path = "core/mod.rs"]
+mod rcore;
+mod registry;
+mod target;
+
+module! {
+    type: RcopyModule,
+    name: "dm_rcopy",
+    authors: ["rcopy developers"],
+    description: "rcopy: remote copy device-mapper target",
+    license: "GPL",
+    alias: ["dm-rcopy"],
+}
+
+struct RcopyModule {
+    _target: dm::Registration,
+}
+
+impl kernel::Module for RcopyModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        registry::init();
+        let reg = dm::Registration::new::<target::Rcopy>(module)?;
+        pr_info!("rcopy {} loaded\n", target::VERSION_STR);
+        Ok(Self { _target: reg })
+    }
+}

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `rcopy` target: table parsing, I/O mapping, status and messages.
+//!
+//! In simplex (no peer configured) every bio is remapped to the data device at the
+//! same offset; flushes, FUA, discards and write-zeroes pass through unchanged.
+
+use crate::dm::{
+    Bio, CtrError, DevCallout, DmDev, MapResult, Op, OutBuf, StatusKind, Target, TargetOps,
+};
+use crate::rcore::{geometry, status, table};
+use crate::registry;
+use core::fmt::Write;
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
+
+/// The module's version, as `version` reports it.
+pub(crate) const VERSION_STR: &str = "0.1.0";
+/// Replication wire protocol version.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// On-disk metadata format version.
+pub(crate) const METADATA_VERSION: u32 = 1;
+
+/// Bio counters shown in the status line.
+struct Counters {
+    reads: Atomic<u64>,
+    writes: Atomic<u64>,
+    flushes: Atomic<u64>,
+    discards: Atomic<u64>,
+    write_zeroes: Atomic<u64>,
+    io_errors: Atomic<u64>,
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            reads: Atomic::new(0),
+            writes: Atomic::new(0),
+            flushes: Atomic::new(0),
+            discards: Atomic::new(0),
+            write_zeroes: Atomic::new(0),
+            io_errors: Atomic::new(0),
+        }
+    }
+
+    fn all(&self) -> [&Atomic<u64>; 6] {
+        [
+            &self.reads,
+            &self.writes,
+            &self.flushes,
+            &self.discards,
+            &self.write_zeroes,
+            &self.io_errors,
+        ]
+    }
+}
+
+/// Devices claimed in the registry; released on drop.
+struct Claim([u32; 2]);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        registry::release(&self.0);
+    }
+}
+
+/// One rcopy target.
+pub(crate) struct Rcopy {
+    data: DmDev,
+    meta: DmDev,
+    track_size: u32,
+    counters: Counters,
+    _claim: Claim,
+}
+
+fn inval(e: table::TableError) -> CtrError {
+    CtrError::inval(e.reason())
+}
+
+impl Rcopy {
+    fn write_info(&self, ti: &Target<'_>, out: &mut OutBuf<'_>) -> core::fmt::Result {
+        let c = &self.counters;
+        let st = status::Status {
+            track_size: self.track_size.into(),
+            size: ti.len() << crate::dm::SECTOR_SHIFT,
+            reads: c.reads.load(Relaxed),
+            writes: c.writes.load(Relaxed),
+            flushes: c.flushes.load(Relaxed),
+            discards: c.discards.load(Relaxed),
+            write_zeroes: c.write_zeroes.load(Relaxed),
+            io_errors: c.io_errors.load(Relaxed),
+            ..Default::default()
+        };
+        st.write(out)
+    }
+
+    fn write_table(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {
+        let data = self.data.name().to_str().unwrap_or("?");
+        let meta = self.meta.name().to_str().unwrap_or("?");
+        table::format_table(out, data, meta, self.track_size)
+    }
+
+    fn write_ima(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {
+        let data = self.data.name().to_str().unwrap_or("?");
+        let meta = self.meta.name().to_str().unwrap_or("?");
+        write!(
+            out,
+            "target_name=rcopy,target_version={VERSION_STR},data={data},meta={meta},track_size={};",
+            self.track_size
+        )
+    }
+}
+
+impl TargetOps for Rcopy {
+    const NAME: &'static CStr = c"rcopy";
+    const VERSION: [u32; 3] = [0, 1, 0];
+
+    fn new(ti: &mut Target<'_>, args: &[&CStr]) -> Result<KBox<Self>, CtrError> {
+        let mut words = KVec::with_capacity(args.len(), GFP_KERNEL).map_err(|_| CtrError {
+            err: ENOMEM,
+            reason: c"Cannot allocate memory",
+        })?;
+        for a in args {
+            words.push(a.to_bytes(), GFP_KERNEL).map_err(|_| CtrError {
+                err: ENOMEM,
+                reason: c"Cannot allocate memory",
+            })?;
+        }
+        let parsed = table::parse(&words).map_err(inval)?;
+        // `parse` accepted at least two words, so both device words exist.
+        let (Some(data_path), Some(meta_path)) = (args.first(), args.get(1)) else {
+            return Err(inval(table::TableError::ArgCount));
+        };
+        let data = ti.get_device(data_path).map_err(|err| CtrError {
+            err,
+            reason: table::TableError::DataLookup.reason(),
+        })?;
+        let meta = ti.get_device(meta_path).map_err(|err| CtrError {
+            err,
+            reason: table::TableError::MetaLookup.reason(),
+        })?;
+        if data.devt() == meta.devt() {
+            return Err(inval(table::TableError::SameDevice));
+        }
+        if ti.len() > data.sectors() {
+            return Err(inval(table::TableError::LengthExceedsData));
+        }
+        let need =
+            geometry::meta_bytes_needed(ti.len() << crate::dm::SECTOR_SHIFT, parsed.track_size);
+        if meta.sectors() << crate::dm::SECTOR_SHIFT < need {
+            return Err(inval(table::TableError::MetaTooSmall));
+        }
+        let devs = [data.devt(), meta.devt()];
+        registry::claim(&devs, ti.md_id()).map_err(|e| match e {
+            registry::ClaimError::InUse => CtrError {
+                err: EBUSY,
+                reason: table::TableError::DeviceInUse.reason(),
+            },
+            registry::ClaimError::NoMem => CtrError {
+                err: ENOMEM,
+                reason: c"Cannot allocate memory",
+            },
+        })?;
+        let claim = Claim(devs);
+        ti.set_special_bios(1, 1, 1);
+        KBox::new(
+            Self {
+                data,
+                meta,
+                track_size: parsed.track_size,
+                counters: Counters::new(),
+                _claim: claim,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|_| CtrError {
+            err: ENOMEM,
+            reason: c"Cannot allocate memory",
+        })
+    }
+
+    fn map(&self, ti: &Target<'_>, bio: &mut Bio<'_>) -> MapResult {
+        let c = &self.counters;
+        if bio.is_preflush() {
+            c.flushes.add(1, Relaxed);
+        }
+        let size = bio.size();
+        match bio.op() {
+            Op::Read => c.reads.add(1, Relaxed),
+            Op::Write if size > 0 => c.writes.add(1, Relaxed),
+            Op::Flush => c.flushes.add(1, Relaxed),
+            Op::Discard => c.discards.add(1, Relaxed),
+            Op::WriteZeroes => c.write_zeroes.add(1, Relaxed),
+            _ => {}
+        }
+        // An empty flush carries no sector; everything else moves by the target's
+        // offset in the mapped device, as dm-linear does.
+        let sector = if size > 0 {
+            bio.sector().saturating_sub(ti.begin())
+        } else {
+            bio.sector()
+        };
+        bio.remap(&self.data, sector);
+        MapResult::Remapped
+    }
+
+    fn end_io(&self, _bio: &Bio<'_>, status: u8) {
+        if status != 0 {
+            self.counters.io_errors.add(1, Relaxed);
+        }
+    }
+
+    fn status(&self, ti: &Target<'_>, kind: StatusKind, out: &mut OutBuf<'_>) {
+        // A buffer too small for the line gets it cut short, as DM's DMEMIT does.
+        let _ = match kind {
+            StatusKind::Info => self.write_info(ti, out),
+            StatusKind::Table => self.write_table(out),
+            StatusKind::Ima => self.write_ima(out),
+        };
+    }
+
+    fn message(&self, _ti: &Target<'_>, args: &[&CStr], out: &mut OutBuf<'_>) -> Result<bool> {
+        let Some(cmd) = args.first() else {
+            return Err(EINVAL);
+        };
+        let name = cmd.to_str().unwrap_or("?");
+        let nargs = args.len() - 1;
+        match (name, nargs) {
+            ("stats_reset", 0) => {
+                for c in self.counters.all() {
+                    c.store(0, Relaxed);
+                }
+                Ok(false)
+            }
+            ("version", 0) => {
+                let _ = write!(
+                    out,
+                    "rcopy {VERSION_STR} protocol {PROTOCOL_VERSION} metadata {METADATA_VERSION}"
+                );
+                Ok(true)
+            }
+            ("stats_reset" | "version", _) => {
+                pr_warn!("{name}: wrong number of arguments\n");
+                Err(EINVAL)
+            }
+            _ => {
+                pr_warn!("unknown message: {name}\n");
+                Err(EINVAL)
+            }
+        }
+    }
+
+    fn iterate_devices(&self, ti: &Target<'_>, f: &mut DevCallout<'_>) -> i32 {
+        f.call(&self.data, 0, ti.len())
+    }
+
+    fn io_hints(&self, _limits: &mut bindings::queue_limits) {
+        // The limits DM stacked from the data device (via `iterate_devices`) are
+        // already right for a pass-through mapping.
+    }
+}

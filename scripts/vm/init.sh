@@ -1,0 +1,140 @@
+#!/bin/bash
+# PID 1 of an rcopy test VM (booted by scripts/vm/lib.sh). The root filesystem is the
+# host's, shared read-only over 9p: mount the usual pseudo filesystems and tmpfs where
+# tools write, configure the network from the kernel command line (rcvm.*), mount the
+# VM's control share (9p tag "ctl") on /run/vm and run the command agent.
+#
+# Agent protocol (host side: lib.sh). In /run/vm (the host's <vmdir>/ctl):
+#   q/cmd.ID      bash script; first line "#timeout=S". Written by the host with rename.
+#   q/kill.ID     request: SIGTERM the job (timeout(1) kills its process group).
+#   jobs/out.ID   stdout+stderr of the job, jobs/pid.ID the timeout(1) PID,
+#   jobs/timedout.ID  present if the job ran into its timeout,
+#   jobs/rc.ID    exit code, written last.
+#   ready         written when the agent starts polling.
+# Every job runs in the background, so several may run at once.
+
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp LANG=C LC_ALL=C TERM=dumb SHELL=/bin/bash
+export DM_DISABLE_UDEV=1 # no udev: dmsetup creates /dev/mapper nodes itself
+RCOPY_ROOT=${BASH_SOURCE[0]%/scripts/vm/init.sh}
+export RCOPY_ROOT
+export VM_SHARE=/run/vm/share
+umask 022
+cd /
+
+say() { echo "rcvm-init: $*" >/dev/console; }
+
+if [[ -x /bin/busybox ]]; then
+	BB=/bin/busybox
+else
+	BB=
+fi
+m() { $BB mount "$@" || say "mount $* failed"; }
+
+m -t proc proc /proc
+m -t sysfs sysfs /sys
+[[ -c /dev/null ]] || m -t devtmpfs devtmpfs /dev
+$BB mkdir -p /dev/pts /dev/shm
+m -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+m -t tmpfs -o mode=1777 tmpfs /dev/shm
+for d in /tmp /var/tmp; do m -t tmpfs -o mode=1777 tmpfs "$d"; done
+for d in /run /var/log /var/lib /var/cache /mnt; do
+	[[ -d $d ]] && m -t tmpfs -o mode=755 tmpfs "$d"
+done
+$BB mkdir -p /run/lock /run/vm /var/lib/drbd /tmp/.rcvm
+[[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
+
+# rcvm.name=NAME rcvm.ip=ethN,ADDR/PREFIX (repeatable) rcvm.ktree=DIR rcvm.poll=SECONDS
+VM_NAME=vm POLL=0.05
+ips=()
+read -r -a words </proc/cmdline
+for w in "${words[@]}"; do
+	case $w in
+	rcvm.name=*) VM_NAME=${w#*=} ;;
+	rcvm.ip=*) ips+=("${w#*=}") ;;
+	rcvm.ktree=*) export RCOPY_KTREE=${w#*=} ;;
+	rcvm.poll=*) POLL=${w#*=} ;;
+	esac
+done
+export VM_NAME
+echo "$VM_NAME" >/proc/sys/kernel/hostname
+echo 1 >/proc/sys/kernel/sysrq
+
+# Network: only the addresses the host asked for; no IPv6 (no stray RS/DAD traffic).
+for f in /proc/sys/net/ipv6/conf/{all,default}/disable_ipv6; do
+	[[ -w $f ]] && echo 1 >"$f"
+done
+{
+	echo "link set lo up"
+	for spec in "${ips[@]}"; do
+		dev=${spec%%,*} addr=${spec#*,}
+		echo "addr add $addr dev $dev"
+		echo "link set $dev up"
+	done
+} | ip -batch - || say "network setup failed"
+
+m -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none ctl /run/vm
+$BB mkdir -p /run/vm/q /run/vm/jobs /run/vm/share
+
+Q=/run/vm/q
+J=/run/vm/jobs
+
+runjob() {
+	local id=$1 t=3600 hdr="" start rc
+	exec 9>&-
+	IFS= read -r hdr <"$Q/cmd.$id"
+	[[ $hdr =~ ^#timeout=([0-9]+)$ ]] && t=${BASH_REMATCH[1]}
+	start=${EPOCHREALTIME/./}
+	cd /tmp || true
+	timeout -k 10 "$t" bash "$Q/cmd.$id" </dev/null >"$J/out.$id" 2>&1 &
+	echo $! >"$J/pid.$id"
+	wait $!
+	rc=$?
+	if ((rc == 124 || rc == 137)) && ((${EPOCHREALTIME/./} - start >= t * 1000000 - 200000)); then
+		: >"$J/timedout.$id"
+	fi
+	echo "$rc" >"$J/rc.$id"
+}
+
+agent() {
+	local f id pid
+	local -A seen=() killed=()
+	shopt -s nullglob
+	# `read -t` on a FIFO nobody writes is a sleep without fork+exec
+	$BB mkfifo /tmp/.rcvm/tick 2>/dev/null
+	exec 9<>/tmp/.rcvm/tick
+	read -r up _ </proc/uptime
+	echo "$up" >/run/vm/ready
+	say "agent ready after ${up}s"
+	while :; do
+		# one directory read per round
+		for f in "$Q"/*; do
+			case ${f##*/} in
+			cmd.*)
+				id=${f##*/cmd.}
+				[[ -n ${seen[$id]:-} ]] && continue
+				seen[$id]=1
+				runjob "$id" &
+				;;
+			kill.*)
+				id=${f##*/kill.}
+				[[ -n ${killed[$id]:-} ]] && continue
+				pid=""
+				read -r pid 2>/dev/null <"$J/pid.$id" || continue
+				killed[$id]=1
+				kill -TERM "$pid" 2>/dev/null
+				;;
+			esac
+		done
+		read -r -t "$POLL" -u 9 _
+	done
+}
+
+# PID 1 must never exit (that panics the kernel): rerun the agent if it dies; the
+# waiting bash also reaps orphaned processes.
+while :; do
+	(agent)
+	say "agent died (rc=$?), restarting"
+	read -r -t 1 _ </dev/null 2>/dev/null || true
+	$BB sleep 1
+done

@@ -1,0 +1,135 @@
+//! Status line: examples and properties.
+
+use proptest::prelude::*;
+use rcopy_core::status::{parse_kv, Conn, Mode, Peer, Role, State, Status, StatusError, KEYS};
+
+fn status() -> impl Strategy<Value = Status> {
+    let enums = (
+        prop::sample::select(State::ALL.to_vec()),
+        prop::sample::select(Role::ALL.to_vec()),
+        prop::sample::select(Mode::ALL.to_vec()),
+        prop::sample::select(Conn::ALL.to_vec()),
+        prop_oneof![Just("-".to_string()), "[!-<>-~]{1,64}"],
+    );
+    (enums, prop::array::uniform17(any::<u64>())).prop_map(
+        |((state, role, mode, conn, peer), n)| Status {
+            state,
+            role,
+            mode,
+            conn,
+            peer: Peer::new(&peer).unwrap(),
+            track_size: n[0],
+            size: n[1],
+            dirty_bytes: n[2],
+            cache_used: n[3],
+            cache_max: n[4],
+            sync_done: n[5],
+            sync_total: n[6],
+            sent_bytes: n[7],
+            acked_bytes: n[8],
+            lag_ms: n[9],
+            lag_bytes: n[10],
+            reads: n[11],
+            writes: n[12],
+            flushes: n[13],
+            discards: n[14],
+            write_zeroes: n[15],
+            io_errors: n[16],
+        },
+    )
+}
+
+fn line(s: &Status) -> String {
+    let mut out = String::new();
+    s.write(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn documented_order() {
+    let l = line(&Status::default());
+    let keys: Vec<&str> = parse_kv(&l).map(|(k, _)| k).collect();
+    assert_eq!(keys, KEYS);
+    assert_eq!(
+        l,
+        "state=simplex role=primary mode=sync conn=standalone peer=- track_size=0 size=0 \
+         dirty_bytes=0 cache_fill=0/0 sync_done=0 sync_total=0 sent_bytes=0 acked_bytes=0 \
+         lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0"
+    );
+}
+
+#[test]
+fn enum_words() {
+    for s in State::ALL {
+        assert_eq!(State::parse(s.as_str()), Some(*s));
+    }
+    assert_eq!(State::ALL.len(), 6);
+    assert_eq!(Conn::parse("connected"), Some(Conn::Connected));
+    assert_eq!(Mode::parse("SYNC"), None);
+}
+
+#[test]
+fn errors() {
+    let l = line(&Status::default());
+    assert_eq!(
+        Status::parse(&l.replace("lag_ms=0 ", "")),
+        Err(StatusError::Missing("lag_ms"))
+    );
+    assert_eq!(
+        Status::parse(&l.replace("cache_fill=0/0", "cache_fill=0")),
+        Err(StatusError::BadValue("cache_fill"))
+    );
+    assert_eq!(
+        Status::parse(&l.replace("reads=0", "reads=-1")),
+        Err(StatusError::BadValue("reads"))
+    );
+    assert_eq!(Status::parse(""), Err(StatusError::Missing("state")));
+}
+
+proptest! {
+    #[test]
+    fn write_parse_round_trip(s in status()) {
+        let l = line(&s);
+        prop_assert!(!l.contains("  ") && !l.ends_with(' ') && !l.contains('\n'));
+        prop_assert_eq!(Status::parse(&l), Ok(s));
+    }
+
+    #[test]
+    fn unknown_keys_and_order_are_ignored(
+        s in status(),
+        extra in prop::collection::vec(("[a-z_]{1,12}", "[!-~]{0,12}"), 0..6),
+        seed in any::<u64>(),
+    ) {
+        let l = line(&s);
+        let mut words: Vec<String> = l.split(' ').map(str::to_string).collect();
+        for (k, v) in extra {
+            if KEYS.contains(&k.as_str()) || k == "cache_fill" {
+                continue;
+            }
+            words.push(format!("{k}={v}"));
+        }
+        // Deterministic shuffle from the seed.
+        let mut x = seed | 1;
+        for i in (1..words.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            words.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(Status::parse(&words.join(" ")), Ok(s));
+    }
+
+    #[test]
+    fn parse_never_panics(line in "\\PC{0,300}") {
+        let _ = Status::parse(&line);
+        let _ = parse_kv(&line).count();
+    }
+
+    #[test]
+    fn peer_round_trip(p in "[!-<>-~]{1,64}") {
+        let peer = Peer::new(&p).unwrap();
+        if p == "-" {
+            prop_assert!(peer.is_none());
+        } else {
+            prop_assert_eq!(peer.as_str(), p.as_str());
+        }
+    }
+}

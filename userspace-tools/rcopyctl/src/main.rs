@@ -1,0 +1,65 @@
+//! `rcopyctl`: set up and inspect rcopy device-mapper devices.
+
+mod blockdev;
+mod cli;
+mod commands;
+mod create;
+mod devnode;
+mod dm_ioctl;
+mod error;
+mod json;
+mod kmsg;
+mod size;
+mod status_view;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use dm_ioctl::{Control, CONTROL_PATH};
+use error::{os_msg, Error};
+
+/// Opens the device-mapper control node, with a hint when that fails.
+pub fn open_control() -> Result<Control, Error> {
+    Control::open().map_err(|e| {
+        Error::new(format!(
+            "cannot open {CONTROL_PATH}: {} (is device-mapper loaded? are you root?)",
+            os_msg(&e)
+        ))
+    })
+}
+
+/// Prints a line to stdout; a closed pipe is not an error worth a panic.
+pub fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{s}");
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Create {
+            name,
+            data,
+            meta,
+            track_size,
+            dry_run,
+        } => create::run(&name, &data, &meta, track_size, dry_run),
+        Command::Remove { name } => commands::remove(&name),
+        Command::Status { name, json } => commands::status(name.as_deref(), json),
+        Command::Version => commands::version(),
+        Command::Message { name, words } => commands::message(&name, &words),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "rcopyctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
