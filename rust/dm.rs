@@ -69,6 +69,16 @@ pub(crate) enum StatusKind {
 pub(crate) enum MapResult {
     /// Remapped to a lower device: DM submits it.
     Remapped,
+    /// Failed with an I/O error.
+    Kill,
+}
+
+/// What `end_io` tells DM.
+pub(crate) enum EndIo {
+    /// Complete the bio now.
+    Done,
+    /// The target completes it later, with [`Bio::endio`].
+    Incomplete,
 }
 
 /// The operations a device-mapper target provides. `Self` is the per-target context
@@ -84,7 +94,7 @@ pub(crate) trait TargetOps: Sized + Send + Sync {
     /// Maps one bio.
     fn map(&self, ti: &Target<'_>, bio: &mut Bio<'_>) -> MapResult;
     /// Sees one bio completing with `status` (0 is success).
-    fn end_io(&self, bio: &Bio<'_>, status: u8);
+    fn end_io(&self, bio: &Bio<'_>, status: u8) -> EndIo;
     /// Writes a status line of the given kind.
     fn status(&self, ti: &Target<'_>, kind: StatusKind, out: &mut OutBuf<'_>);
     /// Handles a message. Returns `Ok(true)` when it wrote a reply into `out`.
@@ -157,12 +167,68 @@ impl<'a> Target<'a> {
         unsafe { raw::dm_table_get_md((*self.raw).table) as usize }
     }
 
-    /// Raises a DM event (`dmsetup wait` returns).
-    #[allow(dead_code)]
-    pub(crate) fn event(&self) {
-        // SAFETY: `self.raw` and its table are valid for `'a`.
-        unsafe { raw::dm_table_event((*self.raw).table) };
+    /// The table this target belongs to, for raising events later.
+    pub(crate) fn table(&self) -> TableRef {
+        // SAFETY: `self.raw` is valid for `'a`.
+        TableRef(unsafe { (*self.raw).table })
     }
+
+    /// Sets the size of the per-bio data `map` and `end_io` get (see [`per_bio`]).
+    pub(crate) fn set_per_bio_data<T>(&mut self) {
+        // SAFETY: the constructor may set this field.
+        unsafe { (*self.raw).per_io_data_size = core::mem::size_of::<T>() as u32 };
+    }
+
+    /// Splits bios so that none is longer than `sectors`.
+    pub(crate) fn set_max_io_len(&mut self, sectors: u64) -> Result {
+        // SAFETY: `self.raw` is a target being constructed.
+        let r = unsafe { raw::dm_set_target_max_io_len(self.raw, sectors) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(())
+    }
+
+    /// The mapped device's name (`dmsetup` name).
+    pub(crate) fn device_name(&self) -> &CStr {
+        // SAFETY: the table and its mapped device are valid for `'a`; the name is a
+        // NUL-terminated string owned by the mapped device.
+        unsafe { CStr::from_char_ptr(raw::dm_device_name(raw::dm_table_get_md((*self.raw).table))) }
+    }
+}
+
+/// A target's table, used to raise DM events (`dmsetup wait`) from engine threads.
+///
+/// Invariant: the table outlives the target's engine threads (they are stopped by the
+/// destructor, before DM frees the table).
+pub(crate) struct TableRef(*mut raw::dm_table);
+
+// SAFETY: `dm_table_event` may be called from any thread in process context.
+unsafe impl Send for TableRef {}
+// SAFETY: as above.
+unsafe impl Sync for TableRef {}
+
+impl TableRef {
+    /// Raises a DM event. Process context only.
+    pub(crate) fn event(&self) {
+        // SAFETY: the table is valid (type invariant).
+        unsafe { raw::dm_table_event(self.0) };
+    }
+}
+
+/// This bio's per-bio data, sized by [`Target::set_per_bio_data`]. It is
+/// uninitialised until the target writes it in `map`.
+pub(crate) fn per_bio_ptr<T>(bio: &Bio<'_>) -> *mut T {
+    // SAFETY: DM allocated `size_of::<T>()` bytes of per-bio data for every bio it
+    // passes to this target.
+    unsafe { raw::dm_per_bio_data(bio.raw, core::mem::size_of::<T>()).cast() }
+}
+
+/// This bio's per-bio data, initialised by `map`.
+pub(crate) fn per_bio<'b, T>(bio: &'b Bio<'_>) -> &'b T {
+    // SAFETY: `map` initialised the data before the bio could reach `end_io` or any
+    // other user, and it lives as long as the bio.
+    unsafe { &*per_bio_ptr::<T>(bio) }
 }
 
 /// A lower device opened with `dm_get_device`, released on drop.
@@ -180,7 +246,7 @@ unsafe impl Send for DmDev {}
 unsafe impl Sync for DmDev {}
 
 impl DmDev {
-    fn bdev(&self) -> *mut bindings::block_device {
+    pub(crate) fn bdev(&self) -> *mut bindings::block_device {
         // SAFETY: `self.dev` is valid while `self` exists (type invariant).
         unsafe { (*self.dev).bdev }
     }
@@ -255,6 +321,70 @@ impl<'a> Bio<'a> {
             bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
             _ => Op::Other,
         }
+    }
+
+    /// `REQ_FUA`: the write must be on stable storage when it completes.
+    pub(crate) fn is_fua(&self) -> bool {
+        self.opf() & (1 << bindings::req_flag_bits___REQ_FUA) != 0
+    }
+
+    /// The raw bio, to complete it later (see [`Bio::from_raw_waiting`]).
+    pub(crate) fn as_raw(&self) -> *mut bindings::bio {
+        self.raw
+    }
+
+    /// A bio this target kept by returning [`EndIo::Incomplete`] (or that is still in
+    /// flight and will reach `end_io`).
+    ///
+    /// # Safety
+    ///
+    /// `raw` must be such a bio, still owned by this target.
+    pub(crate) unsafe fn from_raw_waiting(raw: *mut bindings::bio) -> Bio<'static> {
+        Bio {
+            raw,
+            _p: PhantomData,
+        }
+    }
+
+    /// Completes the bio again after `end_io` returned [`EndIo::Incomplete`]; DM calls
+    /// `end_io` once more.
+    pub(crate) fn endio(self) {
+        // SAFETY: the bio is live and ours (see `from_raw_waiting`).
+        unsafe { bindings::bio_endio(self.raw) };
+    }
+
+    /// Calls `f(page, offset_in_page, len)` for every single-page piece of the data the
+    /// bio still carries (from its current iterator position).
+    pub(crate) fn for_each_segment(
+        &self,
+        mut f: impl FnMut(*mut bindings::page, u32, u32) -> Result,
+    ) -> Result {
+        const PAGE: u32 = kernel::page::PAGE_SIZE as u32;
+        // SAFETY: `self.raw` is live; its bvec array holds the segments its iterator
+        // walks, as `bio_for_each_segment` assumes.
+        unsafe {
+            let b = &*self.raw;
+            let mut idx = b.bi_iter.bi_idx as usize;
+            let mut done = b.bi_iter.bi_offset;
+            let mut left = b.bi_iter.bi_size;
+            while left > 0 {
+                let bv = &*b.bi_io_vec.add(idx);
+                let mut n = (bv.bv_len - done).min(left);
+                let mut pos = bv.bv_offset + done;
+                while n > 0 {
+                    let page = bv.bv_page.add((pos / PAGE) as usize);
+                    let off = pos % PAGE;
+                    let len = n.min(PAGE - off);
+                    f(page, off, len)?;
+                    pos += len;
+                    n -= len;
+                    left -= len;
+                }
+                idx += 1;
+                done = 0;
+            }
+        }
+        Ok(())
     }
 
     /// `REQ_PREFLUSH`: flush the device cache before this bio.
@@ -424,6 +554,7 @@ unsafe extern "C" fn map<T: TargetOps>(
         unsafe { (context::<T>(ti), Target::from_raw(ti), Bio::from_raw(bio)) };
     match ctx.map(&target, &mut bio) {
         MapResult::Remapped => raw::DM_MAPIO_REMAPPED as ffi::c_int,
+        MapResult::Kill => raw::DM_MAPIO_KILL as ffi::c_int,
     }
 }
 
@@ -439,8 +570,10 @@ unsafe extern "C" fn end_io<T: TargetOps>(
 ) -> ffi::c_int {
     // SAFETY: DM calls end_io on a constructed target, with a live bio and status.
     let (ctx, bio, status) = unsafe { (context::<T>(ti), Bio::from_raw(bio), *error) };
-    ctx.end_io(&bio, status);
-    raw::DM_ENDIO_DONE as ffi::c_int
+    match ctx.end_io(&bio, status) {
+        EndIo::Done => raw::DM_ENDIO_DONE as ffi::c_int,
+        EndIo::Incomplete => raw::DM_ENDIO_INCOMPLETE as ffi::c_int,
+    }
 }
 
 /// DM's `status` callback for targets of type `T`.

@@ -3,3 +3,6 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/dm-kcopyd.h>
+/* Socket option setters the kernel crate's bindings do not include. */
+#include <net/sock.h>
+#include <linux/tcp.h>

@@ -6,7 +6,12 @@
 
 use kernel::prelude::*;
 
+mod blk;
 mod dm;
+mod engine;
+mod kthread;
+mod link;
+mod net;
 #[allow(dead_code, unreachable_pub)]
 #[path = "core/mod.rs"]
 mod rcore;

@@ -5,15 +5,18 @@
 //! In simplex (no peer configured) every bio is remapped to the data device at the
 //! same offset; flushes, FUA, discards and write-zeroes pass through unchanged.
 
+use crate::blk::Bdev;
 use crate::dm::{
-    Bio, CtrError, DevCallout, DmDev, MapResult, Op, OutBuf, StatusKind, Target, TargetOps,
+    Bio, CtrError, DevCallout, DmDev, EndIo, MapResult, Op, OutBuf, StatusKind, Target, TargetOps,
 };
+use crate::engine::{Completion, Config, Pair, PerBio};
 use crate::rcore::{geometry, status, table};
 use crate::registry;
 use core::fmt::Write;
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::Arc;
 
 /// The module's version, as `version` reports it.
 pub(crate) const VERSION_STR: &str = "0.1.0";
@@ -67,11 +70,22 @@ impl Drop for Claim {
 
 /// One rcopy target.
 pub(crate) struct Rcopy {
+    /// The replication engine; `None` in simplex. Declared first: it is stopped (in
+    /// `Drop`) before the devices it uses are released.
+    pair: Option<Arc<Pair>>,
     data: DmDev,
     meta: DmDev,
     track_size: u32,
     counters: Counters,
     _claim: Claim,
+}
+
+impl Drop for Rcopy {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pair {
+            p.stop();
+        }
+    }
 }
 
 fn inval(e: table::TableError) -> CtrError {
@@ -81,7 +95,7 @@ fn inval(e: table::TableError) -> CtrError {
 impl Rcopy {
     fn write_info(&self, ti: &Target<'_>, out: &mut OutBuf<'_>) -> core::fmt::Result {
         let c = &self.counters;
-        let st = status::Status {
+        let mut st = status::Status {
             track_size: self.track_size.into(),
             size: ti.len() << crate::dm::SECTOR_SHIFT,
             reads: c.reads.load(Relaxed),
@@ -92,13 +106,44 @@ impl Rcopy {
             io_errors: c.io_errors.load(Relaxed),
             ..Default::default()
         };
+        if let Some(p) = &self.pair {
+            let (state, conn) = p.state();
+            let l = p.stats();
+            st.state = state;
+            st.conn = conn;
+            st.role = p.cfg.role;
+            st.mode = p.cfg.mode;
+            if let Some(a) = p.peer() {
+                let mut b = [0u8; 32];
+                let mut w = crate::rcore::fmtbuf::BufWriter::new(&mut b);
+                if write!(w, "{a}").is_ok() {
+                    st.peer = status::Peer::new(w.as_str()).unwrap_or_default();
+                }
+            }
+            st.dirty_bytes = l.dirty_bytes;
+            st.cache_used = l.cache_used;
+            st.cache_max = p.cfg.cache_size;
+            st.sync_done = l.sync_done;
+            st.sync_total = l.sync_total;
+            st.sent_bytes = l.sent_bytes;
+            st.acked_bytes = l.acked_bytes;
+            st.lag_ms = l.lag_ms;
+            st.lag_bytes = l.cache_used;
+        }
         st.write(out)
     }
 
     fn write_table(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {
         let data = self.data.name().to_str().unwrap_or("?");
         let meta = self.meta.name().to_str().unwrap_or("?");
-        table::format_table(out, data, meta, self.track_size)
+        match &self.pair {
+            Some(p) => table::format_table(out, data, meta, &p.cfg.args()),
+            None => {
+                let mut a = table::TableArgs::new(&[], &[]);
+                a.track_size = self.track_size;
+                table::format_table(out, data, meta, &a)
+            }
+        }
     }
 
     fn write_ima(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {
@@ -164,8 +209,33 @@ impl TargetOps for Rcopy {
         })?;
         let claim = Claim(devs);
         ti.set_special_bios(1, 1, 1);
+        ti.set_per_bio_data::<PerBio>();
+        let nomem = |_| CtrError {
+            err: ENOMEM,
+            reason: c"Cannot allocate memory",
+        };
+        let pair = match parsed.role {
+            None => None,
+            Some(role) => {
+                // Frames carry at most 1 MiB: split larger bios.
+                ti.set_max_io_len(2048).map_err(nomem)?;
+                let cfg = Config::new(&parsed, role, ti.len() << crate::dm::SECTOR_SHIFT)
+                    .map_err(nomem)?;
+                let name = ti.device_name().to_str().unwrap_or("rcopy");
+                // SAFETY: `data` is moved into the target below, whose `Drop` stops
+                // the pair before `data` is released; the table outlives the target.
+                let p = unsafe { Pair::start(cfg, Bdev::new(&data), ti.table(), name) }.map_err(
+                    |err| CtrError {
+                        err,
+                        reason: c"Cannot start the replication threads",
+                    },
+                )?;
+                Some(p)
+            }
+        };
         KBox::new(
             Self {
+                pair,
                 data,
                 meta,
                 track_size: parsed.track_size,
@@ -201,13 +271,29 @@ impl TargetOps for Rcopy {
         } else {
             bio.sector()
         };
+        if let Some(p) = &self.pair {
+            if bio.op() != Op::Read
+                && !p.map_write(bio, sector, crate::dm::per_bio_ptr::<PerBio>(bio))
+            {
+                return MapResult::Kill;
+            }
+        }
         bio.remap(&self.data, sector);
         MapResult::Remapped
     }
 
-    fn end_io(&self, _bio: &Bio<'_>, status: u8) {
+    fn end_io(&self, bio: &Bio<'_>, status: u8) -> EndIo {
         if status != 0 {
             self.counters.io_errors.add(1, Relaxed);
+        }
+        match &self.pair {
+            Some(p) if bio.op() != Op::Read => {
+                match p.end_io(crate::dm::per_bio::<PerBio>(bio), status == 0) {
+                    Completion::Done => EndIo::Done,
+                    Completion::Later => EndIo::Incomplete,
+                }
+            }
+            _ => EndIo::Done,
         }
     }
 

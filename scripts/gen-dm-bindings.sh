@@ -19,6 +19,8 @@ cmd=$(sed -E 's/-Wp,-MMD,[^ ]+//' <<<"$cmd")
 allow="--allowlist-file '.*/linux/device-mapper\\.h' --allowlist-file '.*/linux/dm-io\\.h'"
 allow+=" --allowlist-file '.*/linux/dm-kcopyd\\.h' --no-recursive-allowlist"
 allow+=" --blocklist-function dm_early_create" # uses uapi dm-ioctl types we do not need
+allow+=" --allowlist-function sock_set_reuseaddr --allowlist-function tcp_sock_set_nodelay"
+allow+=" --allowlist-function sock_set_keepalive --allowlist-function tcp_sock_set_user_timeout"
 cmd=${cmd/ -- / $allow -- }
 (cd "$KDIR" && eval "$cmd")
 mv "$OUT.tmp" "$OUT"

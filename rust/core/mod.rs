@@ -7,7 +7,15 @@
 //! (`#[path = "core/mod.rs"] mod rcore;`) and userspace includes it from the
 //! `rcopy-core` crate, so this file must not carry inner crate attributes.
 
+pub mod addr;
+pub mod bitmap;
+pub mod crc32c;
 pub mod fmtbuf;
 pub mod geometry;
+pub mod hmac;
+pub mod order;
+pub mod proto;
+pub mod sha256;
+pub mod state;
 pub mod status;
 pub mod table;

@@ -11,6 +11,8 @@
 //! [`TableArgs`] (and its default in [`TableArgs::new`]), an arm in
 //! `apply_option`, and the non-default case in [`format_table`].
 
+use super::addr::SockAddr;
+use super::status::{Mode, Role};
 use core::fmt;
 
 /// Default track size in bytes (64 KiB).
@@ -22,6 +24,18 @@ pub const MAX_TRACK_SIZE: u32 = 16 << 20;
 
 /// Name of the `track_size` option.
 pub const OPT_TRACK_SIZE: &str = "track_size";
+/// Default async cache limit in bytes (64 MiB).
+pub const DEFAULT_CACHE_SIZE: u64 = 64 << 20;
+/// Smallest async cache limit (1 MiB: one maximal write).
+pub const MIN_CACHE_SIZE: u64 = 1 << 20;
+/// Largest async cache limit (4 GiB).
+pub const MAX_CACHE_SIZE: u64 = 4 << 30;
+/// Default heartbeat timeout in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u32 = 5000;
+/// Longest secret, in bytes.
+pub const MAX_SECRET: usize = 64;
+/// Longest pair id, in bytes.
+pub const MAX_PAIR_ID: usize = 64;
 
 /// Describes one optional argument: its name and how many value words follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +47,44 @@ pub struct OptSpec {
 }
 
 /// Every optional argument the target accepts.
-pub const OPTIONS: &[OptSpec] = &[OptSpec {
-    name: OPT_TRACK_SIZE,
-    values: 1,
-}];
+pub const OPTIONS: &[OptSpec] = &[
+    OptSpec {
+        name: OPT_TRACK_SIZE,
+        values: 1,
+    },
+    OptSpec {
+        name: "role",
+        values: 1,
+    },
+    OptSpec {
+        name: "mode",
+        values: 1,
+    },
+    OptSpec {
+        name: "peer",
+        values: 1,
+    },
+    OptSpec {
+        name: "local",
+        values: 1,
+    },
+    OptSpec {
+        name: "secret",
+        values: 1,
+    },
+    OptSpec {
+        name: "pair_id",
+        values: 1,
+    },
+    OptSpec {
+        name: "cache_size",
+        values: 1,
+    },
+    OptSpec {
+        name: "timeout_ms",
+        values: 1,
+    },
+];
 
 /// Looks an option word up in [`OPTIONS`].
 pub fn find_option(word: &[u8]) -> Option<&'static OptSpec> {
@@ -52,6 +100,22 @@ pub struct TableArgs<'a> {
     pub meta_dev: &'a [u8],
     /// Track size in bytes; a valid one (see [`track_size_valid`]).
     pub track_size: u32,
+    /// This side's role; `None` for a standalone (simplex) device.
+    pub role: Option<Role>,
+    /// Replication mode.
+    pub mode: Mode,
+    /// Where the primary connects to.
+    pub peer: Option<SockAddr>,
+    /// Where the secondary listens.
+    pub local: Option<SockAddr>,
+    /// Shared secret authenticating the link (empty: none given).
+    pub secret: &'a [u8],
+    /// Pair identity, the same on both sides.
+    pub pair_id: &'a [u8],
+    /// Async cache limit in bytes.
+    pub cache_size: u64,
+    /// Heartbeat timeout in milliseconds.
+    pub timeout_ms: u32,
 }
 
 impl<'a> TableArgs<'a> {
@@ -61,6 +125,14 @@ impl<'a> TableArgs<'a> {
             data_dev,
             meta_dev,
             track_size: DEFAULT_TRACK_SIZE,
+            role: None,
+            mode: Mode::Sync,
+            peer: None,
+            local: None,
+            secret: &[],
+            pair_id: b"default",
+            cache_size: DEFAULT_CACHE_SIZE,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -92,6 +164,28 @@ pub enum TableError {
     MetaTooSmall,
     /// Data or metadata device already used by another rcopy target.
     DeviceInUse,
+    /// `role` not `primary` or `secondary`.
+    BadRole,
+    /// `mode` not `sync` or `async`.
+    BadMode,
+    /// `peer` or `local` not `a.b.c.d:port`.
+    BadAddress,
+    /// `secret` longer than [`MAX_SECRET`].
+    BadSecret,
+    /// `pair_id` longer than [`MAX_PAIR_ID`].
+    BadPairId,
+    /// `cache_size` out of range.
+    BadCacheSize,
+    /// `timeout_ms` out of range.
+    BadTimeout,
+    /// A primary without `peer`.
+    MissingPeer,
+    /// A secondary without `local`.
+    MissingLocal,
+    /// A role without `secret`.
+    MissingSecret,
+    /// Replication options without `role`.
+    MissingRole,
 }
 
 impl TableError {
@@ -112,6 +206,17 @@ impl TableError {
             TableError::LengthExceedsData => c"Device length exceeds data device size",
             TableError::MetaTooSmall => c"Metadata device too small",
             TableError::DeviceInUse => c"Device already used by another rcopy target",
+            TableError::BadRole => c"Invalid role: must be primary or secondary",
+            TableError::BadMode => c"Invalid mode: must be sync or async",
+            TableError::BadAddress => c"Invalid address: must be a.b.c.d:port",
+            TableError::BadSecret => c"Invalid secret: at most 64 bytes",
+            TableError::BadPairId => c"Invalid pair_id: 1 to 64 bytes",
+            TableError::BadCacheSize => c"Invalid cache_size: must be from 1048576 to 4294967296",
+            TableError::BadTimeout => c"Invalid timeout_ms: must be from 500 to 600000",
+            TableError::MissingPeer => c"Role primary needs a peer address",
+            TableError::MissingLocal => c"Role secondary needs a local address",
+            TableError::MissingSecret => c"A replicated device needs a secret",
+            TableError::MissingRole => c"Replication options need a role",
         }
     }
 
@@ -163,14 +268,32 @@ fn apply_option<'a>(
     spec: &OptSpec,
     values: &[&'a [u8]],
 ) -> Result<(), TableError> {
+    let word: &'a [u8] = values.first().ok_or(TableError::MissingValue)?;
+    let text = core::str::from_utf8(word).unwrap_or("");
     match spec.name {
-        OPT_TRACK_SIZE => {
-            let word = values.first().ok_or(TableError::MissingValue)?;
-            args.track_size = parse_track_size(word)?;
-            Ok(())
+        OPT_TRACK_SIZE => args.track_size = parse_track_size(word)?,
+        "role" => args.role = Some(Role::parse(text).ok_or(TableError::BadRole)?),
+        "mode" => args.mode = Mode::parse(text).ok_or(TableError::BadMode)?,
+        "peer" => args.peer = Some(SockAddr::parse(word).ok_or(TableError::BadAddress)?),
+        "local" => args.local = Some(SockAddr::parse(word).ok_or(TableError::BadAddress)?),
+        "secret" if word.len() <= MAX_SECRET => args.secret = word,
+        "secret" => return Err(TableError::BadSecret),
+        "pair_id" if !word.is_empty() && word.len() <= MAX_PAIR_ID => args.pair_id = word,
+        "pair_id" => return Err(TableError::BadPairId),
+        "cache_size" => {
+            args.cache_size = parse_u64(word)
+                .filter(|v| (MIN_CACHE_SIZE..=MAX_CACHE_SIZE).contains(v))
+                .ok_or(TableError::BadCacheSize)?
         }
-        _ => Err(TableError::UnknownOption),
+        "timeout_ms" => {
+            args.timeout_ms = parse_u64(word)
+                .filter(|v| (500..=600_000).contains(v))
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(TableError::BadTimeout)?
+        }
+        _ => return Err(TableError::UnknownOption),
     }
+    Ok(())
 }
 
 /// Parses the table arguments (the words after the target name).
@@ -205,29 +328,76 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<TableArgs<'a>, TableError> {
         apply_option(&mut out, spec, values)?;
         i = end;
     }
+    check_roles(&out)?;
     Ok(out)
+}
+
+/// Cross-option rules: what each role needs.
+fn check_roles(a: &TableArgs<'_>) -> Result<(), TableError> {
+    match a.role {
+        None if a.peer.is_some() || a.local.is_some() || !a.secret.is_empty() => {
+            Err(TableError::MissingRole)
+        }
+        None => Ok(()),
+        Some(Role::Primary) if a.peer.is_none() => Err(TableError::MissingPeer),
+        Some(Role::Secondary) if a.local.is_none() => Err(TableError::MissingLocal),
+        Some(_) if a.secret.is_empty() => Err(TableError::MissingSecret),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Writes the canonical table arguments (as for `STATUSTYPE_TABLE`):
 /// the two devices, then `#opt_args` and the options that differ from
-/// their defaults; nothing after the devices when all are default.
+/// their defaults; nothing after the devices when all are default. The
+/// device words of `args` are ignored in favour of `data` and `meta`.
 pub fn format_table(
     w: &mut impl fmt::Write,
     data: &str,
     meta: &str,
-    track_size: u32,
+    args: &TableArgs<'_>,
 ) -> fmt::Result {
     write!(w, "{} {}", data, meta)?;
-    let mut words = 0u32;
-    if track_size != DEFAULT_TRACK_SIZE {
-        words += 2;
-    }
+    let d = TableArgs::new(&[], &[]);
+    let secret = core::str::from_utf8(args.secret).unwrap_or("?");
+    let pair_id = core::str::from_utf8(args.pair_id).unwrap_or("?");
+    let opts: [(&str, Option<&dyn fmt::Display>); 9] = [
+        (
+            OPT_TRACK_SIZE,
+            (args.track_size != d.track_size).then_some(&args.track_size as &dyn fmt::Display),
+        ),
+        ("role", args.role.as_ref().map(|r| r as &dyn fmt::Display)),
+        (
+            "mode",
+            (args.role.is_some() && args.mode != d.mode).then_some(&args.mode as &dyn fmt::Display),
+        ),
+        ("peer", args.peer.as_ref().map(|p| p as &dyn fmt::Display)),
+        ("local", args.local.as_ref().map(|p| p as &dyn fmt::Display)),
+        (
+            "secret",
+            (!args.secret.is_empty()).then_some(&secret as &dyn fmt::Display),
+        ),
+        (
+            "pair_id",
+            (args.pair_id != d.pair_id).then_some(&pair_id as &dyn fmt::Display),
+        ),
+        (
+            "cache_size",
+            (args.cache_size != d.cache_size).then_some(&args.cache_size as &dyn fmt::Display),
+        ),
+        (
+            "timeout_ms",
+            (args.timeout_ms != d.timeout_ms).then_some(&args.timeout_ms as &dyn fmt::Display),
+        ),
+    ];
+    let words = opts.iter().filter(|(_, v)| v.is_some()).count() * 2;
     if words == 0 {
         return Ok(());
     }
     write!(w, " {}", words)?;
-    if track_size != DEFAULT_TRACK_SIZE {
-        write!(w, " {} {}", OPT_TRACK_SIZE, track_size)?;
+    for (name, value) in opts.iter() {
+        if let Some(v) = value {
+            write!(w, " {} {}", name, v)?;
+        }
     }
     Ok(())
 }
@@ -306,12 +476,37 @@ mod tests {
     fn format() {
         let mut b = [0u8; 64];
         let mut w = BufWriter::new(&mut b);
-        format_table(&mut w, "253:1", "253:2", DEFAULT_TRACK_SIZE).unwrap();
+        format_table(&mut w, "253:1", "253:2", &TableArgs::new(b"", b"")).unwrap();
         assert_eq!(w.as_str(), "253:1 253:2");
         let mut b = [0u8; 64];
         let mut w = BufWriter::new(&mut b);
-        format_table(&mut w, "253:1", "253:2", 4096).unwrap();
+        let mut a = TableArgs::new(b"", b"");
+        a.track_size = 4096;
+        format_table(&mut w, "253:1", "253:2", &a).unwrap();
         assert_eq!(w.as_str(), "253:1 253:2 2 track_size 4096");
+        let mut b = [0u8; 256];
+        let mut w = BufWriter::new(&mut b);
+        a.role = Some(Role::Primary);
+        a.mode = Mode::Async;
+        a.peer = SockAddr::parse(b"10.0.0.2:7788");
+        a.secret = b"s3";
+        format_table(&mut w, "1:2", "1:3", &a).unwrap();
+        let line = w.as_str();
+        assert_eq!(
+            line,
+            "1:2 1:3 10 track_size 4096 role primary mode async peer 10.0.0.2:7788 secret s3"
+        );
+        let mut words: [&[u8]; 16] = [&[]; 16];
+        let mut n = 0;
+        for (slot, w) in words.iter_mut().zip(line.split_ascii_whitespace()) {
+            *slot = w.as_bytes();
+            n += 1;
+        }
+        let back = parse(&words[..n]).unwrap();
+        assert_eq!(back.role, a.role);
+        assert_eq!(back.mode, a.mode);
+        assert_eq!(back.peer, a.peer);
+        assert_eq!(back.secret, a.secret);
     }
 
     #[test]

@@ -6,11 +6,15 @@
 #
 # Agent protocol (host side: lib.sh). In /run/vm (the host's <vmdir>/ctl):
 #   q/cmd.ID      bash script; first line "#timeout=S". Written by the host with rename.
-#   q/kill.ID     request: SIGTERM the job (timeout(1) kills its process group).
-#   jobs/out.ID   stdout+stderr of the job, jobs/pid.ID the timeout(1) PID,
-#   jobs/timedout.ID  present if the job ran into its timeout,
+#   q/kill.ID     request: SIGTERM the job's process group (SIGKILL 10 s later).
+#   jobs/out.ID   stdout+stderr of the job, jobs/pid.ID its PID (= process group),
+#   jobs/timedout.ID  present if the agent killed it at its timeout (then SIGKILL
+#                 10 s later),
 #   jobs/rc.ID    exit code, written last.
 #   ready         written when the agent starts polling.
+# After writing a request the host writes a newline to the VM's second serial port
+# (/dev/ttyS1, a FIFO on the host), which wakes the agent; it also rescans every
+# rcvm.poll seconds (default 1).
 # Every job runs in the background, so several may run at once.
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -45,7 +49,7 @@ $BB mkdir -p /run/lock /run/vm /var/lib/drbd /tmp/.rcvm
 [[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
 
 # rcvm.name=NAME rcvm.ip=ethN,ADDR/PREFIX (repeatable) rcvm.ktree=DIR rcvm.poll=SECONDS
-VM_NAME=vm POLL=0.05
+VM_NAME=vm POLL=1
 ips=()
 read -r -a words </proc/cmdline
 for w in "${words[@]}"; do
@@ -79,34 +83,46 @@ $BB mkdir -p /run/vm/q /run/vm/jobs /run/vm/share
 Q=/run/vm/q
 J=/run/vm/jobs
 
+# runjob ID (in a background subshell): run the script in its own process group
+# (set -m), so that a timeout or kill request reaches everything it started.
 runjob() {
-	local id=$1 t=3600 hdr="" start rc
+	local id=$1 jp rc
 	exec 9>&-
-	IFS= read -r hdr <"$Q/cmd.$id"
-	[[ $hdr =~ ^#timeout=([0-9]+)$ ]] && t=${BASH_REMATCH[1]}
-	start=${EPOCHREALTIME/./}
-	cd /tmp || true
-	timeout -k 10 "$t" bash "$Q/cmd.$id" </dev/null >"$J/out.$id" 2>&1 &
-	echo $! >"$J/pid.$id"
-	wait $!
+	set -m
+	bash "$Q/cmd.$id" </dev/null >"$J/out.$id" 2>&1 &
+	jp=$!
+	set +m
+	echo "$jp" >"$J/pid.$id"
+	wait "$jp"
 	rc=$?
-	if ((rc == 124 || rc == 137)) && ((${EPOCHREALTIME/./} - start >= t * 1000000 - 200000)); then
-		: >"$J/timedout.$id"
-	fi
 	echo "$rc" >"$J/rc.$id"
 }
 
 agent() {
-	local f id pid
-	local -A seen=() killed=()
+	local f id pid hdr t now
+	local -A seen=() killed=() deadline=() killat=()
 	shopt -s nullglob
-	# `read -t` on a FIFO nobody writes is a sleep without fork+exec
-	$BB mkfifo /tmp/.rcvm/tick 2>/dev/null
-	exec 9<>/tmp/.rcvm/tick
+	# The host writes a newline to the second serial port after each request, so the
+	# agent wakes at once; without it (no ttyS1) `read -t` on a FIFO is a plain sleep.
+	if [[ -c /dev/ttyS1 ]] && exec 9<>/dev/ttyS1 && stty raw -echo <&9; then
+		:
+	else
+		say "no wakeup port, polling every ${POLL}s"
+		$BB mkfifo /tmp/.rcvm/tick 2>/dev/null
+		exec 9<>/tmp/.rcvm/tick
+	fi
+	# term ID: SIGTERM job ID's process group now, SIGKILL in 10 s
+	term() {
+		local pid=""
+		read -r pid 2>/dev/null <"$J/pid.$1" || return 1
+		[[ -e $J/rc.$1 ]] || kill -TERM -- "-$pid" 2>/dev/null
+		killat[$1]=$((now + 10))
+	}
 	read -r up _ </proc/uptime
 	echo "$up" >/run/vm/ready
 	say "agent ready after ${up}s"
 	while :; do
+		now=${EPOCHREALTIME%.*}
 		# one directory read per round
 		for f in "$Q"/*; do
 			case ${f##*/} in
@@ -114,18 +130,34 @@ agent() {
 				id=${f##*/cmd.}
 				[[ -n ${seen[$id]:-} ]] && continue
 				seen[$id]=1
+				t=3600
+				IFS= read -r hdr <"$f" && [[ $hdr =~ ^#timeout=([0-9]+)$ ]] && t=${BASH_REMATCH[1]}
+				deadline[$id]=$((now + t))
 				runjob "$id" &
 				;;
 			kill.*)
 				id=${f##*/kill.}
 				[[ -n ${killed[$id]:-} ]] && continue
-				pid=""
-				read -r pid 2>/dev/null <"$J/pid.$id" || continue
-				killed[$id]=1
-				kill -TERM "$pid" 2>/dev/null
+				term "$id" && killed[$id]=1
 				;;
 			esac
 		done
+		for id in "${!deadline[@]}"; do
+			((now >= deadline[$id])) || continue
+			if [[ -e $J/rc.$id ]]; then
+				unset "deadline[$id]"
+			elif term "$id"; then
+				: >"$J/timedout.$id"
+				unset "deadline[$id]"
+			fi
+		done
+		for id in "${!killat[@]}"; do
+			((now >= killat[$id])) || continue
+			unset "killat[$id]"
+			[[ -e $J/rc.$id ]] && continue
+			read -r pid 2>/dev/null <"$J/pid.$id" && kill -KILL -- "-$pid" 2>/dev/null
+		done
+		# sleep until the host writes a line to ttyS1, at most POLL s
 		read -r -t "$POLL" -u 9 _
 	done
 }

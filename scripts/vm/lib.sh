@@ -42,6 +42,8 @@ vm_setup_run_dir() {
 	elif [[ -z ${VM_RUN_DIR:-} ]]; then
 		VM_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rcopy-vm.XXXXXX") || return 1
 		_VM_OWN_RUN_DIR=1
+		: "${VM_OWNER_PID:=$$}"
+		export VM_OWNER_PID
 		trap '_vm_exit_cleanup' EXIT
 	fi
 	mkdir -p "$VM_RUN_DIR/vms" "$VM_RUN_DIR/nets" || return 1
@@ -204,6 +206,9 @@ vm_start() {
 	if vm_alive "$name"; then _vm_err "VM $name is already running"; return 1; fi
 	mkdir -p "$d/ctl/q" "$d/ctl/jobs" "$d/ctl/share" || return 1
 	rm -f "$d/ctl/ready" "$d/ctl/tmp."* "$d/qemu.pid" "$d/ctl/q/"* "$d/ctl/jobs/"*
+	# ttyS1 of the guest: QEMU reads wake.in (a FIFO we write to), writes to wake.out
+	rm -f "$d/wake.in" "$d/wake.out"
+	mkfifo "$d/wake.in" && ln -s /dev/null "$d/wake.out" || return 1
 	# keep the console of earlier boots (vm_console / vm_check_dmesg read them all)
 	local boot=0
 	while [[ -e $d/console.$boot.log ]]; do boot=$((boot + 1)); done
@@ -217,6 +222,7 @@ vm_start() {
 		-display none -no-reboot
 		-kernel "$RCOPY_KERNEL"
 		-serial "file:$dd/console.log"
+		-chardev "pipe,id=wake,path=$dd/wake" -serial chardev:wake
 		-qmp "unix:$dd/qmp.sock,server=on,wait=off"
 		-pidfile "$d/qemu.pid"
 		-fsdev "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"
@@ -266,6 +272,7 @@ vm_start() {
 		echo $! >"$d/timeout.pid")
 	local tpid
 	read -r tpid <"$d/timeout.pid" || { _vm_err "cannot start QEMU"; return 1; }
+	_vm_watchdog "$name"
 	local deadline=$((SECONDS + VM_BOOT_TIMEOUT)) started=0
 	while [[ ! -e $d/ctl/ready ]]; do
 		if vm_alive "$name"; then
@@ -286,6 +293,26 @@ vm_start() {
 	local ms=$(((${EPOCHREALTIME/./} - ${t0/./}) / 1000))
 	echo "$ms" >"$d/boot_ms"
 	_vm_log "[$name] up in ${ms} ms"
+}
+
+# _vm_watchdog NAME: if VM_OWNER_PID is set (run.sh sets it), kill NAME's QEMU when that
+# process is gone, so that a runner killed with SIGKILL leaves no VM behind.
+_vm_watchdog() {
+	[[ ${VM_OWNER_PID:-} =~ ^[0-9]+$ ]] || return 0
+	local name=$1 owner=$VM_OWNER_PID
+	(
+		exec </dev/null >/dev/null 2>&1
+		# survive signals to the test's process group: exit only when the VM is gone
+		trap - EXIT
+		trap '' TERM INT HUP
+		deadline=$((SECONDS + 10))
+		until pid=$(_vm_pid "$name"); do
+			((SECONDS < deadline)) || exit 0
+			sleep 0.2
+		done
+		while kill -0 "$owner" && [[ $(_vm_pid "$name") == "$pid" ]]; do sleep 2; done
+		[[ $(_vm_pid "$name") == "$pid" ]] && kill -KILL "$pid"
+	) &
 }
 
 _vm_boot_failure() {
@@ -418,8 +445,8 @@ _vm_next_job() {
 	)
 }
 
-# _vm_submit NAME TIMEOUT SCRIPT -> prints job id. The agent runs SCRIPT with bash under
-# timeout(1) (TIMEOUT s, then SIGKILL 10 s later).
+# _vm_submit NAME TIMEOUT SCRIPT -> prints job id. The agent runs SCRIPT with bash in a
+# process group of its own, SIGTERMs that group after TIMEOUT s and SIGKILLs it 10 s later.
 _vm_submit() {
 	local name=$1 t=$2 script=$3 d job
 	d=$(_vm_dir "$name")
@@ -428,7 +455,17 @@ _vm_submit() {
 	job=$(_vm_next_job "$d") || { _vm_err "cannot allocate a job id"; return 1; }
 	printf '#timeout=%s\n%s\n' "$t" "$script" >"$d/ctl/tmp.$job" || return 1
 	mv "$d/ctl/tmp.$job" "$d/ctl/q/cmd.$job" || return 1
+	_vm_wake "$name"
 	printf '%s\n' "$job"
+}
+
+# _vm_wake NAME: nudge NAME's agent (a newline on its ttyS1). Opening the FIFO read-write
+# never blocks, and one byte always fits, so this cannot hang.
+_vm_wake() {
+	local d fd
+	d=$(_vm_dir "$1")
+	vm_alive "$1" || return 0
+	{ exec {fd}<>"$d/wake.in" && printf '\n' >&"$fd" && exec {fd}>&-; } 2>/dev/null || true
 }
 
 # _vm_script ARGS...: one argument is a bash script; several are a command and its
@@ -453,8 +490,8 @@ _vm_wait_job() {
 	while :; do
 		if [[ -s $rcf ]] && read -r rc 2>/dev/null <"$rcf" && [[ $rc =~ ^[0-9]+$ ]]; then break; fi
 		n=$((n + 1))
-		# every ~0.5 s: is the VM still there?
-		if ((n % 25 == 0)) && ! vm_alive "$name"; then
+		# now and then: is the VM still there?
+		if ((n % 20 == 0)) && ! vm_alive "$name"; then
 			if [[ -s $rcf ]] && read -r rc 2>/dev/null <"$rcf" && [[ $rc =~ ^[0-9]+$ ]]; then break; fi
 			cat "$out" 2>/dev/null || true
 			_vm_err "[$name] VM is not running (job $job: $label)"
@@ -463,18 +500,24 @@ _vm_wait_job() {
 		if ((SECONDS >= deadline)); then
 			cat "$out" 2>/dev/null || true
 			_vm_err "[$name] timed out after ${t}s waiting for job $job: $label"
-			: >"$d/ctl/q/kill.$job" 2>/dev/null || true
+			vm_job_kill "$name" "$job" 2>/dev/null || true
 			return 124
 		fi
-		sleep 0.02
+		if ((n < 100)); then sleep 0.01; else sleep 0.05; fi
 	done
 	cat "$out" 2>/dev/null || true
 	rm -f "$d/ctl/q/cmd.$job"
-	if ((rc == 124 || rc == 137)) && [[ -e $d/ctl/jobs/timedout.$job ]]; then
+	if [[ -e $d/ctl/jobs/timedout.$job ]]; then
 		_vm_err "[$name] command timed out in the VM: $label"
 		return 124
 	fi
-	if ((rc != 0)); then _vm_log "[$name] exit $rc: $label"; fi
+	if ((rc != 0)); then
+		_vm_log "[$name] exit $rc: $label"
+		# output captured by $(...) would be lost with the test: copy it to the log
+		if [[ $VM_TRACE != 0 && ! /proc/self/fd/1 -ef /proc/self/fd/2 ]]; then
+			tail -n 30 "$out" 2>/dev/null | sed 's/^/  | /' >&2 || true
+		fi
+	fi
 	return "$rc"
 }
 
@@ -548,7 +591,7 @@ vm_job_done() { [[ -s $(_vm_dir "$1")/ctl/jobs/rc.$2 ]]; }
 vm_job_output() { cat "$(_vm_dir "$1")/ctl/jobs/out.$2" 2>/dev/null || true; }
 
 # vm_job_kill NAME JOB: SIGTERM the job's process group (SIGKILL 10 s later).
-vm_job_kill() { : >"$(_vm_dir "$1")/ctl/q/kill.$2"; }
+vm_job_kill() { : >"$(_vm_dir "$1")/ctl/q/kill.$2" && _vm_wake "$1"; }
 
 # vm_wait_until NAME TIMEOUT CMD: inside NAME, retry the bash script CMD every 0.2 s
 # until it succeeds (0) or TIMEOUT s pass (1). One round trip to the VM.

@@ -6,8 +6,8 @@
 # Runs the test_* functions of every scripts/vmtests/tests/*.sh (in file order, then in
 # definition order). PATTERN (or $VMTEST_FILTER) is an extended regex matched against
 # "<file>:<function>", e.g. "harness", "00-harness.sh:test_ping$".
-# Each test runs in its own bash process (with `set -eE`: a failing command or assertion
-# ends it) under a timeout: $VMTEST_TIMEOUT (default 600 s), a file's TEST_TIMEOUT, or
+# Each test runs in its own bash process (with `set -eEu`: a failing command or assertion
+# ends it, an unset variable is an error) under a timeout: $VMTEST_TIMEOUT (default 600 s), a file's TEST_TIMEOUT, or
 # TIMEOUT_<function>. VMs a test starts are destroyed when it ends, after their consoles
 # are checked with vm_check_dmesg (a kernel WARNING/Oops fails the test; a test may set
 # VMTEST_NO_DMESG_CHECK=1 in its file to opt out). A file may define setup_file and
@@ -40,9 +40,18 @@ case ${1:-} in
 --run-fn) # internal: run one function of one test file
 	_VMTEST_PID=$BASHPID
 	file=$2 fn=$3
+	# end this test's process group if the runner disappears (SIGKILL)
+	if [[ ${VM_OWNER_PID:-} =~ ^[0-9]+$ ]]; then
+		read -r -a _st </proc/$$/stat
+		(
+			exec </dev/null >/dev/null 2>&1
+			while kill -0 "$VM_OWNER_PID"; do sleep 2; done
+			kill -TERM -- "-${_st[4]}"
+		) &
+	fi
 	# shellcheck disable=SC1090
 	. "$file" || { echo "cannot source $file" >&2; exit 1; }
-	set -eE
+	set -eEu
 	trap '_vmtest_on_err $? "$BASH_COMMAND"' ERR
 	"$fn"
 	exit 0
@@ -78,6 +87,8 @@ summary() {
 VM_TRACE=0 # the runner's own VM housekeeping stays quiet
 VM_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rcopy-vmtest.XXXXXX") || { echo "cannot make a run dir"; echo "0 passed, 1 failed"; exit 1; }
 export VM_RUN_DIR
+# VMs die with this process even if it is killed with SIGKILL (lib.sh's watchdog)
+export VM_OWNER_PID=$$
 vm_setup_run_dir "$VM_RUN_DIR"
 LOGS=$VM_RUN_DIR/logs
 mkdir -p "$LOGS"
@@ -93,8 +104,11 @@ finish() {
 		rm -rf "$VM_RUN_DIR"
 	fi
 }
+TEST_PID=
 interrupted() {
 	trap - INT TERM
+	# the running test's timeout(1) forwards this to the test's process group
+	[[ -z $TEST_PID ]] || kill -TERM "$TEST_PID" 2>/dev/null
 	echo "not ok interrupted"
 	failed=$((failed + 1))
 	finish
@@ -142,7 +156,11 @@ run_fn() {
 	local v
 	for v in $(vm_list); do before[$v]=1; done
 	local t0=$EPOCHREALTIME rc=0
-	VM_TRACE=1 timeout -k 15 "$t" bash "$SELF" --run-fn "$file" "$fn" </dev/null >"$log" 2>&1 || rc=$?
+	# in the background: `wait` lets the INT/TERM trap run at once
+	VM_TRACE=1 timeout -k 15 "$t" bash "$SELF" --run-fn "$file" "$fn" </dev/null >"$log" 2>&1 &
+	TEST_PID=$!
+	wait "$TEST_PID" || rc=$?
+	TEST_PID=
 	SECS=$(((${EPOCHREALTIME/./} - ${t0/./} + 500000) / 1000000))
 	local elapsed_us=$((${EPOCHREALTIME/./} - ${t0/./}))
 	if ((rc == 124 || rc == 137)) && ((elapsed_us >= t * 1000000)); then

@@ -96,7 +96,9 @@ proptest! {
     #[test]
     fn round_trip(data in "[!-~]{1,24}", meta in "[!-~]{1,24}", ts in valid_track_size()) {
         let mut line = String::new();
-        format_table(&mut line, &data, &meta, ts).unwrap();
+        let mut args = rcopy_core::table::TableArgs::new(b"", b"");
+        args.track_size = ts;
+        format_table(&mut line, &data, &meta, &args).unwrap();
         prop_assert_eq!(parse_line(&line), Ok((data.into_bytes(), meta.into_bytes(), ts)));
         prop_assert_eq!(ts == DEFAULT_TRACK_SIZE, !line.contains("track_size"));
     }

@@ -60,13 +60,10 @@ pub fn plan(data: &BlockDev, meta: &BlockDev, track_size: u32) -> Result<Target,
         )));
     }
     let mut params = String::new();
-    table::format_table(
-        &mut params,
-        &data.major_minor(),
-        &meta.major_minor(),
-        track_size,
-    )
-    .map_err(|_| Error::new("cannot format the table line"))?;
+    let mut args = table::TableArgs::new(b"", b"");
+    args.track_size = track_size;
+    table::format_table(&mut params, &data.major_minor(), &meta.major_minor(), &args)
+        .map_err(|_| Error::new("cannot format the table line"))?;
     Ok(Target {
         start: 0,
         length: sectors,

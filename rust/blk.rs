@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Synchronous block I/O on a lower device, for the threads that resync and apply
+//! replicated writes, and copying data out of a bio.
+
+use crate::dm::{Bio, DmDev};
+use kernel::alloc::allocator::Vmalloc;
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// Largest single I/O: 256 pages, the most one bio holds.
+pub(crate) const MAX_IO: usize = 1 << 20;
+
+/// `GFP_NOIO`: may sleep to reclaim memory, but never by starting I/O (we are in the
+/// I/O path). The kernel crate has no constant for it.
+pub(crate) const GFP_NOIO: bindings::gfp_t =
+    (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) | (1 << bindings::___GFP_KSWAPD_RECLAIM_BIT);
+
+/// A buffer allocated with `kvmalloc(GFP_NOIO)`, freed on drop.
+///
+/// Invariant: `ptr` points to `len` initialised bytes owned by this value.
+pub(crate) struct NoIoBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the buffer is plain memory owned by this value.
+unsafe impl Send for NoIoBuf {}
+
+impl NoIoBuf {
+    /// A zero-filled buffer of `len` (> 0) bytes.
+    pub(crate) fn zeroed(len: usize) -> Result<NoIoBuf> {
+        // SAFETY: allocating has no preconditions; `__GFP_ZERO` zero-fills.
+        let ptr = unsafe {
+            bindings::kvrealloc_node_align_noprof(
+                core::ptr::null(),
+                len.max(1),
+                1,
+                GFP_NOIO | bindings::__GFP_ZERO,
+                bindings::NUMA_NO_NODE,
+            )
+        };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(NoIoBuf {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` holds `len` bytes we own exclusively (type invariant).
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl core::ops::Deref for NoIoBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` holds `len` initialised bytes (type invariant).
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for NoIoBuf {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from kvmalloc and is freed once.
+        unsafe { bindings::kvfree(self.ptr.cast()) };
+    }
+}
+
+/// A lower block device used from engine threads.
+///
+/// Invariant: the device stays open while this exists (the target that owns the
+/// `DmDev` stops every engine thread before releasing it).
+#[derive(Clone, Copy)]
+pub(crate) struct Bdev {
+    raw: *mut bindings::block_device,
+}
+
+// SAFETY: a block device may be used from any thread while it is open.
+unsafe impl Send for Bdev {}
+// SAFETY: as above.
+unsafe impl Sync for Bdev {}
+
+/// A page-aligned buffer for synchronous I/O and network transfers.
+pub(crate) type IoBuf = Vec<u8, Vmalloc>;
+
+/// A zeroed [`IoBuf`] of `len` bytes.
+pub(crate) fn iobuf(len: usize) -> Result<IoBuf> {
+    let mut v = IoBuf::with_capacity(len, GFP_KERNEL)?;
+    v.resize(len, 0, GFP_KERNEL)?;
+    Ok(v)
+}
+
+fn errno(ret: i32) -> Result {
+    if ret < 0 {
+        Err(Error::from_errno(ret))
+    } else {
+        Ok(())
+    }
+}
+
+impl Bdev {
+    /// The device of an open `DmDev`.
+    ///
+    /// # Safety
+    ///
+    /// The caller must keep `dev` open while the result (or a copy) is used.
+    pub(crate) unsafe fn new(dev: &DmDev) -> Bdev {
+        Bdev { raw: dev.bdev() }
+    }
+
+    /// Reads or writes `buf` (at most [`MAX_IO`] bytes of an [`IoBuf`]) at `sector`.
+    fn rw(&self, sector: u64, buf: *mut u8, len: usize, opf: u32) -> Result {
+        if len == 0 || len > MAX_IO {
+            return Err(EINVAL);
+        }
+        let pages = len.div_ceil(4096) as u16;
+        // SAFETY: `fs_bio_set` is the kernel's general bio set; the device is open.
+        let bio = unsafe {
+            bindings::bio_alloc_bioset(
+                self.raw,
+                pages,
+                opf,
+                GFP_NOIO,
+                &raw mut bindings::fs_bio_set,
+            )
+        };
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `bio` is ours; `buf` is vmalloc memory of `len` bytes that outlives
+        // the synchronous I/O below.
+        let r = unsafe {
+            (*bio).bi_iter.bi_sector = sector;
+            if bindings::bio_add_vmalloc(bio, buf.cast(), len as u32) {
+                errno(bindings::submit_bio_wait(bio))
+            } else {
+                Err(EIO)
+            }
+        };
+        // SAFETY: the bio is complete (or was never submitted) and ours to free.
+        unsafe { bindings::bio_put(bio) };
+        r
+    }
+
+    /// Writes the first `len` bytes of `buf` at `sector`, with FUA and a preceding
+    /// flush as asked.
+    pub(crate) fn write(
+        &self,
+        sector: u64,
+        buf: &mut IoBuf,
+        len: usize,
+        fua: bool,
+        preflush: bool,
+    ) -> Result {
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        let mut opf = bindings::req_op_REQ_OP_WRITE | (1 << bindings::req_flag_bits___REQ_SYNC);
+        if fua {
+            opf |= 1 << bindings::req_flag_bits___REQ_FUA;
+        }
+        if preflush {
+            opf |= 1 << bindings::req_flag_bits___REQ_PREFLUSH;
+        }
+        self.rw(sector, buf.as_mut_ptr(), len, opf)
+    }
+
+    /// Reads `len` bytes at `sector` into the front of `buf`.
+    pub(crate) fn read(&self, sector: u64, buf: &mut IoBuf, len: usize) -> Result {
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        self.rw(sector, buf.as_mut_ptr(), len, bindings::req_op_REQ_OP_READ)
+    }
+
+    /// Flushes the device's volatile cache.
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: the device is open (type invariant).
+        errno(unsafe { bindings::blkdev_issue_flush(self.raw) })
+    }
+
+    /// Discards `nr` sectors at `sector`.
+    pub(crate) fn discard(&self, sector: u64, nr: u64) -> Result {
+        // SAFETY: the device is open (type invariant).
+        errno(unsafe { bindings::blkdev_issue_discard(self.raw, sector, nr, GFP_NOIO) })
+    }
+
+    /// Zeroes `nr` sectors at `sector`.
+    pub(crate) fn zeroout(&self, sector: u64, nr: u64) -> Result {
+        // SAFETY: the device is open (type invariant).
+        errno(unsafe { bindings::blkdev_issue_zeroout(self.raw, sector, nr, GFP_NOIO, 0) })
+    }
+}
+
+/// Copies the data a write bio carries into a new buffer.
+pub(crate) fn copy_bio_data(bio: &Bio<'_>) -> Result<NoIoBuf> {
+    let len = bio.size() as usize;
+    let mut out = NoIoBuf::zeroed(len)?;
+    let dst = out.as_mut_slice();
+    let mut at = 0usize;
+    bio.for_each_segment(|page, offset, seg_len| {
+        let seg = seg_len as usize;
+        let to = dst.get_mut(at..at + seg).ok_or(EINVAL)?;
+        // SAFETY: the bio's pages are alive while it is in flight; `kmap_local_page`
+        // maps one page for the duration of the copy.
+        unsafe {
+            let base = bindings::kmap_local_page(page).cast::<u8>();
+            let src = core::slice::from_raw_parts(base.add(offset as usize), seg);
+            to.copy_from_slice(src);
+            bindings::kunmap_local(base.cast());
+        }
+        at += seg;
+        Ok(())
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,1038 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The per-pair replication engine.
+//!
+//! Primary: `map` copies each write into an [`Entry`] of the time-ordered cache (a ring
+//! in sequence order) while the local write goes down in parallel; the sender thread
+//! ships entries in order, and when the cache is idle it copies dirty tracks (the
+//! initial copy is a resync with every bit set). In sync mode a write completes when
+//! both its local write and the peer's ACK are done; in async mode when it is local.
+//! A write that cannot be shipped (no link, a dirty track, a full cache) sets the bits
+//! of its tracks instead, and again when it completes, so the copier never misses it.
+//!
+//! Secondary: one thread accepts the connection and applies writes strictly in
+//! sequence order, each completed on disk before the next starts, so its disk always
+//! holds an image the primary had at some moment; it acknowledges each after the write.
+//!
+//! Locking: `sh` (a spinlock, never taken in interrupt context) protects the ring and
+//! connection state; bio completion touches only atomics.
+
+use crate::blk::{self, Bdev, IoBuf};
+use crate::dm::{Bio, Op, TableRef};
+use crate::kthread::{self, Thread};
+use crate::link::{now_ns, Identity, Link, LinkError, D};
+use crate::net::Socket;
+use crate::rcore::addr::SockAddr;
+use crate::rcore::bitmap::{self, TrackBitmap};
+use crate::rcore::geometry;
+use crate::rcore::proto::{self, Header, Kind};
+use crate::rcore::status::{Conn, Mode, Role, State};
+use crate::rcore::table::TableArgs;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
+
+/// Per-bio state, in DM's per-bio data.
+pub(crate) struct PerBio {
+    flags: AtomicU32,
+    seq: u64,
+    tracks: Range<u64>,
+}
+
+/// The local write has completed.
+const PB_LOCAL: u32 = 1;
+/// The peer's part is done (acknowledged, or not needed).
+const PB_REMOTE: u32 = 2;
+/// The write was shipped with `seq`.
+const PB_SHIPPED: u32 = 4;
+/// The write was not shipped: set its tracks' bits again when it completes.
+const PB_MARK: u32 = 8;
+
+/// Whether DM may complete a bio now.
+pub(crate) enum Completion {
+    Done,
+    /// The peer's ACK will complete it.
+    Later,
+}
+
+/// The pair configuration, from the table line.
+pub(crate) struct Config {
+    pub(crate) role: Role,
+    pub(crate) mode: Mode,
+    pub(crate) peer: Option<SockAddr>,
+    pub(crate) local: Option<SockAddr>,
+    pub(crate) secret: KVec<u8>,
+    pub(crate) pair_word: KVec<u8>,
+    pub(crate) cache_size: u64,
+    pub(crate) timeout_ms: u32,
+    pub(crate) track_size: u32,
+    pub(crate) size_bytes: u64,
+}
+
+impl Config {
+    pub(crate) fn new(a: &TableArgs<'_>, role: Role, size_bytes: u64) -> Result<Config> {
+        let mut secret = KVec::new();
+        secret.extend_from_slice(a.secret, GFP_KERNEL)?;
+        let mut pair_word = KVec::new();
+        pair_word.extend_from_slice(a.pair_id, GFP_KERNEL)?;
+        Ok(Config {
+            role,
+            mode: a.mode,
+            peer: a.peer,
+            local: a.local,
+            secret,
+            pair_word,
+            cache_size: a.cache_size,
+            timeout_ms: a.timeout_ms,
+            track_size: a.track_size,
+            size_bytes,
+        })
+    }
+
+    /// The table arguments this configuration came from (devices left empty).
+    pub(crate) fn args(&self) -> TableArgs<'_> {
+        let mut a = TableArgs::new(&[], &[]);
+        a.track_size = self.track_size;
+        a.role = Some(self.role);
+        a.mode = self.mode;
+        a.peer = self.peer;
+        a.local = self.local;
+        a.secret = &self.secret;
+        a.pair_id = &self.pair_word;
+        a.cache_size = self.cache_size;
+        a.timeout_ms = self.timeout_ms;
+        a
+    }
+
+    fn ping_ms(&self) -> u32 {
+        (self.timeout_ms / 4).max(100)
+    }
+}
+
+/// One write in the time-ordered cache.
+struct Entry {
+    seq: u64,
+    dep: u64,
+    sector: u64,
+    nr_sectors: u32,
+    flags: u16,
+    len: u32,
+    data: Option<blk::NoIoBuf>,
+    /// Sync mode: the bio waiting for this entry's ACK.
+    bio: Option<BioRef>,
+    tracks: Range<u64>,
+    issued_ns: u64,
+}
+
+/// A bio whose completion waits for the peer.
+struct BioRef(*mut kernel::bindings::bio);
+// SAFETY: a bio may be completed from any thread.
+unsafe impl Send for BioRef {}
+
+struct Shared {
+    conn: Conn,
+    link: Option<Arc<Link>>,
+    /// The first full copy to the current peer has finished.
+    synced: bool,
+    next_seq: u64,
+    ring: KVec<Option<Entry>>,
+    /// Oldest unacknowledged, first unsent, and next free ring positions.
+    head: u64,
+    unsent: u64,
+    tail: u64,
+    cache_bytes: u64,
+    copy_cursor: u64,
+    last_state: State,
+    /// Secondary: the state the primary last reported.
+    peer_state: Option<State>,
+}
+
+impl Shared {
+    fn slot(&mut self, pos: u64) -> Option<&mut Option<Entry>> {
+        let cap = self.ring.len() as u64;
+        self.ring.get_mut((pos % cap.max(1)) as usize)
+    }
+
+    fn ring_full(&self) -> bool {
+        self.tail - self.head >= self.ring.len() as u64
+    }
+}
+
+/// Counters shown in the status line.
+pub(crate) struct LinkStats {
+    pub(crate) sent_bytes: u64,
+    pub(crate) acked_bytes: u64,
+    pub(crate) sync_done: u64,
+    pub(crate) sync_total: u64,
+    pub(crate) cache_used: u64,
+    pub(crate) lag_ms: u64,
+    pub(crate) dirty_bytes: u64,
+}
+
+/// A replicated pair (one side of it).
+#[pin_data]
+pub(crate) struct Pair {
+    pub(crate) cfg: Config,
+    data: Bdev,
+    table: TableRef,
+    name: KVec<u8>,
+    node_id: u64,
+    bits: KVec<AtomicU64>,
+    dirty: AtomicU64,
+    #[pin]
+    sh: SpinLock<Shared>,
+    #[pin]
+    wake: CondVar,
+    #[pin]
+    threads: Mutex<KVec<Thread>>,
+    #[pin]
+    listener: Mutex<Option<Arc<Socket>>>,
+    max_completed: Atomic<u64>,
+    shipping: Atomic<u32>,
+    stopping: Atomic<u32>,
+    refused_log: Atomic<u64>,
+    sent_bytes: Atomic<u64>,
+    acked_bytes: Atomic<u64>,
+    sync_done: Atomic<u64>,
+    sync_total: Atomic<u64>,
+}
+
+fn jiffies(ms: u32) -> kernel::time::Jiffies {
+    // SAFETY: a pure conversion.
+    unsafe { kernel::bindings::__msecs_to_jiffies(ms) }
+}
+
+impl Pair {
+    /// Creates the pair and starts its threads.
+    ///
+    /// # Safety
+    ///
+    /// `data` must stay open, and `table` valid, until [`Pair::stop`] has returned.
+    pub(crate) unsafe fn start(
+        cfg: Config,
+        data: Bdev,
+        table: TableRef,
+        name: &str,
+    ) -> Result<Arc<Pair>> {
+        let tracks = geometry::tracks(cfg.size_bytes, cfg.track_size);
+        let mut bits = KVec::with_capacity(bitmap::words_for(tracks) as usize, GFP_KERNEL)?;
+        for _ in 0..bitmap::words_for(tracks) {
+            bits.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        let cap = (cfg.cache_size / 4096)
+            .clamp(256, 65536)
+            .next_power_of_two() as usize;
+        let mut ring = KVec::with_capacity(cap, GFP_KERNEL)?;
+        for _ in 0..cap {
+            ring.push(None, GFP_KERNEL)?;
+        }
+        let mut nm = KVec::new();
+        nm.extend_from_slice(name.as_bytes(), GFP_KERNEL)?;
+        let mut node_id = 0u64;
+        // SAFETY: `node_id` is a writable 8-byte buffer.
+        unsafe { kernel::bindings::get_random_bytes((&raw mut node_id).cast(), 8) };
+        let role = cfg.role;
+        let pair = Arc::pin_init(
+            pin_init!(Pair {
+                cfg,
+                data,
+                table,
+                name: nm,
+                node_id,
+                bits,
+                dirty: AtomicU64::new(0),
+                sh <- kernel::new_spinlock!(Shared {
+                    conn: Conn::Connecting,
+                    link: None,
+                    synced: false,
+                    next_seq: 1,
+                    ring,
+                    head: 0,
+                    unsent: 0,
+                    tail: 0,
+                    cache_bytes: 0,
+                    copy_cursor: 0,
+                    last_state: State::Suspended,
+                    peer_state: None,
+                }),
+                wake <- kernel::new_condvar!(),
+                threads <- kernel::new_mutex!(KVec::new()),
+                listener <- kernel::new_mutex!(None),
+                max_completed: Atomic::new(0),
+                shipping: Atomic::new(0),
+                stopping: Atomic::new(0),
+                refused_log: Atomic::new(0),
+                sent_bytes: Atomic::new(0),
+                acked_bytes: Atomic::new(0),
+                sync_done: Atomic::new(0),
+                sync_total: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        let mut threads = KVec::new();
+        let main: fn(&Arc<Pair>) = match role {
+            Role::Primary => primary_main,
+            Role::Secondary => secondary_main,
+        };
+        let r = (|| -> Result {
+            threads.push(
+                Thread::spawn(format_args!("rcopy-{name}"), pair.clone(), main)?,
+                GFP_KERNEL,
+            )?;
+            threads.push(
+                Thread::spawn(format_args!("rcopy-wd-{name}"), pair.clone(), watchdog_main)?,
+                GFP_KERNEL,
+            )?;
+            Ok(())
+        })();
+        *pair.threads.lock() = threads;
+        if let Err(e) = r {
+            pair.stop();
+            return Err(e);
+        }
+        Ok(pair)
+    }
+
+    /// Stops every thread and drops the connection. Pending sync-mode writes complete
+    /// (their tracks are marked).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(1, Relaxed);
+        if let Some(l) = self.listener.lock().take() {
+            l.shutdown();
+        }
+        if let Some(link) = self.sh.lock().link.clone() {
+            link.kill();
+        }
+        self.wake.notify_all();
+        let threads = core::mem::take(&mut *self.threads.lock());
+        drop(threads);
+        self.fail_inflight();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Relaxed) != 0 || kthread::should_stop()
+    }
+
+    fn bitmap(&self) -> TrackBitmap<'_> {
+        TrackBitmap::new(
+            &self.bits,
+            geometry::tracks(self.cfg.size_bytes, self.cfg.track_size),
+            &self.dirty,
+        )
+    }
+
+    fn name(&self) -> &str {
+        core::str::from_utf8(&self.name).unwrap_or("?")
+    }
+
+    fn track_range(&self, sector: u64, nr: u64) -> Range<u64> {
+        geometry::sector_track_range(sector, nr, self.cfg.track_size)
+    }
+
+    // ---------------------------------------------------------------- I/O path
+
+    /// Maps a bio on the primary (anything but a read). Returns false if it must fail.
+    pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> bool {
+        if self.cfg.role == Role::Secondary {
+            self.log_refused();
+            return false;
+        }
+        let size = bio.size();
+        let nr = u64::from(size >> 9);
+        let op = bio.op();
+        let mut flags = 0u16;
+        match op {
+            Op::Discard => flags |= proto::WRITE_DISCARD,
+            Op::WriteZeroes => flags |= proto::WRITE_ZEROES,
+            _ => {}
+        }
+        if bio.is_fua() {
+            flags |= proto::WRITE_FUA;
+        }
+        if bio.is_preflush() {
+            flags |= proto::WRITE_PREFLUSH;
+        }
+        let tracks = if nr > 0 {
+            self.track_range(sector, nr)
+        } else {
+            0..0
+        };
+        // SAFETY: `pb` is this bio's per-bio data, ours until the bio completes.
+        unsafe {
+            pb.write(PerBio {
+                flags: AtomicU32::new(PB_REMOTE),
+                seq: 0,
+                tracks: tracks.clone(),
+            })
+        };
+        // SAFETY: as above, now initialised.
+        let pb = unsafe { &mut *pb };
+        if self.shipping.load(Relaxed) == 0 {
+            self.mark_unshipped(pb);
+            return true;
+        }
+        let data = if op == Op::Write && size > 0 {
+            match blk::copy_bio_data(bio) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.mark_unshipped(pb);
+                    return true;
+                }
+            }
+        } else {
+            None
+        };
+        let len = data.as_ref().map_or(0, |d| d.len() as u64);
+        let sync = self.cfg.mode == Mode::Sync;
+        let mut sh = self.sh.lock();
+        let over = self.cfg.mode == Mode::Async && sh.cache_bytes + len > self.cfg.cache_size;
+        if sh.conn != Conn::Connected
+            || sh.ring_full()
+            || over
+            || self.bitmap().any_in(tracks.clone())
+        {
+            drop(sh);
+            self.mark_unshipped(pb);
+            return true;
+        }
+        let seq = sh.next_seq;
+        sh.next_seq += 1;
+        let dep = self.max_completed.load(Relaxed).min(seq - 1);
+        let entry = Entry {
+            seq,
+            dep,
+            sector: if nr > 0 { sector } else { 0 },
+            nr_sectors: nr as u32,
+            flags,
+            len: len as u32,
+            data,
+            bio: sync.then(|| BioRef(bio.as_raw())),
+            tracks,
+            issued_ns: now_ns(),
+        };
+        let tail = sh.tail;
+        if let Some(slot) = sh.slot(tail) {
+            *slot = Some(entry);
+        }
+        sh.tail += 1;
+        sh.cache_bytes += len;
+        pb.seq = seq;
+        pb.flags.store(
+            PB_SHIPPED | if sync { 0 } else { PB_REMOTE },
+            Ordering::Release,
+        );
+        drop(sh);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Logs a refused local write on the secondary, at most once a second.
+    fn log_refused(&self) {
+        let now = now_ns();
+        let last = self.refused_log.load(Relaxed);
+        if now.saturating_sub(last) > 1_000_000_000
+            && self.refused_log.cmpxchg(last, now, Relaxed).is_ok()
+        {
+            pr_err!(
+                "{}: write refused: this device is the secondary of its pair\n",
+                self.name()
+            );
+        }
+    }
+
+    fn mark_unshipped(&self, pb: &mut PerBio) {
+        self.bitmap().set_range(pb.tracks.clone());
+        pb.flags.store(PB_REMOTE | PB_MARK, Ordering::Release);
+    }
+
+    /// A bio's local write completed (interrupt context: atomics only).
+    pub(crate) fn end_io(&self, pb: &PerBio, ok: bool) -> Completion {
+        let f = pb.flags.load(Ordering::Acquire);
+        if f & PB_MARK != 0 || !ok {
+            self.bitmap().set_range(pb.tracks.clone());
+        }
+        if f & PB_SHIPPED != 0 {
+            let mut cur = self.max_completed.load(Relaxed);
+            while cur < pb.seq {
+                match self.max_completed.cmpxchg(cur, pb.seq, Relaxed) {
+                    Ok(_) => break,
+                    Err(v) => cur = v,
+                }
+            }
+        }
+        if pb.flags.fetch_or(PB_LOCAL, Ordering::AcqRel) & PB_REMOTE != 0 {
+            Completion::Done
+        } else {
+            Completion::Later
+        }
+    }
+
+    /// The peer's part of a sync-mode write is done: complete it if the local part is.
+    fn complete_remote(&self, bio: BioRef) {
+        // SAFETY: a bio waiting for its ACK is alive: DM completes it only after our
+        // `end_io` said `Done`, which needs `PB_REMOTE`, set only here.
+        let b = unsafe { Bio::from_raw_waiting(bio.0) };
+        let pb = crate::dm::per_bio::<PerBio>(&b);
+        if pb.flags.fetch_or(PB_REMOTE, Ordering::AcqRel) & PB_LOCAL != 0 {
+            b.endio();
+        }
+    }
+
+    /// Marks and completes everything in flight (the link is gone).
+    fn fail_inflight(&self) {
+        loop {
+            let mut sh = self.sh.lock();
+            if sh.head == sh.tail {
+                sh.unsent = sh.tail;
+                sh.cache_bytes = 0;
+                return;
+            }
+            let head = sh.head;
+            let e = sh.slot(head).and_then(|s| s.take());
+            sh.head += 1;
+            drop(sh);
+            if let Some(e) = e {
+                self.bitmap().set_range(e.tracks.clone());
+                if let Some(b) = e.bio {
+                    self.complete_remote(b);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- status
+
+    /// The pair state as the status line shows it.
+    pub(crate) fn state(&self) -> (State, Conn) {
+        let sh = self.sh.lock();
+        (self.state_locked(&sh), sh.conn)
+    }
+
+    fn state_locked(&self, sh: &Shared) -> State {
+        if self.cfg.role == Role::Secondary {
+            return match (sh.conn, sh.peer_state) {
+                (Conn::Connected, Some(s)) => s,
+                (Conn::Connected, None) => State::Copying,
+                _ => State::Suspended,
+            };
+        }
+        match sh.conn {
+            Conn::Connected if !sh.synced => State::Copying,
+            Conn::Connected if self.dirty.load(Ordering::Relaxed) > 0 => State::Resyncing,
+            Conn::Connected => State::Duplex,
+            _ => State::Suspended,
+        }
+    }
+
+    /// The peer's address, as known.
+    pub(crate) fn peer(&self) -> Option<SockAddr> {
+        match self.cfg.role {
+            Role::Primary => self.cfg.peer,
+            Role::Secondary => self.sh.lock().link.as_ref().and_then(|l| l.peer),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> LinkStats {
+        let sh = self.sh.lock();
+        let head = sh.head;
+        let lag_ms = if sh.head < sh.tail {
+            let cap = sh.ring.len() as u64;
+            sh.ring
+                .get((head % cap.max(1)) as usize)
+                .and_then(|e| e.as_ref())
+                .map_or(0, |e| (now_ns().saturating_sub(e.issued_ns)) / 1_000_000)
+        } else {
+            0
+        };
+        LinkStats {
+            sent_bytes: self.sent_bytes.load(Relaxed),
+            acked_bytes: self.acked_bytes.load(Relaxed),
+            sync_done: self.sync_done.load(Relaxed),
+            sync_total: self.sync_total.load(Relaxed),
+            cache_used: sh.cache_bytes,
+            lag_ms,
+            dirty_bytes: self.bitmap().count() * u64::from(self.cfg.track_size),
+        }
+    }
+
+    /// Raises a DM event and tells the peer when the state changed.
+    fn publish(&self, link: Option<&Link>) {
+        let mut sh = self.sh.lock();
+        let st = self.state_locked(&sh);
+        if st == sh.last_state {
+            return;
+        }
+        sh.last_state = st;
+        drop(sh);
+        self.table.event();
+        if let (Some(l), Role::Primary) = (link, self.cfg.role) {
+            let me = crate::rcore::state::Pair {
+                state: st,
+                role: Role::Primary,
+                conn: Conn::Connected,
+                held: false,
+                consistent: true,
+                took_over: false,
+            };
+            let _ = l.send(&Header::state(me.encode()), &[]);
+        }
+    }
+
+    fn set_link(&self, link: Option<Arc<Link>>, conn: Conn) {
+        let mut sh = self.sh.lock();
+        sh.link = link;
+        sh.conn = conn;
+        if conn != Conn::Connected {
+            sh.peer_state = None;
+        }
+        drop(sh);
+        self.shipping.store(
+            u32::from(conn == Conn::Connected && self.cfg.role == Role::Primary),
+            Relaxed,
+        );
+    }
+
+    fn identity(&self) -> Identity<'_> {
+        Identity {
+            secret: &self.cfg.secret,
+            pair_id: proto::pair_id_from_name(&self.cfg.pair_word),
+            device_bytes: self.cfg.size_bytes,
+            track_size: self.cfg.track_size,
+            role: self.cfg.role,
+            mode: self.cfg.mode,
+            node_id: self.node_id,
+        }
+    }
+}
+
+fn log_link_end(p: &Pair, what: &str, e: &LinkError) {
+    pr_warn!("{}: {}: {}\n", p.name(), what, D(e));
+}
+
+// -------------------------------------------------------------------- watchdog
+
+/// Declares a silent peer dead: no frame for `timeout_ms` ends the connection.
+fn watchdog_main(p: &Arc<Pair>) {
+    let tick = (p.cfg.timeout_ms / 10).clamp(50, 500);
+    while !p.stopping() {
+        kthread::sleep_ms(tick);
+        let link = p.sh.lock().link.clone();
+        if let Some(l) = link {
+            let silent_ms = now_ns().saturating_sub(l.last_rx.load(Relaxed)) / 1_000_000;
+            if !l.is_dead() && silent_ms > u64::from(p.cfg.timeout_ms) {
+                pr_warn!(
+                    "{}: peer silent for {} ms: disconnecting\n",
+                    p.name(),
+                    silent_ms
+                );
+                l.kill();
+                p.wake.notify_all();
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------- primary
+
+fn primary_main(p: &Arc<Pair>) {
+    let Some(peer) = p.cfg.peer else { return };
+    let mut buf = match blk::iobuf(proto::MAX_PAYLOAD as usize) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut copy_buf = match blk::iobuf((p.cfg.track_size as usize).min(blk::MAX_IO)) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut quiet = false;
+    while !p.stopping() {
+        let sock = match Socket::connect(&peer, p.cfg.timeout_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                if !quiet {
+                    pr_info!(
+                        "{}: cannot connect to {}: errno {}; retrying\n",
+                        p.name(),
+                        D(&peer),
+                        -e.to_errno()
+                    );
+                    quiet = true;
+                }
+                kthread::sleep_ms(1000);
+                continue;
+            }
+        };
+        let Ok(link) = Link::new(sock) else { continue };
+        p.set_link(Some(link.clone()), Conn::Connecting);
+        if let Err(e) = link.handshake(&p.identity(), true, &mut buf) {
+            log_link_end(p, "handshake with peer failed", &e);
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            kthread::sleep_ms(1000);
+            continue;
+        }
+        quiet = false;
+        pr_info!(
+            "{}: connected to {} ({} mode)\n",
+            p.name(),
+            D(&peer),
+            D(&p.cfg.mode)
+        );
+        {
+            let mut sh = p.sh.lock();
+            if !sh.synced {
+                drop(sh);
+                p.bitmap().set_all();
+                sh = p.sh.lock();
+                sh.copy_cursor = 0;
+            }
+            let dirty = p.bitmap().count();
+            drop(sh);
+            p.sync_total
+                .store(dirty * u64::from(p.cfg.track_size), Relaxed);
+            p.sync_done.store(0, Relaxed);
+        }
+        p.set_link(Some(link.clone()), Conn::Connected);
+        p.publish(Some(&*link));
+        let rx = Thread::spawn(
+            format_args!("rcopy-rx-{}", p.name()),
+            p.clone(),
+            primary_rx_main,
+        );
+        let r = match rx {
+            Ok(_) => primary_send_loop(p, &link, &mut copy_buf),
+            Err(e) => Err(LinkError::Io(e)),
+        };
+        link.kill();
+        drop(rx);
+        if let Err(e) = r {
+            if !p.stopping() {
+                log_link_end(p, "replication link down", &e);
+            }
+        }
+        p.set_link(None, Conn::Connecting);
+        p.fail_inflight();
+        p.publish(None);
+    }
+}
+
+/// Ships cache entries in order; copies dirty tracks when the cache is idle.
+fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), LinkError> {
+    let ping_ns = u64::from(p.cfg.ping_ms()) * 1_000_000;
+    let mut last_tx = now_ns();
+    let mut copy_pending_done = false;
+    while !p.stopping() && !link.is_dead() {
+        let mut sh = p.sh.lock();
+        // 1. the next unsent entry
+        if sh.unsent < sh.tail {
+            let pos = sh.unsent;
+            sh.unsent += 1;
+            let next = sh.slot(pos).and_then(|s| s.as_mut()).map(|e| {
+                (
+                    Header::write(e.seq, e.dep, e.sector, e.nr_sectors, e.flags),
+                    e.data.take(),
+                )
+            });
+            drop(sh);
+            if let Some((h, data)) = next {
+                let payload = data.as_deref().unwrap_or(&[]);
+                link.send(&h, payload)?;
+                p.sent_bytes.fetch_add(payload.len() as u64, Relaxed);
+                last_tx = now_ns();
+            }
+            continue;
+        }
+        // 2. copy a dirty track while the cache has room
+        let dirty = p.bitmap().count() > 0;
+        let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
+        if dirty && room && sh.cache_bytes < p.cfg.cache_size {
+            copy_pending_done = true;
+            let from = sh.copy_cursor;
+            drop(sh);
+            copy_track(p, link, from, copy_buf)?;
+            last_tx = now_ns();
+            continue;
+        }
+        // 3. the copy finished once everything sent is acknowledged
+        if !dirty && copy_pending_done && sh.head == sh.tail {
+            copy_pending_done = false;
+            sh.synced = true;
+            drop(sh);
+            link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
+            pr_info!("{}: peer is in sync\n", p.name());
+            p.publish(Some(link));
+            continue;
+        }
+        // 4. idle: heartbeat, then wait for work
+        if now_ns().saturating_sub(last_tx) >= ping_ns {
+            drop(sh);
+            link.send(&Header::ping(now_ns()), &[])?;
+            last_tx = now_ns();
+            continue;
+        }
+        let _ = p
+            .wake
+            .wait_interruptible_timeout(&mut sh, jiffies(p.cfg.ping_ms()));
+    }
+    if link.is_dead() {
+        Err(LinkError::Io(ECONNRESET))
+    } else {
+        Ok(())
+    }
+}
+
+/// Copies the next dirty track at or after `from`: test-and-clear its bit, take
+/// sequence numbers for it, read it, send it. On failure the track is marked again.
+fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<(), LinkError> {
+    let Some(track) = p.bitmap().next_set(from) else {
+        return Ok(());
+    };
+    let ts = u64::from(p.cfg.track_size);
+    let start = track * ts;
+    let end = (start + ts).min(p.cfg.size_bytes);
+    let chunk = buf.len() as u64;
+    let chunks = (end - start).div_ceil(chunk);
+    let mut sh = p.sh.lock();
+    if (sh.ring.len() as u64) - (sh.tail - sh.head) < chunks || sh.unsent != sh.tail {
+        return Ok(());
+    }
+    if !p.bitmap().test_and_clear(track) {
+        return Ok(());
+    }
+    sh.copy_cursor = track + 1;
+    let first_seq = sh.next_seq;
+    for i in 0..chunks {
+        let seq = sh.next_seq;
+        sh.next_seq += 1;
+        let off = start + i * chunk;
+        let len = (end - off).min(chunk);
+        let tail = sh.tail;
+        if let Some(slot) = sh.slot(tail) {
+            *slot = Some(Entry {
+                seq,
+                dep: seq - 1,
+                sector: off >> 9,
+                nr_sectors: (len >> 9) as u32,
+                flags: proto::WRITE_COPY,
+                len: len as u32,
+                data: None,
+                bio: None,
+                tracks: track..track + 1,
+                issued_ns: now_ns(),
+            });
+        }
+        sh.tail += 1;
+        sh.cache_bytes += len;
+    }
+    // Everything queued before was sent (checked above), so these are next on the wire.
+    sh.unsent = sh.tail;
+    drop(sh);
+    for i in 0..chunks {
+        let off = start + i * chunk;
+        let len = (end - off).min(chunk) as usize;
+        if let Err(e) = p.data.read(off >> 9, buf, len) {
+            pr_err!(
+                "{}: reading track {} for the copy failed: errno {}\n",
+                p.name(),
+                track,
+                -e.to_errno()
+            );
+            p.bitmap().set(track);
+            return Err(LinkError::Io(e));
+        }
+        let h = Header::write(
+            first_seq + i,
+            first_seq + i - 1,
+            off >> 9,
+            (len >> 9) as u32,
+            proto::WRITE_COPY,
+        );
+        link.send(&h, &buf[..len])?;
+        p.sent_bytes.fetch_add(len as u64, Relaxed);
+    }
+    p.sync_done.fetch_add(end - start, Relaxed);
+    Ok(())
+}
+
+/// Receives ACKs and PONGs on the primary.
+fn primary_rx_main(p: &Arc<Pair>) {
+    let Some(link) = p.sh.lock().link.clone() else {
+        return;
+    };
+    let mut buf = [0u8; 512];
+    while !p.stopping() && !link.is_dead() {
+        let h = match link.recv(&mut buf) {
+            Ok(h) => h,
+            Err(e) => {
+                if !p.stopping() && !link.is_dead() {
+                    log_link_end(p, "receive failed", &e);
+                }
+                link.kill();
+                break;
+            }
+        };
+        match h.kind {
+            Kind::Ack => ack(p, h.seq, h.b),
+            Kind::Pong | Kind::Ping => {}
+            Kind::Bye => link.kill(),
+            k => {
+                log_link_end(p, "disconnecting", &LinkError::Unexpected(k));
+                link.kill();
+            }
+        }
+    }
+    p.wake.notify_all();
+}
+
+/// Retires every entry up to `seq`, completing sync-mode writes.
+fn ack(p: &Pair, seq: u64, errno: u64) {
+    loop {
+        let mut sh = p.sh.lock();
+        if sh.head >= sh.unsent {
+            return;
+        }
+        let head = sh.head;
+        let Some(slot) = sh.slot(head) else { return };
+        if slot.as_ref().is_none_or(|e| e.seq > seq) {
+            return;
+        }
+        let e = slot.take();
+        sh.head += 1;
+        if let Some(e) = &e {
+            sh.cache_bytes = sh.cache_bytes.saturating_sub(u64::from(e.len));
+        }
+        drop(sh);
+        if let Some(e) = e {
+            p.acked_bytes.fetch_add(u64::from(e.len), Relaxed);
+            if errno != 0 && e.seq == seq {
+                pr_err!("{}: peer failed write {}: errno {}\n", p.name(), seq, errno);
+                p.bitmap().set_range(e.tracks.clone());
+            }
+            if let Some(b) = e.bio {
+                p.complete_remote(b);
+            }
+        }
+        p.wake.notify_one();
+    }
+}
+
+// -------------------------------------------------------------------- secondary
+
+fn secondary_main(p: &Arc<Pair>) {
+    let Some(local) = p.cfg.local else { return };
+    let mut buf = match blk::iobuf(proto::MAX_PAYLOAD as usize) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut quiet = false;
+    while !p.stopping() {
+        let lsock = match Socket::listen(&local)
+            .and_then(|s| Arc::new(s, GFP_KERNEL).map_err(Into::into))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                if !quiet {
+                    pr_warn!(
+                        "{}: cannot listen on {}: errno {}; retrying\n",
+                        p.name(),
+                        D(&local),
+                        -e.to_errno()
+                    );
+                    quiet = true;
+                }
+                kthread::sleep_ms(1000);
+                continue;
+            }
+        };
+        quiet = false;
+        *p.listener.lock() = Some(lsock.clone());
+        if p.stopping() {
+            break;
+        }
+        while !p.stopping() {
+            let Ok(sock) = lsock.accept() else { break };
+            let Ok(link) = Link::new(sock) else { continue };
+            p.set_link(Some(link.clone()), Conn::Connecting);
+            match link.handshake(&p.identity(), false, &mut buf) {
+                Ok(_) => {
+                    pr_info!(
+                        "{}: primary {} connected\n",
+                        p.name(),
+                        D(&link.peer.unwrap_or(local))
+                    );
+                    p.set_link(Some(link.clone()), Conn::Connected);
+                    p.publish(None);
+                    if let Err(e) = serve(p, &link, &mut buf) {
+                        if !p.stopping() {
+                            log_link_end(p, "replication link down", &e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let who = link.peer.unwrap_or(SockAddr {
+                        ip: [0; 4],
+                        port: 0,
+                    });
+                    log_link_end(p, "refused connection", &e);
+                    pr_warn!("{}: (peer {})\n", p.name(), D(&who));
+                }
+            }
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            p.publish(None);
+        }
+        p.listener.lock().take();
+    }
+}
+
+/// Applies frames from the primary, in order, acknowledging each write.
+fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
+    while !p.stopping() {
+        let h = link.recv(buf)?;
+        match h.kind {
+            Kind::Write => {
+                if !h.write_fits(p.cfg.size_bytes) {
+                    return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
+                }
+                let r = apply(p, &h, buf);
+                let errno = r.err().map_or(0, |e| (-e.to_errno()) as u64);
+                link.send(&Header::ack(h.seq, proto::ACK_DURABLE, errno), &[])?;
+            }
+            Kind::Ping => link.send(&Header::pong(h.a), &[])?,
+            Kind::State => {
+                let st = crate::rcore::state::Pair::decode(h.a).map(|s| s.state);
+                p.sh.lock().peer_state = st;
+                p.publish(None);
+            }
+            Kind::CopyDone => {
+                p.sh.lock().peer_state = Some(State::Duplex);
+                p.publish(None);
+            }
+            Kind::Bye => return Ok(()),
+            k => return Err(LinkError::Unexpected(k)),
+        }
+    }
+    Ok(())
+}
+
+fn apply(p: &Pair, h: &Header, buf: &mut IoBuf) -> Result {
+    let nr = u64::from(h.nr_sectors);
+    let f = h.flags;
+    if f & proto::WRITE_DISCARD != 0 {
+        p.data.discard(h.a, nr)
+    } else if f & proto::WRITE_ZEROES != 0 {
+        p.data.zeroout(h.a, nr)
+    } else if nr == 0 {
+        p.data.flush()
+    } else {
+        p.data.write(
+            h.a,
+            buf,
+            h.len as usize,
+            f & proto::WRITE_FUA != 0,
+            f & proto::WRITE_PREFLUSH != 0,
+        )
+    }
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One replication connection: checked frames over a [`Socket`], the authenticated
+//! handshake, and the liveness state the watchdog reads.
+//!
+//! Every received frame is validated ([`Header::decode`]) and its CRC-32C checked
+//! before any of it is used; any error ends the connection.
+
+use crate::net::Socket;
+use crate::rcore::addr::SockAddr;
+use crate::rcore::proto::{self, Header, Hello, Kind, ProtoError, RejectReason, HEADER_LEN};
+use crate::rcore::status::{Mode, Role};
+use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::{Arc, Mutex};
+
+/// Monotonic time in nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: reading the monotonic clock has no preconditions.
+    unsafe { kernel::bindings::ktime_get() as u64 }
+}
+
+/// Shows a value through its `core::fmt::Display` in kernel log macros.
+pub(crate) struct D<'a, T: ?Sized>(pub(crate) &'a T);
+
+impl<T: core::fmt::Display + ?Sized> kernel::fmt::Display for D<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self.0, f)
+    }
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy)]
+pub(crate) enum LinkError {
+    /// Socket error or closed connection (errno).
+    Io(Error),
+    /// The peer sent a malformed frame.
+    Proto(ProtoError),
+    /// The peer refused us, or we refused it.
+    Rejected(RejectReason),
+    /// A frame that is valid but not expected here.
+    Unexpected(Kind),
+}
+
+impl From<Error> for LinkError {
+    fn from(e: Error) -> Self {
+        LinkError::Io(e)
+    }
+}
+
+impl core::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LinkError::Io(e) => write!(f, "connection lost (errno {})", -e.to_errno()),
+            LinkError::Proto(p) => write!(f, "malformed frame: {}", p.message()),
+            LinkError::Rejected(r) => write!(f, "{}", r.message()),
+            LinkError::Unexpected(k) => write!(f, "unexpected {} frame", k.name()),
+        }
+    }
+}
+
+/// A live connection.
+#[pin_data]
+pub(crate) struct Link {
+    sock: Socket,
+    /// When a frame last arrived (or the connection was made), in ns.
+    pub(crate) last_rx: Atomic<u64>,
+    dead: Atomic<u32>,
+    /// Serialises senders (the sender thread and the receiver's replies).
+    #[pin]
+    send_lock: Mutex<()>,
+    pub(crate) peer: Option<SockAddr>,
+}
+
+/// What this side says about itself in HELLO.
+pub(crate) struct Identity<'a> {
+    pub(crate) secret: &'a [u8],
+    pub(crate) pair_id: [u8; proto::PAIR_ID_LEN],
+    pub(crate) device_bytes: u64,
+    pub(crate) track_size: u32,
+    pub(crate) role: Role,
+    pub(crate) mode: Mode,
+    pub(crate) node_id: u64,
+}
+
+impl Link {
+    pub(crate) fn new(sock: Socket) -> Result<Arc<Link>> {
+        let peer = sock.peer();
+        Arc::pin_init(
+            pin_init!(Link {
+                sock,
+                last_rx: Atomic::new(now_ns()),
+                dead: Atomic::new(0),
+                send_lock <- kernel::new_mutex!(()),
+                peer,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Ends the connection; blocked sends and receives on it return errors.
+    pub(crate) fn kill(&self) {
+        self.dead.store(1, Relaxed);
+        self.sock.shutdown();
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed) != 0
+    }
+
+    /// Sends one frame.
+    pub(crate) fn send(&self, h: &Header, payload: &[u8]) -> Result<(), LinkError> {
+        let hdr = h.encode(payload);
+        let _g = self.send_lock.lock();
+        self.sock.send_all(&[&hdr, payload]).map_err(|e| {
+            self.kill();
+            LinkError::Io(e)
+        })
+    }
+
+    /// Receives one frame into `buf` (which must hold [`proto::MAX_PAYLOAD`] bytes);
+    /// returns its header. The payload is `buf[..h.len]`.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Header, LinkError> {
+        let r = self.recv_inner(buf);
+        if r.is_err() {
+            self.kill();
+        }
+        r
+    }
+
+    fn recv_inner(&self, buf: &mut [u8]) -> Result<Header, LinkError> {
+        let mut hb = [0u8; HEADER_LEN];
+        self.sock.recv_exact(&mut hb)?;
+        let h = Header::decode(&hb, proto::MAX_PAYLOAD).map_err(LinkError::Proto)?;
+        let len = h.len as usize;
+        let payload = buf
+            .get_mut(..len)
+            .ok_or(LinkError::Proto(ProtoError::TooLong))?;
+        self.sock.recv_exact(payload)?;
+        h.verify_crc(&hb, payload).map_err(LinkError::Proto)?;
+        self.last_rx.store(now_ns(), Relaxed);
+        Ok(h)
+    }
+
+    fn reject(&self, why: RejectReason) -> LinkError {
+        let _ = self.send(&Header::reject(why, 0), &[]);
+        LinkError::Rejected(why)
+    }
+
+    /// Runs the handshake: HELLO both ways, checks, mutual challenge-response, AUTH_OK
+    /// both ways. `initiator` is the side that connected. Returns the peer's HELLO.
+    pub(crate) fn handshake(
+        &self,
+        me: &Identity<'_>,
+        initiator: bool,
+        buf: &mut [u8],
+    ) -> Result<Hello, LinkError> {
+        let mut nonce = [0u8; proto::NONCE_LEN];
+        // SAFETY: `nonce` is a writable buffer of the given length.
+        unsafe { kernel::bindings::get_random_bytes(nonce.as_mut_ptr().cast(), nonce.len()) };
+        let hello = Hello {
+            proto_version: proto::PROTO_VERSION,
+            features: proto::FEATURES,
+            pair_id: me.pair_id,
+            device_bytes: me.device_bytes,
+            track_size: me.track_size,
+            role: me.role,
+            mode: me.mode,
+            node_id: me.node_id,
+            nonce,
+        };
+        let payload = hello.encode();
+        self.send(&Header::hello(), &payload)?;
+        let len = self.expect(buf, Kind::Hello)?;
+        let peer = Hello::decode(&buf[..len]).map_err(LinkError::Proto)?;
+        hello.check_peer(&peer).map_err(|why| self.reject(why))?;
+        if peer.role == me.role {
+            return Err(self.reject(RejectReason::Role));
+        }
+        let mac = proto::auth_mac(me.secret, &me.pair_id, &nonce, &peer.nonce, initiator);
+        self.send(&Header::auth(), &mac)?;
+        let len = self.expect(buf, Kind::Auth)?;
+        if !proto::auth_verify(
+            me.secret,
+            &me.pair_id,
+            &nonce,
+            &peer.nonce,
+            initiator,
+            &buf[..len],
+        ) {
+            return Err(self.reject(RejectReason::Auth));
+        }
+        self.send(&Header::auth_ok(), &[])?;
+        self.expect(buf, Kind::AuthOk)?;
+        Ok(peer)
+    }
+
+    /// Receives a frame that must be of `kind` (a REJECT ends the handshake with its
+    /// reason); returns its payload length.
+    fn expect(&self, buf: &mut [u8], kind: Kind) -> Result<usize, LinkError> {
+        let h = self.recv(buf)?;
+        if h.kind == Kind::Reject {
+            self.kill();
+            return Err(LinkError::Rejected(RejectReason::from_code(h.a)));
+        }
+        if h.kind != kind {
+            return Err(self.reject(RejectReason::Protocol));
+        }
+        Ok(h.len as usize)
+    }
+}

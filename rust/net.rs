@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel TCP sockets for the replication link: connect, listen/accept, and
+//! whole-buffer send and receive. Blocking calls are ended early by [`Socket::shutdown`]
+//! from another thread (the link's watchdog), which is how timeouts are enforced.
+
+use crate::dm::raw;
+use crate::rcore::addr::SockAddr;
+use core::ptr;
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// A kernel TCP socket, released on drop.
+///
+/// Invariant: `raw` is a socket from `sock_create_kern` or `kernel_accept`, owned here.
+pub(crate) struct Socket {
+    raw: *mut bindings::socket,
+}
+
+// SAFETY: kernel sockets serialise their own operations; sending, receiving and
+// shutting down from different threads is allowed.
+unsafe impl Send for Socket {}
+// SAFETY: as above; every method takes `&self`.
+unsafe impl Sync for Socket {}
+
+fn check(ret: i32) -> Result<i32> {
+    if ret < 0 {
+        Err(Error::from_errno(ret))
+    } else {
+        Ok(ret)
+    }
+}
+
+fn sockaddr_in(a: &SockAddr) -> bindings::sockaddr_in {
+    bindings::sockaddr_in {
+        sin_family: bindings::AF_INET as u16,
+        sin_port: a.port_be(),
+        sin_addr: bindings::in_addr { s_addr: a.ip_be() },
+        __pad: [0; 8],
+    }
+}
+
+impl Socket {
+    fn new() -> Result<Socket> {
+        let mut raw: *mut bindings::socket = ptr::null_mut();
+        // SAFETY: `init_net` lives forever; `raw` is a valid out pointer.
+        check(unsafe {
+            bindings::sock_create_kern(
+                &raw mut bindings::init_net,
+                bindings::AF_INET as i32,
+                bindings::sock_type_SOCK_STREAM as i32,
+                bindings::IPPROTO_TCP as i32,
+                &mut raw,
+            )
+        })?;
+        let s = Socket { raw };
+        // SAFETY: the socket was just created, so `sk` is valid.
+        unsafe {
+            raw::tcp_sock_set_nodelay((*s.raw).sk);
+            raw::sock_set_keepalive((*s.raw).sk);
+        }
+        Ok(s)
+    }
+
+    /// Connects to `addr`. Blocks; [`Socket::shutdown`] from elsewhere is not possible
+    /// before this returns, so callers bound it with `user_timeout_ms`.
+    pub(crate) fn connect(addr: &SockAddr, user_timeout_ms: u32) -> Result<Socket> {
+        let s = Socket::new()?;
+        s.set_user_timeout(user_timeout_ms);
+        let mut sin = sockaddr_in(addr);
+        // SAFETY: `sin` is a valid `sockaddr_in` of the given length.
+        check(unsafe {
+            bindings::kernel_connect(
+                s.raw,
+                (&raw mut sin).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as i32,
+                0,
+            )
+        })?;
+        Ok(s)
+    }
+
+    /// A listening socket bound to `addr`.
+    pub(crate) fn listen(addr: &SockAddr) -> Result<Socket> {
+        let s = Socket::new()?;
+        // SAFETY: `sk` of a live socket.
+        unsafe { raw::sock_set_reuseaddr((*s.raw).sk) };
+        let mut sin = sockaddr_in(addr);
+        // SAFETY: `sin` is a valid `sockaddr_in` of the given length.
+        check(unsafe {
+            bindings::kernel_bind(
+                s.raw,
+                (&raw mut sin).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as i32,
+            )
+        })?;
+        // SAFETY: a bound socket.
+        check(unsafe { bindings::kernel_listen(s.raw, 4) })?;
+        Ok(s)
+    }
+
+    /// Waits for a connection. Ends with an error once the socket is shut down.
+    pub(crate) fn accept(&self) -> Result<Socket> {
+        let mut raw: *mut bindings::socket = ptr::null_mut();
+        // SAFETY: a listening socket and a valid out pointer.
+        check(unsafe { bindings::kernel_accept(self.raw, &mut raw, 0) })?;
+        let s = Socket { raw };
+        // SAFETY: the accepted socket is live.
+        unsafe { raw::tcp_sock_set_nodelay((*s.raw).sk) };
+        Ok(s)
+    }
+
+    /// Bounds how long sent data may stay unacknowledged by the peer's TCP before the
+    /// connection is dropped (also bounds `connect`).
+    pub(crate) fn set_user_timeout(&self, ms: u32) {
+        // SAFETY: `sk` of a live socket.
+        unsafe { raw::tcp_sock_set_user_timeout((*self.raw).sk, ms as i32) };
+    }
+
+    /// The peer's address, if connected.
+    pub(crate) fn peer(&self) -> Option<SockAddr> {
+        let mut sin = sockaddr_in(&SockAddr {
+            ip: [0; 4],
+            port: 0,
+        });
+        // SAFETY: `sin` is large enough for an IPv4 address.
+        let r = unsafe { bindings::kernel_getpeername(self.raw, (&raw mut sin).cast()) };
+        (r >= 0).then(|| SockAddr {
+            ip: sin.sin_addr.s_addr.to_ne_bytes(),
+            port: u16::from_be(sin.sin_port),
+        })
+    }
+
+    /// Sends every byte of `parts`, in order.
+    pub(crate) fn send_all(&self, parts: &[&[u8]]) -> Result {
+        for part in parts {
+            let mut off = 0;
+            while off < part.len() {
+                let rest = &part[off..];
+                let mut iov = bindings::kvec {
+                    iov_base: rest.as_ptr().cast_mut().cast(),
+                    iov_len: rest.len(),
+                };
+                // SAFETY: an all-zero `msghdr` is a valid empty message header.
+                let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+                msg.msg_flags = bindings::MSG_NOSIGNAL;
+                // SAFETY: `iov` describes `rest`, which outlives the call; the kernel
+                // only reads from it.
+                let n = check(unsafe {
+                    bindings::kernel_sendmsg(self.raw, &mut msg, &mut iov, 1, rest.len())
+                })?;
+                if n == 0 {
+                    return Err(EPIPE);
+                }
+                off += n as usize;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` completely. A closed connection is `ECONNRESET`.
+    pub(crate) fn recv_exact(&self, buf: &mut [u8]) -> Result {
+        let mut off = 0;
+        while off < buf.len() {
+            let rest = &mut buf[off..];
+            let mut iov = bindings::kvec {
+                iov_base: rest.as_mut_ptr().cast(),
+                iov_len: rest.len(),
+            };
+            // SAFETY: an all-zero `msghdr` is a valid empty message header.
+            let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+            // SAFETY: `iov` describes `rest`, writable and alive for the call.
+            let n = check(unsafe {
+                bindings::kernel_recvmsg(
+                    self.raw,
+                    &mut msg,
+                    &mut iov,
+                    1,
+                    rest.len(),
+                    bindings::MSG_WAITALL as i32,
+                )
+            })?;
+            if n == 0 {
+                return Err(ECONNRESET);
+            }
+            off += n as usize;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection both ways; blocked calls on it return an error.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: a live socket; shutting down twice is harmless.
+        unsafe { bindings::kernel_sock_shutdown(self.raw, bindings::sock_shutdown_cmd_SHUT_RDWR) };
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: we own the socket (type invariant) and nobody uses it any more.
+        unsafe { bindings::sock_release(self.raw) };
+    }
+}
