@@ -189,11 +189,22 @@ impl<'a> Target<'a> {
         Ok(())
     }
 
-    /// The mapped device's name (`dmsetup` name).
-    pub(crate) fn device_name(&self) -> &CStr {
-        // SAFETY: the table and its mapped device are valid for `'a`; the name is a
-        // NUL-terminated string owned by the mapped device.
-        unsafe { CStr::from_char_ptr(raw::dm_device_name(raw::dm_table_get_md((*self.raw).table))) }
+    /// The mapped device's name (as `dmsetup ls` shows it), copied into `buf`; the
+    /// `major:minor` name if that fails.
+    pub(crate) fn device_name<'b>(&self, buf: &'b mut [u8; 128]) -> &'b str {
+        // SAFETY: the table and its mapped device are valid for `'a`; `buf` has room
+        // for DM_NAME_LEN (128) bytes, and a null uuid pointer is allowed.
+        unsafe {
+            let md = raw::dm_table_get_md((*self.raw).table);
+            if raw::dm_copy_name_and_uuid(md, buf.as_mut_ptr().cast(), ptr::null_mut()) != 0 {
+                let name = CStr::from_char_ptr(raw::dm_device_name(md)).to_bytes();
+                let n = name.len().min(buf.len() - 1);
+                buf[..n].copy_from_slice(&name[..n]);
+                buf[n] = 0;
+            }
+        }
+        let len = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+        core::str::from_utf8(&buf[..len]).unwrap_or("rcopy")
     }
 }
 

@@ -136,6 +136,8 @@ struct Shared {
     link: Option<Arc<Link>>,
     /// The first full copy to the current peer has finished.
     synced: bool,
+    /// The first full copy has started (every bit was set once).
+    copy_started: bool,
     next_seq: u64,
     ring: KVec<Option<Entry>>,
     /// Oldest unacknowledged, first unsent, and next free ring positions.
@@ -147,6 +149,8 @@ struct Shared {
     last_state: State,
     /// Secondary: the state the primary last reported.
     peer_state: Option<State>,
+    /// Secondary: the mode the connected primary runs in.
+    peer_mode: Option<Mode>,
 }
 
 impl Shared {
@@ -247,6 +251,7 @@ impl Pair {
                     conn: Conn::Connecting,
                     link: None,
                     synced: false,
+                    copy_started: false,
                     next_seq: 1,
                     ring,
                     head: 0,
@@ -256,6 +261,7 @@ impl Pair {
                     copy_cursor: 0,
                     last_state: State::Suspended,
                     peer_state: None,
+                    peer_mode: None,
                 }),
                 wake <- kernel::new_condvar!(),
                 threads <- kernel::new_mutex!(KVec::new()),
@@ -336,6 +342,18 @@ impl Pair {
     /// Maps a bio on the primary (anything but a read). Returns false if it must fail.
     pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> bool {
         if self.cfg.role == Role::Secondary {
+            // A flush changes no data: pass it down. Everything else is refused.
+            if bio.size() == 0 && bio.is_preflush() {
+                // SAFETY: `pb` is this bio's per-bio data, ours until it completes.
+                unsafe {
+                    pb.write(PerBio {
+                        flags: AtomicU32::new(PB_REMOTE),
+                        seq: 0,
+                        tracks: 0..0,
+                    })
+                };
+                return true;
+            }
             self.log_refused();
             return false;
         }
@@ -526,6 +544,14 @@ impl Pair {
         }
     }
 
+    /// The replication mode: a secondary shows the connected primary's.
+    pub(crate) fn mode(&self) -> Mode {
+        match self.cfg.role {
+            Role::Primary => self.cfg.mode,
+            Role::Secondary => self.sh.lock().peer_mode.unwrap_or(self.cfg.mode),
+        }
+    }
+
     /// The peer's address, as known.
     pub(crate) fn peer(&self) -> Option<SockAddr> {
         match self.cfg.role {
@@ -682,11 +708,14 @@ fn primary_main(p: &Arc<Pair>) {
         );
         {
             let mut sh = p.sh.lock();
-            if !sh.synced {
+            if !sh.copy_started {
+                // The initial copy: every track is dirty. A copy interrupted by a
+                // link loss resumes where it was: copied tracks stay clean.
+                sh.copy_started = true;
+                sh.copy_cursor = 0;
                 drop(sh);
                 p.bitmap().set_all();
                 sh = p.sh.lock();
-                sh.copy_cursor = 0;
             }
             let dirty = p.bitmap().count();
             drop(sh);
@@ -748,9 +777,15 @@ fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result
         let dirty = p.bitmap().count() > 0;
         let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
         if dirty && room && sh.cache_bytes < p.cfg.cache_size {
-            copy_pending_done = true;
             let from = sh.copy_cursor;
             drop(sh);
+            if !copy_pending_done {
+                copy_pending_done = true;
+                p.sync_total
+                    .store(p.bitmap().count() * u64::from(p.cfg.track_size), Relaxed);
+                p.sync_done.store(0, Relaxed);
+                p.publish(Some(link));
+            }
             copy_track(p, link, from, copy_buf)?;
             last_tx = now_ns();
             continue;
@@ -760,6 +795,8 @@ fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result
             copy_pending_done = false;
             sh.synced = true;
             drop(sh);
+            // The last track may be short of a whole track: report the copy complete.
+            p.sync_done.store(p.sync_total.load(Relaxed), Relaxed);
             link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
             pr_info!("{}: peer is in sync\n", p.name());
             p.publish(Some(link));
@@ -956,7 +993,8 @@ fn secondary_main(p: &Arc<Pair>) {
             let Ok(link) = Link::new(sock) else { continue };
             p.set_link(Some(link.clone()), Conn::Connecting);
             match link.handshake(&p.identity(), false, &mut buf) {
-                Ok(_) => {
+                Ok(hello) => {
+                    p.sh.lock().peer_mode = Some(hello.mode);
                     pr_info!(
                         "{}: primary {} connected\n",
                         p.name(),
@@ -989,6 +1027,7 @@ fn secondary_main(p: &Arc<Pair>) {
 
 /// Applies frames from the primary, in order, acknowledging each write.
 fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
+    let mut last_seq = 0u64;
     while !p.stopping() {
         let h = link.recv(buf)?;
         match h.kind {
@@ -996,6 +1035,12 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
                 if !h.write_fits(p.cfg.size_bytes) {
                     return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
                 }
+                // Writes are applied in sequence order: one out of order is a
+                // protocol error, never applied.
+                if h.seq <= last_seq {
+                    return Err(LinkError::Proto(proto::ProtoError::BadSeq));
+                }
+                last_seq = h.seq;
                 let r = apply(p, &h, buf);
                 let errno = r.err().map_or(0, |e| (-e.to_errno()) as u64);
                 link.send(&Header::ack(h.seq, proto::ACK_DURABLE, errno), &[])?;

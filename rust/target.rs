@@ -112,7 +112,7 @@ impl Rcopy {
             st.state = state;
             st.conn = conn;
             st.role = p.cfg.role;
-            st.mode = p.cfg.mode;
+            st.mode = p.mode();
             if let Some(a) = p.peer() {
                 let mut b = [0u8; 32];
                 let mut w = crate::rcore::fmtbuf::BufWriter::new(&mut b);
@@ -221,7 +221,8 @@ impl TargetOps for Rcopy {
                 ti.set_max_io_len(2048).map_err(nomem)?;
                 let cfg = Config::new(&parsed, role, ti.len() << crate::dm::SECTOR_SHIFT)
                     .map_err(nomem)?;
-                let name = ti.device_name().to_str().unwrap_or("rcopy");
+                let mut nbuf = [0u8; 128];
+                let name = ti.device_name(&mut nbuf);
                 // SAFETY: `data` is moved into the target below, whose `Drop` stops
                 // the pair before `data` is released; the table outlives the target.
                 let p = unsafe { Pair::start(cfg, Bdev::new(&data), ti.table(), name) }.map_err(

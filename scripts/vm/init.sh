@@ -46,6 +46,12 @@ for d in /run /var/log /var/lib /var/cache /mnt; do
 	[[ -d $d ]] && m -t tmpfs -o mode=755 tmpfs "$d"
 done
 $BB mkdir -p /run/lock /run/vm /var/lib/drbd /tmp/.rcvm
+# The checkout may live under a directory a tmpfs now hides (a clone in /tmp, say):
+# mount the host's export of it (9p tag "repo") back at the same path.
+if [[ ! -e $RCOPY_ROOT/scripts/vm/init.sh ]]; then
+	$BB mkdir -p "$RCOPY_ROOT"
+	m -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro repo "$RCOPY_ROOT"
+fi
 [[ -e /dev/fd ]] || ln -s /proc/self/fd /dev/fd
 
 # rcvm.name=NAME rcvm.ip=ethN,ADDR/PREFIX (repeatable) rcvm.ktree=DIR rcvm.poll=SECONDS

@@ -227,6 +227,8 @@ vm_start() {
 		-pidfile "$d/qemu.pid"
 		-fsdev "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap"
 		-device "virtio-9p-pci,fsdev=root,mount_tag=/dev/root"
+		-fsdev "local,id=repo,path=$RCOPY_ROOT,security_model=none,readonly=on"
+		-device "virtio-9p-pci,fsdev=repo,mount_tag=repo"
 		-fsdev "local,id=ctl,path=$dd/ctl,security_model=none"
 		-device "virtio-9p-pci,fsdev=ctl,mount_tag=ctl"
 		-device virtio-rng-pci

@@ -1,6 +1,7 @@
 //! Command-line syntax.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use rcopy_core::status::State;
 
 use crate::dm_ioctl::DM_NAME_LEN;
 use crate::size::parse_size;
@@ -16,6 +17,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create an rcopy device over a data device and a metadata device.
+    ///
+    /// Without --role the device is standalone (simplex). With --role it is
+    /// one side of a replicated pair; `rcopyctl pair` is the same with --role
+    /// required.
     Create {
         /// Name of the new device (/dev/mapper/NAME).
         #[arg(value_parser = parse_name)]
@@ -32,6 +37,42 @@ pub enum Command {
         /// Check everything and print the table line, but create nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Make the device one side of a replicated pair: primary or secondary.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
+        #[command(flatten)]
+        link: LinkArgs,
+    },
+    /// Set up one side of a replicated pair (create with --role required).
+    ///
+    /// Run it on the secondary first (it listens on --local), then on the
+    /// primary (it connects to --peer). Both sides need the same secret, the
+    /// same --pair-id and --track-size, and data devices of the same size.
+    /// The primary then copies its whole device to the secondary; wait for
+    /// the end of that copy with `rcopyctl wait NAME --state duplex`.
+    #[command(after_help = PAIR_EXAMPLES)]
+    Pair {
+        /// Name of the new device (/dev/mapper/NAME).
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The data device.
+        #[arg(long, value_name = "DEV")]
+        data: String,
+        /// The metadata device (superblock and dirty-track bitmap).
+        #[arg(long, value_name = "DEV")]
+        meta: String,
+        /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M).
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+        track_size: Option<u64>,
+        /// Check everything and print the table line, but create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// This side's role: primary (takes writes, ships them to --peer) or
+        /// secondary (listens on --local, applies the primary's writes).
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        #[command(flatten)]
+        link: LinkArgs,
     },
     /// Remove an rcopy device.
     Remove {
@@ -48,6 +89,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Wait until a device reaches a state (polls its status every 200 ms).
+    ///
+    /// Exits 0 once the state is reached, 1 on timeout.
+    Wait {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The state to wait for: simplex, copying, duplex, suspended,
+        /// resyncing or swapped.
+        #[arg(long, value_name = "STATE", value_parser = parse_state)]
+        state: State,
+        /// Give up after this many seconds (default: wait for ever).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
     /// Show rcopyctl's version and the kernel target's.
     Version,
     /// Send a message to the device's target (like `dmsetup message NAME 0 ...`).
@@ -59,6 +115,63 @@ pub enum Command {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         words: Vec<String>,
     },
+}
+
+/// Replication options shared by `create` and `pair`. They are checked
+/// against the kernel's table rules in `create::table_options`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct LinkArgs {
+    /// Primary: the secondary's address to connect to (IPv4 a.b.c.d:port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub peer: Option<String>,
+    /// Secondary: the address to listen on (IPv4 a.b.c.d:port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub local: Option<String>,
+    /// Replication mode: sync (a write completes once on both disks) or
+    /// async (once on the local disk) [default: sync].
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// File whose first line is the pair's shared secret (1 to 64 bytes, no
+    /// spaces). Keep it readable by root only.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<String>,
+    /// The pair's shared secret itself (1 to 64 bytes, no spaces). Visible
+    /// to other users in the process list: prefer --secret-file.
+    #[arg(long, value_name = "WORD", conflicts_with = "secret_file")]
+    pub secret: Option<String>,
+    /// The pair's identity, the same on both sides (1 to 64 bytes)
+    /// [default: default].
+    #[arg(long, value_name = "WORD")]
+    pub pair_id: Option<String>,
+    /// Limit of the write cache: 1M to 4G (bytes, or K/M/G) [default: 64M].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: Option<u64>,
+    /// Drop a link silent for this long: 500 to 600000 ms [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<String>,
+}
+
+impl LinkArgs {
+    /// Whether any option is given.
+    pub fn any(&self) -> bool {
+        *self != LinkArgs::default()
+    }
+}
+
+const PAIR_EXAMPLES: &str = "\
+Examples (secondary first, then primary):
+  rcopyctl pair r0 --data /dev/vda --meta /dev/vdb --role secondary \\
+      --local 10.77.0.2:7788 --secret-file /etc/rcopy.key
+  rcopyctl pair r0 --data /dev/vda --meta /dev/vdb --role primary \\
+      --peer 10.77.0.2:7788 --secret-file /etc/rcopy.key --mode async
+  rcopyctl wait r0 --state duplex --timeout 300";
+
+/// Accepts a pair state name.
+pub fn parse_state(s: &str) -> Result<State, String> {
+    State::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state {s:?}: expected one of {}", all.join(", "))
+    })
 }
 
 /// Accepts a device-mapper device name.
@@ -122,8 +235,12 @@ mod tests {
                 meta,
                 track_size,
                 dry_run,
+                role,
+                link,
             } => {
                 assert!(!dry_run);
+                assert_eq!(role, None);
+                assert!(!link.any());
                 assert_eq!(name, "r0");
                 assert_eq!(data, "/dev/vdb");
                 assert_eq!(meta, "/dev/vdc");
@@ -147,6 +264,141 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn parses_pair() {
+        let c = Cli::try_parse_from([
+            "rcopyctl",
+            "pair",
+            "r0",
+            "--data",
+            "/dev/vda",
+            "--meta",
+            "/dev/vdb",
+            "--role",
+            "primary",
+            "--peer",
+            "10.77.0.2:7788",
+            "--secret-file",
+            "/etc/rcopy.key",
+            "--mode",
+            "async",
+            "--pair-id",
+            "p1",
+            "--cache-size",
+            "256M",
+            "--timeout-ms",
+            "10000",
+        ])
+        .unwrap();
+        match c.command {
+            Command::Pair {
+                name, role, link, ..
+            } => {
+                assert_eq!(name, "r0");
+                assert_eq!(role, "primary");
+                assert_eq!(link.peer.as_deref(), Some("10.77.0.2:7788"));
+                assert_eq!(link.local, None);
+                assert_eq!(link.secret_file.as_deref(), Some("/etc/rcopy.key"));
+                assert_eq!(link.secret, None);
+                assert_eq!(link.mode.as_deref(), Some("async"));
+                assert_eq!(link.pair_id.as_deref(), Some("p1"));
+                assert_eq!(link.cache_size, Some(256 << 20));
+                assert_eq!(link.timeout_ms.as_deref(), Some("10000"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let pair = ["rcopyctl", "pair", "r0", "--data", "a", "--meta", "b"];
+        // `pair` needs --role.
+        let e = Cli::try_parse_from(pair).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--role"), "{e}");
+        // One secret source at most.
+        let e = Cli::try_parse_from(pair.iter().chain(&[
+            "--role",
+            "secondary",
+            "--secret",
+            "x",
+            "--secret-file",
+            "f",
+        ]))
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            Cli::try_parse_from(pair.iter().chain(&["--role", "x", "--cache-size", "1Q"])).is_err()
+        );
+        // `create` takes the same options, --role optional.
+        let c = Cli::try_parse_from([
+            "rcopyctl",
+            "create",
+            "r0",
+            "--data",
+            "a",
+            "--meta",
+            "b",
+            "--role",
+            "secondary",
+            "--local",
+            "10.77.0.2:7788",
+            "--secret",
+            "k",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Create { role: Some(ref r), ref link, .. }
+                if r == "secondary" && link.secret.as_deref() == Some("k")
+        ));
+    }
+
+    #[test]
+    fn parses_wait() {
+        let c = Cli::try_parse_from([
+            "rcopyctl",
+            "wait",
+            "r0",
+            "--state",
+            "duplex",
+            "--timeout",
+            "300",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Wait {
+                ref name,
+                state: State::Duplex,
+                timeout: Some(300)
+            } if name == "r0"
+        ));
+        let c = Cli::try_parse_from(["rcopyctl", "wait", "r0", "--state", "simplex"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Wait {
+                state: State::Simplex,
+                timeout: None,
+                ..
+            }
+        ));
+        let e = Cli::try_parse_from(["rcopyctl", "wait", "r0", "--state", "synced"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .contains("expected one of simplex, copying, duplex"),
+            "{e}"
+        );
+        assert!(Cli::try_parse_from(["rcopyctl", "wait", "r0"]).is_err());
+        assert!(Cli::try_parse_from([
+            "rcopyctl",
+            "wait",
+            "r0",
+            "--state",
+            "duplex",
+            "--timeout",
+            "-1"
+        ])
+        .is_err());
     }
 
     #[test]

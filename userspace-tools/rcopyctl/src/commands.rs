@@ -1,6 +1,8 @@
-//! `rcopyctl remove`, `status`, `version` and `message`.
+//! `rcopyctl remove`, `status`, `wait`, `version` and `message`.
 
-use rcopy_core::status::Status;
+use std::time::{Duration, Instant};
+
+use rcopy_core::status::{State, Status};
 
 use crate::create::TARGET_TYPE;
 use crate::dm_ioctl::{Control, TargetStatus};
@@ -21,6 +23,59 @@ fn dev_error(name: &str, what: &str, e: &std::io::Error) -> Error {
 fn rcopy_status(ctl: &Control, name: &str) -> std::io::Result<Option<TargetStatus>> {
     let targets = ctl.table_status(name, false)?;
     Ok(targets.into_iter().find(|t| t.target_type == TARGET_TYPE))
+}
+
+/// The parsed status line of one rcopy device.
+fn device_status(ctl: &Control, name: &str) -> Result<Status, Error> {
+    let t = rcopy_status(ctl, name)
+        .map_err(|e| dev_error(name, "cannot read status of", &e))?
+        .ok_or_else(|| Error::new(format!("device {name} is not an rcopy device")))?;
+    Status::parse(&t.text).map_err(|e| Error::new(format!("device {name}: {e}: {:?}", t.text)))
+}
+
+/// How often `rcopyctl wait` reads the status.
+pub const WAIT_POLL: Duration = Duration::from_millis(200);
+
+/// Runs `rcopyctl wait`.
+pub fn wait(name: &str, want: State, timeout_secs: Option<u64>) -> Result<(), Error> {
+    let ctl = open_control()?;
+    wait_for(name, want, timeout_secs, WAIT_POLL, || {
+        device_status(&ctl, name).map(|s| s.state)
+    })
+}
+
+/// Calls `poll` every `every` until it returns `want` (`Ok`), fails (its
+/// error), or `timeout_secs` have passed (`<name>: still <state> after N s`).
+/// The state is always read at least once, and once more at the deadline.
+pub fn wait_for(
+    name: &str,
+    want: State,
+    timeout_secs: Option<u64>,
+    every: Duration,
+    mut poll: impl FnMut() -> Result<State, Error>,
+) -> Result<(), Error> {
+    let start = Instant::now();
+    let deadline = timeout_secs.map(Duration::from_secs);
+    loop {
+        let state = poll()?;
+        if state == want {
+            return Ok(());
+        }
+        let nap = match deadline {
+            Some(d) => {
+                let left = d.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return Err(Error::new(format!(
+                        "{name}: still {state} after {} s",
+                        timeout_secs.unwrap_or(0)
+                    )));
+                }
+                every.min(left)
+            }
+            None => every,
+        };
+        std::thread::sleep(nap);
+    }
 }
 
 /// Runs `rcopyctl remove`.
@@ -50,11 +105,7 @@ pub fn remove(name: &str) -> Result<(), Error> {
 pub fn status(name: Option<&str>, as_json: bool) -> Result<(), Error> {
     let ctl = open_control()?;
     if let Some(name) = name {
-        let t = rcopy_status(&ctl, name)
-            .map_err(|e| dev_error(name, "cannot read status of", &e))?
-            .ok_or_else(|| Error::new(format!("device {name} is not an rcopy device")))?;
-        let s = Status::parse(&t.text)
-            .map_err(|e| Error::new(format!("device {name}: {e}: {:?}", t.text)))?;
+        let s = device_status(&ctl, name)?;
         if as_json {
             out(&status_view::json(name, &s));
         } else {
@@ -155,5 +206,80 @@ pub fn message(name: &str, words: &[String]) -> Result<(), Error> {
                 words.join(" ")
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_reaches_the_state() {
+        let mut seen = vec![State::Copying, State::Copying, State::Duplex].into_iter();
+        let mut polls = 0;
+        wait_for(
+            "r0",
+            State::Duplex,
+            Some(60),
+            Duration::from_millis(1),
+            || {
+                polls += 1;
+                Ok(seen.next().unwrap_or(State::Suspended))
+            },
+        )
+        .unwrap();
+        assert_eq!(polls, 3);
+        // No timeout: waits as long as it takes.
+        let mut n = 0;
+        wait_for("r0", State::Duplex, None, Duration::from_millis(1), || {
+            n += 1;
+            Ok(if n < 5 {
+                State::Resyncing
+            } else {
+                State::Duplex
+            })
+        })
+        .unwrap();
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn wait_times_out() {
+        let mut polls = 0;
+        let e = wait_for(
+            "r0",
+            State::Duplex,
+            Some(0),
+            Duration::from_millis(1),
+            || {
+                polls += 1;
+                Ok(State::Copying)
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "r0: still copying after 0 s");
+        assert_eq!(polls, 1);
+        let start = Instant::now();
+        let e = wait_for(
+            "r1",
+            State::Duplex,
+            Some(1),
+            Duration::from_millis(200),
+            || Ok(State::Suspended),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "r1: still suspended after 1 s");
+        let took = start.elapsed();
+        assert!(took >= Duration::from_secs(1), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+
+    #[test]
+    fn wait_stops_on_errors() {
+        let e = wait_for("r0", State::Duplex, None, Duration::from_millis(1), || {
+            Err(Error::new("device r0 does not exist"))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "device r0 does not exist");
     }
 }

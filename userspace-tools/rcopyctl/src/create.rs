@@ -1,9 +1,14 @@
 //! `rcopyctl create`: checks, table line, and the DM calls.
 
+use std::fs::File;
+use std::io::Read;
+
+use rcopy_core::addr::SockAddr;
 use rcopy_core::geometry::{meta_bytes_needed, SECTOR_SIZE};
-use rcopy_core::table::{self, TableError, DEFAULT_TRACK_SIZE};
+use rcopy_core::table::{self, TableArgs, TableError, DEFAULT_TRACK_SIZE, MAX_SECRET};
 
 use crate::blockdev::{self, BlockDev};
+use crate::cli::LinkArgs;
 use crate::dm_ioctl::{Control, Target};
 use crate::error::{os_msg, Error};
 use crate::kmsg::KmsgWatch;
@@ -27,10 +32,21 @@ pub fn check_track_size(bytes: Option<u64>) -> Result<u32, Error> {
     u32::try_from(b).map_err(|_| Error::new(TableError::BadTrackSize.message()))
 }
 
+/// [`plan_args`] for a standalone device with the given track size.
+#[cfg(test)]
+pub fn plan(data: &BlockDev, meta: &BlockDev, track_size: u32) -> Result<Target, Error> {
+    let mut args = TableArgs::new(b"", b"");
+    args.track_size = track_size;
+    plan_args(data, meta, &args)
+}
+
 /// Builds the single rcopy target covering the whole data device, after the
 /// checks the kernel would make: distinct devices, a non-empty volume, a
-/// metadata device large enough. Devices go in as `major:minor`.
-pub fn plan(data: &BlockDev, meta: &BlockDev, track_size: u32) -> Result<Target, Error> {
+/// metadata device large enough. Devices go in as `major:minor`; the options
+/// are those of `args` (as checked by [`TableOptions::args`]; its device
+/// words are ignored), written by the kernel's own `format_table`.
+pub fn plan_args(data: &BlockDev, meta: &BlockDev, args: &TableArgs<'_>) -> Result<Target, Error> {
+    let track_size = args.track_size;
     if data.rdev == meta.rdev {
         return Err(Error::new(format!(
             "{} ({} and {} are the same device)",
@@ -60,9 +76,7 @@ pub fn plan(data: &BlockDev, meta: &BlockDev, track_size: u32) -> Result<Target,
         )));
     }
     let mut params = String::new();
-    let mut args = table::TableArgs::new(b"", b"");
-    args.track_size = track_size;
-    table::format_table(&mut params, &data.major_minor(), &meta.major_minor(), &args)
+    table::format_table(&mut params, &data.major_minor(), &meta.major_minor(), args)
         .map_err(|_| Error::new("cannot format the table line"))?;
     Ok(Target {
         start: 0,
@@ -95,19 +109,30 @@ pub fn reason(reasons: &[String], e: &std::io::Error) -> String {
         .join("; ")
 }
 
-/// Runs `rcopyctl create`.
-pub fn run(
-    name: &str,
-    data: &str,
-    meta: &str,
-    track_size: Option<u64>,
-    dry_run: bool,
-) -> Result<(), Error> {
-    let ts = check_track_size(track_size)?;
-    let data_dev = blockdev::inspect("data device", data)?;
-    let meta_dev = blockdev::inspect("metadata device", meta)?;
-    let target = plan(&data_dev, &meta_dev, ts)?;
-    if dry_run {
+/// What `rcopyctl create` (or `pair`) was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub name: &'a str,
+    pub data: &'a str,
+    pub meta: &'a str,
+    pub track_size: Option<u64>,
+    pub dry_run: bool,
+    pub role: Option<&'a str>,
+    pub link: &'a LinkArgs,
+}
+
+/// Runs `rcopyctl create` and `rcopyctl pair`.
+pub fn run(req: &Request<'_>) -> Result<(), Error> {
+    let name = req.name;
+    // Options first: a wrong flag is reported before any device is touched.
+    let ts = check_track_size(req.track_size)?;
+    let secret = secret(req.link)?;
+    let opts = table_options(ts, req.role, req.link, secret.as_ref())?;
+    let args = opts.args();
+    let data_dev = blockdev::inspect("data device", req.data)?;
+    let meta_dev = blockdev::inspect("metadata device", req.meta)?;
+    let target = plan_args(&data_dev, &meta_dev, &args)?;
+    if req.dry_run {
         out(&table_line(&target));
         return Ok(());
     }
@@ -143,6 +168,251 @@ pub fn run(
     }
     devnode::ensure(name, dev);
     Ok(())
+}
+
+/// The pair's secret and the flag it came from (for messages; the secret
+/// itself is never printed in an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub word: String,
+    pub origin: String,
+}
+
+/// Reads the secret from `--secret-file` or `--secret`, if given.
+pub fn secret(link: &LinkArgs) -> Result<Option<Secret>, Error> {
+    let s = match (&link.secret_file, &link.secret) {
+        (Some(path), _) => Secret {
+            word: read_secret_file(path)?,
+            origin: format!("--secret-file {path}"),
+        },
+        (None, Some(word)) => Secret {
+            word: word.clone(),
+            origin: "--secret".to_string(),
+        },
+        (None, None) => return Ok(None),
+    };
+    check_word(&s.origin, "the secret", &s.word)?;
+    Ok(Some(s))
+}
+
+/// The secret in a secret file: its first line, without leading and
+/// trailing whitespace. Only the first few KiB are read.
+pub fn read_secret_file(path: &str) -> Result<String, Error> {
+    let what = format!("--secret-file {path}");
+    let f = File::open(path).map_err(|e| Error::new(format!("{what}: {}", os_msg(&e))))?;
+    let mut buf = Vec::new();
+    f.take(4096)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::new(format!("{what}: {}", os_msg(&e))))?;
+    let line = match buf.iter().position(|&b| b == b'\n') {
+        Some(i) => &buf[..i],
+        None => &buf[..],
+    };
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Err(Error::new(format!(
+            "{what}: the secret (the first line of the file) is empty"
+        )));
+    }
+    let s = std::str::from_utf8(line)
+        .map_err(|_| Error::new(format!("{what}: the secret is not valid UTF-8 text")))?;
+    Ok(s.to_string())
+}
+
+/// Checks that `value` is one table word: not empty, no whitespace (which
+/// would split it), no backslash (device-mapper's escape character), no
+/// control characters. `what` names it; the value is not shown.
+pub fn check_word(flag: &str, what: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::new(format!("{flag}: {what} is empty")));
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err(Error::new(format!(
+            "{flag}: {what} contains whitespace: it must be a single word"
+        )));
+    }
+    if value.contains('\\') {
+        return Err(Error::new(format!(
+            "{flag}: {what} contains a backslash, which device-mapper would take as an escape"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::new(format!(
+            "{flag}: {what} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The table words after the devices (`#opt_args` and the options),
+/// checked by the kernel's own parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableOptions {
+    /// Placeholder device words, `#opt_args`, then the options.
+    words: Vec<String>,
+}
+
+impl TableOptions {
+    /// The parsed arguments (devices are placeholders).
+    pub fn args(&self) -> TableArgs<'_> {
+        let refs: Vec<&[u8]> = self.words.iter().map(|w| w.as_bytes()).collect();
+        // `table_options` only returns words that parse.
+        table::parse(&refs).unwrap_or_else(|_| TableArgs::new(b"-", b"-"))
+    }
+}
+
+/// Builds the option words from the flags and checks them with
+/// `rcopy_core::table::parse`, the parser the kernel runs; each refusal is
+/// reported with the flag it comes from.
+pub fn table_options(
+    track_size: u32,
+    role: Option<&str>,
+    link: &LinkArgs,
+    secret: Option<&Secret>,
+) -> Result<TableOptions, Error> {
+    if let Some(id) = &link.pair_id {
+        check_word("--pair-id", "the pair id", id)?;
+    }
+    let mut opts: Vec<(&str, String)> = Vec::new();
+    if track_size != DEFAULT_TRACK_SIZE {
+        opts.push(("track_size", track_size.to_string()));
+    }
+    if let Some(r) = role {
+        opts.push(("role", r.to_string()));
+    }
+    let given = [
+        ("mode", link.mode.clone()),
+        ("peer", link.peer.clone()),
+        ("local", link.local.clone()),
+        ("secret", secret.map(|s| s.word.clone())),
+        ("pair_id", link.pair_id.clone()),
+        ("cache_size", link.cache_size.map(|c| c.to_string())),
+        ("timeout_ms", link.timeout_ms.clone()),
+    ];
+    for (name, value) in given {
+        if let Some(v) = value {
+            opts.push((name, v));
+        }
+    }
+    let mut words = vec![
+        "-".to_string(),
+        "-".to_string(),
+        (opts.len() * 2).to_string(),
+    ];
+    for (name, value) in opts {
+        words.push(name.to_string());
+        words.push(value);
+    }
+    let t = TableOptions { words };
+    {
+        let refs: Vec<&[u8]> = t.words.iter().map(|w| w.as_bytes()).collect();
+        let args = table::parse(&refs).map_err(|e| flag_error(e, role, link, secret))?;
+        cli_rules(&args, link)?;
+    }
+    Ok(t)
+}
+
+/// Rules of rcopyctl beyond the kernel's: options that the kernel would
+/// accept but ignore are refused, so a mistyped command does not silently
+/// set up something else.
+fn cli_rules(a: &TableArgs<'_>, link: &LinkArgs) -> Result<(), Error> {
+    use rcopy_core::status::Role;
+    match a.role {
+        None if link.any() => Err(Error::new(format!(
+            "{}: give --role primary or --role secondary with {}",
+            TableError::MissingRole.message(),
+            given_flags(link).join(", ")
+        ))),
+        Some(Role::Primary) if link.local.is_some() => Err(Error::new(
+            "--local is for --role secondary (where it listens); a primary connects to --peer",
+        )),
+        Some(Role::Secondary) if link.peer.is_some() => Err(Error::new(
+            "--peer is for --role primary (where it connects); a secondary listens on --local",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The replication flags given, for messages.
+fn given_flags(link: &LinkArgs) -> Vec<&'static str> {
+    [
+        ("--peer", link.peer.is_some()),
+        ("--local", link.local.is_some()),
+        ("--mode", link.mode.is_some()),
+        ("--secret-file", link.secret_file.is_some()),
+        ("--secret", link.secret.is_some()),
+        ("--pair-id", link.pair_id.is_some()),
+        ("--cache-size", link.cache_size.is_some()),
+        ("--timeout-ms", link.timeout_ms.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect()
+}
+
+/// A table refusal as a message naming the flag at fault. The kernel's
+/// reason is kept word for word (it is what `Documentation/rcopy.rst` lists).
+fn flag_error(
+    e: TableError,
+    role: Option<&str>,
+    link: &LinkArgs,
+    secret: Option<&Secret>,
+) -> Error {
+    let why = e.message();
+    let shown = |v: &Option<String>| format!("{:?}", v.as_deref().unwrap_or(""));
+    let msg = match e {
+        TableError::BadTrackSize => format!("--track-size: {why}"),
+        TableError::BadRole => format!("--role {:?}: {why}", role.unwrap_or("")),
+        TableError::BadMode => format!("--mode {}: {why}", shown(&link.mode)),
+        TableError::BadAddress => {
+            let peer_ok = link
+                .peer
+                .as_deref()
+                .map_or(true, |p| SockAddr::parse(p.as_bytes()).is_some());
+            if peer_ok {
+                format!("--local {}: {why}", shown(&link.local))
+            } else {
+                format!("--peer {}: {why}", shown(&link.peer))
+            }
+        }
+        TableError::BadSecret => {
+            let (origin, len) = secret.map_or(("--secret", 0), |s| (&s.origin, s.word.len()));
+            format!("{origin}: {why} (the secret has {len} bytes; at most {MAX_SECRET})")
+        }
+        TableError::BadPairId => format!(
+            "--pair-id: {why} (got {} bytes)",
+            link.pair_id.as_deref().map_or(0, str::len)
+        ),
+        TableError::BadCacheSize => format!(
+            "--cache-size {}: {why} (1M to 4G)",
+            link.cache_size.unwrap_or(0)
+        ),
+        TableError::BadTimeout => format!("--timeout-ms {}: {why}", shown(&link.timeout_ms)),
+        TableError::MissingPeer => {
+            format!("{why}: give --peer ADDR:PORT, the address the secondary listens on")
+        }
+        TableError::MissingLocal => {
+            format!("{why}: give --local ADDR:PORT, the address to listen on for the primary")
+        }
+        TableError::MissingSecret => {
+            format!("{why}: give --secret-file PATH (or --secret WORD), the same on both sides")
+        }
+        TableError::MissingRole => format!(
+            "{why}: give --role primary or --role secondary with {}",
+            given_flags(link).join(", ")
+        ),
+        TableError::ArgCount
+        | TableError::OptArgCount
+        | TableError::UnknownOption
+        | TableError::MissingValue => format!("internal error: bad table line built: {why}"),
+        TableError::DataLookup
+        | TableError::MetaLookup
+        | TableError::SameDevice
+        | TableError::LengthExceedsData
+        | TableError::MetaTooSmall
+        | TableError::DeviceInUse => why.to_string(),
+    };
+    Error::new(msg)
 }
 
 /// Removes a half-created device and returns `err`, noting a failed removal.
@@ -239,5 +509,404 @@ mod tests {
         );
         assert!(check_track_size(Some(32 << 20)).is_err());
         assert!(check_track_size(Some(1 << 40)).is_err());
+    }
+
+    /// A temporary file with `content`, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(tag: &str, content: &[u8]) -> TempFile {
+            let p =
+                std::env::temp_dir().join(format!("rcopyctl-test-{}-{tag}", std::process::id()));
+            std::fs::write(&p, content).unwrap();
+            TempFile(p)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Runs the option checks as `run` does; the table line for a 1 GiB
+    /// volume, or the error text.
+    fn line(
+        track_size: Option<u64>,
+        role: Option<&str>,
+        link: &LinkArgs,
+    ) -> Result<String, String> {
+        let go = || -> Result<String, Error> {
+            let ts = check_track_size(track_size)?;
+            let secret = secret(link)?;
+            let opts = table_options(ts, role, link, secret.as_ref())?;
+            let d = dev("/dev/vda", 254, 0, 1 << 30);
+            let m = dev("/dev/vdb", 254, 16, 1 << 20);
+            Ok(table_line(&plan_args(&d, &m, &opts.args())?))
+        };
+        go().map_err(|e| e.to_string())
+    }
+
+    fn link(f: impl FnOnce(&mut LinkArgs)) -> LinkArgs {
+        let mut l = LinkArgs::default();
+        f(&mut l);
+        l
+    }
+
+    #[test]
+    fn pair_tables() {
+        let l = link(|l| {
+            l.local = Some("10.77.0.2:7788".into());
+            l.secret = Some("k3y".into());
+        });
+        assert_eq!(
+            line(None, Some("secondary"), &l).unwrap(),
+            "0 2097152 rcopy 254:0 254:16 6 role secondary local 10.77.0.2:7788 secret k3y"
+        );
+        let l = link(|l| {
+            l.peer = Some("10.77.0.2:7788".into());
+            l.secret = Some("k3y".into());
+            l.mode = Some("async".into());
+            l.pair_id = Some("r0-pair".into());
+            l.cache_size = Some(128 << 20);
+            l.timeout_ms = Some("10000".into());
+        });
+        assert_eq!(
+            line(Some(1 << 20), Some("primary"), &l).unwrap(),
+            "0 2097152 rcopy 254:0 254:16 16 track_size 1048576 role primary mode async \
+             peer 10.77.0.2:7788 secret k3y pair_id r0-pair cache_size 134217728 timeout_ms 10000"
+        );
+        // Defaults given explicitly are left out, as `dmsetup table` shows them.
+        let l = link(|l| {
+            l.peer = Some("10.77.0.2:7788".into());
+            l.secret = Some("k3y".into());
+            l.mode = Some("sync".into());
+            l.pair_id = Some("default".into());
+            l.cache_size = Some(64 << 20);
+            l.timeout_ms = Some("5000".into());
+        });
+        assert_eq!(
+            line(None, Some("primary"), &l).unwrap(),
+            "0 2097152 rcopy 254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k3y"
+        );
+        // No role: the standalone table, unchanged.
+        assert_eq!(
+            line(None, None, &LinkArgs::default()).unwrap(),
+            "0 2097152 rcopy 254:0 254:16"
+        );
+    }
+
+    #[test]
+    fn cross_option_errors() {
+        let secret = |l: &mut LinkArgs| l.secret = Some("k".into());
+        let e = line(None, Some("primary"), &link(secret)).unwrap_err();
+        assert_eq!(
+            e,
+            "Role primary needs a peer address: give --peer ADDR:PORT, \
+             the address the secondary listens on"
+        );
+        let e = line(None, Some("secondary"), &link(secret)).unwrap_err();
+        assert!(
+            e.starts_with("Role secondary needs a local address: give --local"),
+            "{e}"
+        );
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| l.peer = Some("10.0.0.2:1".into())),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("A replicated device needs a secret: give --secret-file PATH"),
+            "{e}"
+        );
+        let e = line(None, None, &link(|l| l.peer = Some("10.0.0.2:1".into()))).unwrap_err();
+        assert_eq!(
+            e,
+            "Replication options need a role: give --role primary or --role secondary with --peer"
+        );
+        let e = line(
+            None,
+            None,
+            &link(|l| {
+                l.mode = Some("async".into());
+                l.timeout_ms = Some("1000".into());
+            }),
+        )
+        .unwrap_err();
+        assert!(e.ends_with("with --mode, --timeout-ms"), "{e}");
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                secret(l);
+                l.peer = Some("10.0.0.2:1".into());
+                l.local = Some("10.0.0.1:1".into());
+            }),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("--local is for --role secondary"), "{e}");
+        let e = line(
+            None,
+            Some("secondary"),
+            &link(|l| {
+                secret(l);
+                l.peer = Some("10.0.0.2:1".into());
+                l.local = Some("10.0.0.1:1".into());
+            }),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("--peer is for --role primary"), "{e}");
+    }
+
+    #[test]
+    fn value_errors() {
+        let base = |l: &mut LinkArgs| {
+            l.peer = Some("10.0.0.2:7788".into());
+            l.secret = Some("k".into());
+        };
+        let e = line(None, Some("master"), &link(base)).unwrap_err();
+        assert_eq!(
+            e,
+            "--role \"master\": Invalid role: must be primary or secondary"
+        );
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.mode = Some("semi".into());
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(e, "--mode \"semi\": Invalid mode: must be sync or async");
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.peer = Some("10.0.0:7788".into());
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "--peer \"10.0.0:7788\": Invalid address: must be a.b.c.d:port"
+        );
+        let e = line(
+            None,
+            Some("secondary"),
+            &link(|l| {
+                l.secret = Some("k".into());
+                l.local = Some("host:7788".into());
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "--local \"host:7788\": Invalid address: must be a.b.c.d:port"
+        );
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.secret = Some("x".repeat(65));
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "--secret: Invalid secret: at most 64 bytes (the secret has 65 bytes; at most 64)"
+        );
+        assert!(line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.secret = Some("x".repeat(64));
+            }),
+        )
+        .is_ok());
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.pair_id = Some("p".repeat(65));
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "--pair-id: Invalid pair_id: 1 to 64 bytes (got 65 bytes)"
+        );
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.pair_id = Some("a b".into());
+            }),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("--pair-id: the pair id contains whitespace"),
+            "{e}"
+        );
+        let e = line(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.cache_size = Some(512 << 10);
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "--cache-size 524288: Invalid cache_size: must be from 1048576 to 4294967296 (1M to 4G)"
+        );
+        for ok in [1u64 << 20, 4 << 30] {
+            assert!(line(
+                None,
+                Some("primary"),
+                &link(|l| {
+                    base(l);
+                    l.cache_size = Some(ok);
+                })
+            )
+            .is_ok());
+        }
+        for bad in ["499", "600001", "5s", ""] {
+            let e = line(
+                None,
+                Some("primary"),
+                &link(|l| {
+                    base(l);
+                    l.timeout_ms = Some(bad.into());
+                }),
+            )
+            .unwrap_err();
+            assert_eq!(
+                e,
+                format!("--timeout-ms {bad:?}: Invalid timeout_ms: must be from 500 to 600000")
+            );
+        }
+        let e = line(Some(3000), Some("primary"), &link(base)).unwrap_err();
+        assert!(e.starts_with("Invalid track_size"), "{e}");
+    }
+
+    #[test]
+    fn secret_words() {
+        for (bad, why) in [
+            ("", "is empty"),
+            ("q1 q2", "contains whitespace"),
+            ("q1\\q2", "contains a backslash"),
+            ("q1\u{7}q2", "contains control characters"),
+        ] {
+            let l = link(|l| l.secret = Some(bad.into()));
+            let e = secret(&l).unwrap_err().to_string();
+            assert!(e.starts_with("--secret: the secret "), "{e}");
+            assert!(e.contains(why), "{e}");
+            assert!(!e.contains("q1"), "the secret must not be shown: {e}");
+        }
+    }
+
+    #[test]
+    fn secret_files() {
+        let f = TempFile::new("ok", b"  s3cr3t-word \t\r\nsecond line\n");
+        assert_eq!(read_secret_file(f.path()).unwrap(), "s3cr3t-word");
+        let l = link(|l| l.secret_file = Some(f.path().into()));
+        let s = secret(&l).unwrap().unwrap();
+        assert_eq!(s.word, "s3cr3t-word");
+        assert_eq!(s.origin, format!("--secret-file {}", f.path()));
+        let f = TempFile::new("nonl", b"k");
+        assert_eq!(read_secret_file(f.path()).unwrap(), "k");
+
+        let f = TempFile::new("empty", b"");
+        let e = read_secret_file(f.path()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "--secret-file {}: the secret (the first line of the file) is empty",
+                f.path()
+            )
+        );
+        let f = TempFile::new("blank", b"   \nsecret on line 2\n");
+        assert!(read_secret_file(f.path())
+            .unwrap_err()
+            .to_string()
+            .ends_with("is empty"));
+        let f = TempFile::new("space", b"two words\n");
+        let e = secret(&link(|l| l.secret_file = Some(f.path().into())))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "--secret-file {}: the secret contains whitespace: it must be a single word",
+                f.path()
+            )
+        );
+        let f = TempFile::new("long", format!("{}\n", "z".repeat(65)).as_bytes());
+        let e = line(
+            None,
+            Some("secondary"),
+            &link(|l| {
+                l.local = Some("10.77.0.2:7788".into());
+                l.secret_file = Some(f.path().into());
+            }),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "--secret-file {}: Invalid secret: at most 64 bytes \
+                 (the secret has 65 bytes; at most 64)",
+                f.path()
+            )
+        );
+        let f = TempFile::new("huge", &[b'y'; 10000]);
+        assert!(line(
+            None,
+            Some("secondary"),
+            &link(|l| {
+                l.local = Some("10.77.0.2:7788".into());
+                l.secret_file = Some(f.path().into());
+            }),
+        )
+        .unwrap_err()
+        .contains("Invalid secret: at most 64 bytes"));
+        let f = TempFile::new("binary", b"\xff\xfe\n");
+        assert!(read_secret_file(f.path())
+            .unwrap_err()
+            .to_string()
+            .ends_with("the secret is not valid UTF-8 text"));
+        let e = read_secret_file("/nonexistent/rcopy.key")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--secret-file /nonexistent/rcopy.key: No such file or directory"
+        );
+        // A secret file used for the table.
+        let f = TempFile::new("table", b"from-file\n");
+        assert_eq!(
+            line(
+                None,
+                Some("secondary"),
+                &link(|l| {
+                    l.local = Some("10.77.0.2:7788".into());
+                    l.secret_file = Some(f.path().into());
+                }),
+            )
+            .unwrap(),
+            "0 2097152 rcopy 254:0 254:16 6 role secondary local 10.77.0.2:7788 secret from-file"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Presenting rcopy status lines: a readable block, or JSON.
 
-use rcopy_core::status::Status;
+use rcopy_core::status::{Conn, Role, State, Status};
 
 use crate::json::{self, Value};
 use crate::size::human_bytes;
@@ -19,15 +19,33 @@ pub fn seconds(ms: u64) -> String {
     format!("{}.{:03} s", ms / 1000, ms % 1000)
 }
 
-/// The human-readable block for one device.
-pub fn human(name: &str, s: &Status) -> String {
-    let progress = match percent(s.sync_done, s.sync_total) {
+/// The progress of a running copy or resync: `25.0% (256 MiB of 1 GiB)`,
+/// or `-` when none runs. The secondary does not count it: its primary's
+/// status shows it.
+pub fn progress(s: &Status) -> String {
+    if !matches!(s.state, State::Copying | State::Resyncing) {
+        return "-".to_string();
+    }
+    match percent(s.sync_done, s.sync_total) {
         Some(p) => format!(
             "{p} ({} of {})",
             human_bytes(s.sync_done),
             human_bytes(s.sync_total)
         ),
+        None if s.role == Role::Secondary => "- (shown on the primary)".to_string(),
         None => "-".to_string(),
+    }
+}
+
+/// The human-readable block for one device.
+pub fn human(name: &str, s: &Status) -> String {
+    let progress = progress(s);
+    // A standalone device has no pair: its role and mode mean nothing.
+    let standalone = s.state == State::Simplex && s.conn == Conn::Standalone;
+    let (role, mode) = if standalone {
+        ("- (standalone)", "-")
+    } else {
+        (s.role.as_str(), s.mode.as_str())
     };
     let cache = if s.cache_max == 0 {
         format!("{} (no cache)", human_bytes(s.cache_used))
@@ -41,8 +59,8 @@ pub fn human(name: &str, s: &Status) -> String {
     };
     let rows: [(&str, String); 13] = [
         ("state", s.state.as_str().to_string()),
-        ("role", s.role.as_str().to_string()),
-        ("mode", s.mode.as_str().to_string()),
+        ("role", role.to_string()),
+        ("mode", mode.to_string()),
         ("connection", s.conn.as_str().to_string()),
         ("peer", s.peer.as_str().to_string()),
         (
@@ -158,6 +176,52 @@ mod tests {
         let h = human("r0", &s);
         assert!(h.contains("  progress:   -\n"), "{h}");
         assert!(h.contains("(no cache)"), "{h}");
+    }
+
+    #[test]
+    fn progress_only_while_copying() {
+        let mut s = Status::parse(LINE).unwrap();
+        s.state = State::Resyncing;
+        s.sync_done = 3 << 20;
+        s.sync_total = 4 << 20;
+        assert!(human("r0", &s).contains("  progress:   75.0% (3 MiB of 4 MiB)\n"));
+        s.state = State::Duplex;
+        let h = human("r0", &s);
+        assert!(h.contains("  progress:   -\n"), "{h}");
+        assert!(h.contains("  state:      duplex\n"), "{h}");
+        assert!(h.contains("  role:       primary\n"), "{h}");
+        assert!(h.contains("  mode:       async\n"), "{h}");
+        assert!(h.contains("  sent/acked: 286.1 MiB / 285.1 MiB\n"), "{h}");
+        // The secondary mirrors the primary's state but not its counters.
+        s.state = State::Copying;
+        s.role = Role::Secondary;
+        s.sync_done = 0;
+        s.sync_total = 0;
+        let h = human("r0", &s);
+        assert!(h.contains("  role:       secondary\n"), "{h}");
+        assert!(
+            h.contains("  progress:   - (shown on the primary)\n"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn standalone() {
+        let line = "state=simplex role=primary mode=sync conn=standalone peer=- \
+            track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
+            sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
+            writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6";
+        let h = human("r1", &Status::parse(line).unwrap());
+        assert!(h.contains("  state:      simplex\n"), "{h}");
+        assert!(h.contains("  role:       - (standalone)\n"), "{h}");
+        assert!(h.contains("  mode:       -\n"), "{h}");
+        assert!(h.contains("  connection: standalone\n"), "{h}");
+        assert!(h.contains("  peer:       -\n"), "{h}");
+        let j = json("r1", &Status::parse(line).unwrap());
+        assert!(
+            j.contains("\"role\": \"primary\", \"mode\": \"sync\""),
+            "{j}"
+        );
     }
 
     #[test]

@@ -1,0 +1,90 @@
+#!/bin/bash
+# Runs INSIDE a bench VM (the repo is visible at the same path). Polls the state of a
+# replicated device until a condition holds and prints what it saw as key=value lines,
+# with times measured by the guest's clock.
+#
+#   watch.sh KIND [TIMEOUT_S] [INTERVAL_S]
+#
+# KIND:
+#   rcopy-drain   r0 is duplex with dirty_bytes=0, lag_bytes=0 and an empty cache
+#   rcopy-sync    like rcopy-drain, and reports when the link came up (conn=connected),
+#                 for the initial copy and for a resync after a link cut
+#   drbd-drain    drbd0 Connected, UpToDate/UpToDate, oos:0, nothing pending (pe ap lo)
+#   drbd-sync     like drbd-drain, and reports when the link came up (cs: leaves
+#                 StandAlone/WFConnection/Unconnected/...)
+#
+# Output (last lines): started=1 (at once, so a host can wait for it), then
+#   t_conn=S      seconds from start until the link was seen up (sync kinds)
+#   t_done=S      seconds from start until the condition held
+#   conn_status=  the status when the link was first seen up
+#   status=       the status line at the end
+#   ok=1|0
+# Exit 0 when the condition held, 1 after TIMEOUT_S (default 300).
+kind=${1:?usage: watch.sh KIND [TIMEOUT] [INTERVAL]}
+timeout=${2:-300}
+interval=${3:-0.1}
+
+# a sleep without fork+exec (costly under TCG): read with a timeout on a private FIFO
+fifo=/tmp/.bench-watch.$$
+mkfifo "$fifo" && exec {fd}<>"$fifo" && rm -f "$fifo"
+nap() { read -r -t "$interval" -u "$fd" _ || true; }
+
+now() { printf '%s' "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+
+t0=$(now)
+echo started=1
+t_conn=
+conn_status=
+st=
+deadline=$((SECONDS + timeout))
+
+rcopy_status() { dmsetup status r0 2>&1 | tr '\n' ' '; }
+drbd_status() { local s; s=$(</proc/drbd); s=${s#*$'\n'*$'\n'}; printf '%s' "${s//$'\n'/ }"; }
+
+while :; do
+	case $kind in
+	rcopy-*)
+		st=$(rcopy_status)
+		up=0 done=0
+		[[ $st == *" conn=connected "* ]] && up=1
+		if [[ $up == 1 && $st == *" state=duplex "* && $st == *" dirty_bytes=0 "* &&
+			$st == *" lag_bytes=0 "* && $st == *" cache_fill=0/"* ]]; then done=1; fi
+		;;
+	drbd-*)
+		st=$(drbd_status)
+		up=0 done=0
+		case $st in
+		*cs:StandAlone* | *cs:Disconnecting* | *cs:Unconnected* | *cs:Timeout* | \
+			*cs:BrokenPipe* | *cs:NetworkFailure* | *cs:ProtocolError* | *cs:TearDown* | \
+			*cs:WFConnection* | *cs:WFReportParams* | "") up=0 ;;
+		*) up=1 ;;
+		esac
+		if [[ $st == *cs:Connected* && $st == *ds:UpToDate/UpToDate* && $st == *" oos:0"* &&
+			$st == *" pe:0 "* && $st == *" ap:0 "* && $st == *" lo:0 "* ]]; then done=1; fi
+		;;
+	*) echo "watch.sh: unknown kind $kind" >&2; exit 2 ;;
+	esac
+	if [[ $up == 1 && -z $t_conn ]]; then
+		t_conn=$(since "$t0")
+		conn_status=$st
+	fi
+	if [[ $done == 1 ]]; then
+		t_done=$(since "$t0")
+		echo "t_conn=${t_conn:-$t_done}"
+		echo "t_done=$t_done"
+		echo "conn_status=$conn_status"
+		echo "status=$st"
+		echo ok=1
+		exit 0
+	fi
+	if ((SECONDS >= deadline)); then
+		echo "t_conn=$t_conn"
+		echo "t_done="
+		echo "conn_status=$conn_status"
+		echo "status=$st"
+		echo ok=0
+		exit 1
+	fi
+	nap
+done
