@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# `make bench`: measure rcopy against the raw disk and DRBD 8.4, side by side in one run,
+# on two QEMU/TCG VMs of the test kernel linked by a private network (see
+# Documentation and /work/shared/docs/mission.md, "Performance targets").
+#
+#   scripts/bench.sh
+#
+# VM a (10.77.0.1) and VM b (10.77.0.2) on net n0. Disks (same on both, plus vde on a):
+#   vda rcopy data   vdb rcopy metadata   vdc DRBD data   vdd DRBD metadata (external)
+#   vde (a only) the raw-disk baseline, same size as the data disks
+# Steps: link (ping, iperf3), raw disk, rcopy sync, DRBD protocol C, rcopy async, DRBD
+# protocol A. Each disk configuration runs the same three fio jobs on a (direct I/O,
+# libaio, time-based): sequential 1 MiB writes QD8, random 4k writes QD16, random 4k
+# writes QD1. After each job on a replicated device the bench waits until the peer has
+# everything (the "drain"), so every job starts from a clean pair and the table can show
+# throughput including that drain. Then a resync after a link cut: rcopy via vm_link down
+# (the primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB
+# written meanwhile; the rate is the resynced bytes over the time from reconnection to in
+# sync. DRBD skips its initial sync (`new-current-uuid --clear-bitmap` on a fresh pair);
+# rcopy has no such option, so its initial copy is timed and reported too.
+#
+# Output: a table on stdout; the same as JSON in $BENCH_OUT (default
+# ${TMPDIR:-/tmp}/rcopy-bench-<date>/bench.json) with fio's raw JSON, kernel consoles and
+# a trace log in the directory next to it (<BENCH_OUT without .json>-raw/).
+# Exit status: 0 unless the VMs cannot boot or rcopy fails functionally (never on speed;
+# a DRBD problem is reported in one line and skipped).
+#
+# Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
+# BENCH_OUT, BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log;
+# 0 keeps the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/common.sh"
+
+RT=${BENCH_RUNTIME:-10}
+DISK_MB=${BENCH_DISK_MB:-256}
+RESYNC_MB=${BENCH_RESYNC_MB:-64}
+BENCH_HELPERS=$RCOPY_ROOT/scripts/bench
+MODULE=${RCOPY_MODULE:-$RCOPY_ROOT/rust/dm_rcopy.ko}
+SECRET=bench-$$-$RANDOM
+PORT=7788
+DRBD_PORT=7789
+STAMP=$(date +%Y%m%d-%H%M%S)
+BENCH_OUT=${BENCH_OUT:-${TMPDIR:-/tmp}/rcopy-bench-$STAMP/bench.json}
+case $BENCH_OUT in /*) ;; *) BENCH_OUT=$PWD/$BENCH_OUT ;; esac
+RAW=${BENCH_OUT%.json}-raw
+mkdir -p "$RAW/fio" "$(dirname "$BENCH_OUT")" || die "cannot create $RAW"
+: >"$RAW/kv"
+LOG=$RAW/trace.log
+
+[[ $RT =~ ^[1-9][0-9]*$ && $DISK_MB =~ ^[1-9][0-9]*$ && $RESYNC_MB =~ ^[1-9][0-9]*$ ]] ||
+	die "BENCH_RUNTIME, BENCH_DISK_MB and BENCH_RESYNC_MB must be positive integers"
+((RESYNC_MB * 2 <= DISK_MB)) || die "BENCH_RESYNC_MB must be at most half of BENCH_DISK_MB"
+[[ -f $MODULE ]] || die "no module at $MODULE: run 'make module'"
+for t in fio ping iperf3 python3 dmsetup; do
+	command -v "$t" >/dev/null || die "$t is not installed (the VMs use the host's root)"
+done
+
+KTREE=${KDIR:-$("$RCOPY_ROOT/scripts/build-kernel.sh")} || die "scripts/build-kernel.sh failed"
+export RCOPY_KERNEL=${RCOPY_KERNEL:-$KTREE/arch/x86/boot/bzImage}
+# shellcheck source=vm/lib.sh
+. "$RCOPY_ROOT/scripts/vm/lib.sh"
+vm_setup_run_dir
+
+# Progress on stdout (and in the log); the harness' traces and failing commands' output
+# go to the log only.
+exec 3>&1 4>&2 2>>"$LOG"
+VM_TRACE=1
+say() { printf '[bench] %s\n' "$*" >&3; printf '[bench %(%T)T] %s\n' -1 "$*" >&2; }
+# rec KEY VALUE: one result for report.py
+rec() { printf '%s\t%s\n' "$1" "${*:2}" >>"$RAW/kv"; }
+RCOPY_BROKEN=
+# rcopy_fail REASON: rcopy failed functionally: report and stop measuring it
+rcopy_fail() {
+	say "rcopy FAILED: $*"
+	rec rcopy.failed "$*"
+	RCOPY_BROKEN=1
+	return 1
+}
+
+T_START=$SECONDS
+rec meta.date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+rec meta.runtime_s "$RT"
+rec meta.disk_mb "$DISK_MB"
+rec meta.resync_mb "$RESYNC_MB"
+rec meta.host "$(uname -n) $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+rec meta.kernel "$RCOPY_KERNEL"
+rec meta.module "$MODULE"
+rec meta.git "$(git -C "$RCOPY_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+
+# ------------------------------------------------------------------ guest clock
+# Without ACPI/HPET, and with TSC calibration against the PIT failing under TCG, the
+# test kernel runs on the jiffies clocksource (4 ms steps at HZ=250): ping shows 0 or
+# 4 ms and fio latencies are coarse. Under TCG the guest TSC is the host's, so give the
+# guest the host's TSC frequency.
+tsc_khz=${BENCH_TSC_KHZ:-}
+if [[ -z $tsc_khz ]] && grep -qw constant_tsc /proc/cpuinfo && grep -qw nonstop_tsc /proc/cpuinfo; then
+	mhz=$({ dmesg 2>/dev/null || journalctl -k -b 2>/dev/null; } |
+		sed -n -e 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' \
+			-e 's/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' | tail -n 1)
+	[[ -n $mhz ]] && tsc_khz=$(awk -v m="$mhz" 'BEGIN { printf "%d", m * 1000 }')
+fi
+APPEND=()
+if [[ -n $tsc_khz && $tsc_khz != 0 ]]; then
+	APPEND=(--append "tsc_early_khz=$tsc_khz" --append tsc=reliable --append clocksource=tsc)
+	rec meta.guest_tsc_khz "$tsc_khz"
+else
+	rec note.clock "host TSC frequency unknown: the guests keep the jiffies clock (4 ms resolution)"
+fi
+
+# ------------------------------------------------------------------ boot
+say "results: $BENCH_OUT (raw data and logs: $RAW)"
+say "booting VMs a and b (${DISK_MB} MiB data disks, runtime ${RT} s per fio job)"
+d="--disk $DISK_MB --disk 8 --disk $DISK_MB --disk 8"
+if ! vm_start_many "a $d --disk $DISK_MB --net n0 --ip 10.77.0.1/24 ${APPEND[*]}" \
+	"b $d --net n0 --ip 10.77.0.2/24 ${APPEND[*]}"; then
+	say "the VMs did not boot (see $LOG)"
+	exit 1
+fi
+# Allocate the sparse disk files now, so no configuration pays the host's block
+# allocation on its first writes and another does not.
+for v in a b; do
+	for i in 0 1 2 3 4; do
+		f=$(vm_disk "$v" "$i")
+		[[ -f $f ]] && fallocate -l "$(stat -c %s "$f")" "$f" 2>/dev/null
+	done
+done
+clk=$(vm_run a --timeout 30 'cat /sys/devices/system/clocksource/clocksource0/current_clocksource')
+rec meta.clocksource "${clk:-unknown}"
+[[ $clk == tsc* ]] || say "note: guest clocksource is '${clk:-unknown}' (coarse timestamps)"
+
+for v in a b; do
+	vm_run "$v" --timeout 60 "insmod $MODULE" || { rcopy_fail "insmod dm_rcopy failed on $v"; }
+	# the VM sees the host's root, but /var/cache (where the kernel tree lives) is a
+	# tmpfs inside: hand the DRBD modules over through the share directory
+	cp "$KTREE/lib/lru_cache.ko" "$KTREE/drivers/block/drbd/drbd.ko" "$(vm_share_dir "$v")/" 2>/dev/null
+	# random data for the resync tests
+	vm_run "$v" --timeout 60 "head -c ${RESYNC_MB}M /dev/urandom >/tmp/resync.bin" >/dev/null
+done
+
+# ------------------------------------------------------------------ helpers
+# run_fio CONFIG WORKLOAD DEVICE [AFTER_SCRIPT]: one fio job on a; its JSON lands in
+# $RAW/fio/CONFIG-WORKLOAD.json; AFTER_SCRIPT's output (the device's state right after
+# the job) in the kv file.
+run_fio() {
+	local cfg=$1 wl=$2 dev=$3 after=${4:-true} args out tag=$1-$2
+	case $wl in
+	seq) args="--rw=write --bs=1M --iodepth=8" ;;
+	r16) args="--rw=randwrite --bs=4k --iodepth=16" ;;
+	r1) args="--rw=randwrite --bs=4k --iodepth=1" ;;
+	esac
+	out=$(vm_run a --timeout $((RT + 150)) "fio --name=$tag --filename=$dev $args --ioengine=libaio \
+--direct=1 --time_based --runtime=$RT --randrepeat=0 --norandommap --output-format=json \
+--output=/run/vm/share/$tag.json >/run/vm/share/$tag.err 2>&1; rc=\$?; ($after) 2>&1 | tr '\n' ' '; exit \$rc")
+	local rc=$?
+	cp "$(vm_share_dir a)/$tag.json" "$RAW/fio/$tag.json" 2>/dev/null
+	cat "$(vm_share_dir a)/$tag.err" >>"$LOG" 2>/dev/null
+	rec "$cfg.$wl.after" "$out"
+	if ((rc != 0)); then
+		say "  fio $tag failed (exit $rc): $(tail -n 3 "$(vm_share_dir a)/$tag.err" 2>/dev/null | tr '\n' ' ')"
+		return 1
+	fi
+	say "  $(python3 - "$RAW/fio/$tag.json" <<'EOF'
+import json, sys
+t = open(sys.argv[1]).read(); d = json.loads(t[t.index("{"):]); j = d["jobs"][0]; w = j["write"]
+print(f"{j['jobname']}: {w['bw_bytes']/1e6:.1f} MB/s, {w['iops']:.0f} IOPS, lat {w['lat_ns']['mean']/1e6:.2f} ms")
+EOF
+)"
+}
+
+# kv_of TEXT KEY: value of KEY=value in TEXT (words or lines)
+kv_of() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1; }
+
+# drain CONFIG WORKLOAD KIND: wait (bounded) until the peer has everything; record the time
+drain() {
+	local out t
+	out=$(vm_run a --timeout 330 "bash $BENCH_HELPERS/watch.sh $3 300 0.1")
+	t=$(kv_of "$out" t_done)
+	if [[ -z $t ]]; then
+		say "  $1 $2: not drained after 300 s: $(kv_of "$out" status)"
+		return 1
+	fi
+	rec "$1.$2.drain_s" "$t"
+	say "  drained in $t s"
+}
+
+# ------------------------------------------------------------------ link
+say "link: ping and iperf3 a -> b"
+out=$(vm_run a --timeout 60 'ping -c 20 -i 0.2 -q 10.77.0.2')
+if [[ $out =~ =\ ([0-9.]+)/([0-9.]+)/([0-9.]+)/ ]]; then
+	rec link.ping_min_ms "${BASH_REMATCH[1]}"
+	rec link.ping_avg_ms "${BASH_REMATCH[2]}"
+	rec link.ping_max_ms "${BASH_REMATCH[3]}"
+	say "  ping min/avg/max ${BASH_REMATCH[1]}/${BASH_REMATCH[2]}/${BASH_REMATCH[3]} ms"
+else
+	say "  ping failed: $out"
+fi
+job=$(vm_spawn b --timeout 40 'iperf3 -s -1 -B 10.77.0.2')
+vm_run a --timeout 60 'for i in 1 2 3 4 5 6 7 8 9 10; do
+	iperf3 -c 10.77.0.2 -t 5 -J >/run/vm/share/iperf.json 2>&1 && exit 0; sleep 0.5; done; exit 1' >/dev/null
+mbps=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(round(d["end"]["sum_received"]["bits_per_second"] / 8e6, 2))' "$(vm_share_dir a)/iperf.json" 2>/dev/null)
+vm_wait b "$job" 30 >/dev/null
+cp "$(vm_share_dir a)/iperf.json" "$RAW/" 2>/dev/null
+if [[ -n $mbps ]]; then
+	rec link.iperf_mbps "$mbps"
+	say "  iperf3 $mbps MB/s"
+else
+	say "  iperf3 failed"
+fi
+
+# ------------------------------------------------------------------ raw
+say "raw disk (/dev/vde on a)"
+for wl in seq r16 r1; do run_fio raw "$wl" /dev/vde; done
+
+# ------------------------------------------------------------------ rcopy
+rstatus() { vm_run "$1" --timeout 30 'dmsetup status r0'; }
+
+# rcopy_pair MODE: secondary on b, then primary on a; wait for duplex and time the
+# initial copy
+rcopy_pair() {
+	local mode=$1 cfg=rcopy_$1 out t tc
+	vm_run b --timeout 60 "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 6 role secondary local 10.77.0.2:$PORT secret $SECRET\"" ||
+		{ rcopy_fail "cannot create the secondary on b"; return 1; }
+	out=$(vm_run a --timeout 700 "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 8 role primary peer 10.77.0.2:$PORT secret $SECRET mode $mode\" || exit 99
+		bash $BENCH_HELPERS/watch.sh rcopy-sync 600 0.2")
+	case $? in
+	0) ;;
+	99) rcopy_fail "cannot create the primary on a: $out"; return 1 ;;
+	*) rcopy_fail "$mode pair did not reach duplex in 600 s: $(kv_of "$out" status)"; return 1 ;;
+	esac
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	rec "$cfg.copy_bytes" "$((DISK_MB << 20))"
+	rec "$cfg.copy_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
+	rec "$cfg.copy_connect_s" "$tc"
+	say "  duplex: initial copy of $DISK_MB MiB took $t s (connected after $tc s)"
+	vm_wait_until b 60 "dmsetup status r0 | grep -q 'state=duplex '" >/dev/null ||
+		say "  note: b does not show duplex yet: $(rstatus b)"
+}
+
+# rcopy_resync CONFIG: cut the link, write RESYNC_MB, restore it, time the resync
+rcopy_resync() {
+	local cfg=$1 out dirty job t tc
+	vm_link a down || { say "  vm_link failed"; return 1; }
+	# the primary declares the link dead after timeout_ms (5 s) without frames
+	if ! vm_wait_until a 60 "dmsetup status r0 | grep -q 'state=suspended '" >/dev/null; then
+		vm_link a up
+		rcopy_fail "primary did not notice the link cut in 60 s: $(rstatus a)"
+		return 1
+	fi
+	vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/mapper/r0 bs=1M seek=$RESYNC_MB oflag=direct conv=fsync status=none" ||
+		{ vm_link a up; rcopy_fail "write while the link is down failed"; return 1; }
+	out=$(rstatus a)
+	dirty=$(kv_of "$out" dirty_bytes)
+	rec "$cfg.resync_dirty_bytes" "$dirty"
+	job=$(vm_spawn a --timeout 400 "bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
+	wait_until 30 grep -q started= "$(_vm_dir a)/ctl/jobs/out.$job"
+	vm_link a up
+	out=$(vm_wait a "$job" 420)
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	if [[ -z $t ]]; then
+		rcopy_fail "no resync to duplex within 360 s after the link came back: $(kv_of "$out" status)"
+		return 1
+	fi
+	rec "$cfg.resync_bytes" "$dirty"
+	rec "$cfg.resync_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
+	rec "$cfg.resync_connect_s" "$tc"
+	say "  resync of $((dirty >> 20)) MiB dirty: reconnected after $tc s, duplex after $t s"
+}
+
+rcopy_unpair() {
+	vm_run a --timeout 120 'dmsetup remove r0' >/dev/null &&
+		vm_run b --timeout 120 'dmsetup remove r0' >/dev/null ||
+		rcopy_fail "cannot remove r0"
+}
+
+# rcopy_mode MODE: the whole rcopy phase of one mode
+rcopy_mode() {
+	local mode=$1 cfg=rcopy_$1 wl
+	[[ -z $RCOPY_BROKEN ]] || return 1
+	say "rcopy $mode mode (/dev/mapper/r0 on a, secondary on b)"
+	rcopy_pair "$mode" || return 1
+	for wl in seq r16 r1; do
+		run_fio "$cfg" "$wl" /dev/mapper/r0 'dmsetup status r0' || { rcopy_fail "fio on r0 failed ($mode, $wl)"; return 1; }
+		drain "$cfg" "$wl" rcopy-drain || { rcopy_fail "the $mode pair did not drain after $wl"; return 1; }
+	done
+	rcopy_resync "$cfg" || return 1
+	rcopy_unpair
+}
+
+# ------------------------------------------------------------------ DRBD
+DRBD_UP=
+# drbdadm inside a VM: the 9.x drbdadm hands over to /usr/lib/drbd/drbdadm-84 when the
+# 8.4 module is loaded; /etc is read-only, so the config is /tmp/drbd.conf
+DRBDADM="drbdadm -c /tmp/drbd.conf"
+
+drbd_conf() {
+	cat <<EOF
+global { usage-count no; }
+resource r0 {
+	protocol $1;
+	# resync unthrottled, as fast as the link and disks allow (the default dynamic
+	# controller would pace it); everything else is the 8.4 default
+	disk { c-plan-ahead 0; resync-rate 1000M; }
+	on a { device /dev/drbd0; disk /dev/vdc; address 10.77.0.1:$DRBD_PORT; meta-disk /dev/vdd; }
+	on b { device /dev/drbd0; disk /dev/vdc; address 10.77.0.2:$DRBD_PORT; meta-disk /dev/vdd; }
+}
+EOF
+}
+
+# drbd_skip REASON: one clear line, then the bench goes on without DRBD
+drbd_skip() {
+	say "DRBD skipped: $*"
+	rec "drbd.skipped" "$*"
+	DRBD_BROKEN=1
+	return 1
+}
+DRBD_BROKEN=
+
+# drbd_protocol C|A: (re)start the DRBD pair with that protocol, a primary on a, in sync
+drbd_protocol() {
+	local p=$1 v out
+	for v in a b; do drbd_conf "$p" >"$(vm_share_dir "$v")/drbd.conf"; done
+	if [[ -z $DRBD_UP ]]; then
+		for v in a b; do
+			out=$(vm_run "$v" --timeout 60 'grep -q "^drbd " /proc/modules && exit 0
+				[ -f /run/vm/share/drbd.ko ] || { echo "drbd.ko not found in the kernel tree"; exit 1; }
+				insmod /run/vm/share/lru_cache.ko 2>&1 | grep -v "File exists"
+				insmod /run/vm/share/drbd.ko && head -1 /proc/drbd') ||
+				{ drbd_skip "cannot load the DRBD 8.4 module on $v: $out"; return 1; }
+			[[ -x /usr/lib/drbd/drbdadm-84 ]] || { drbd_skip "drbd-utils without /usr/lib/drbd/drbdadm-84"; return 1; }
+			out=$(vm_run "$v" --timeout 120 "cp /run/vm/share/drbd.conf /tmp/drbd.conf &&
+				$DRBDADM -- --force create-md r0 </dev/null && $DRBDADM up r0") ||
+				{ drbd_skip "drbdadm create-md/up failed on $v: $(tail -n 2 <<<"$out" | tr '\n' ' ')"; return 1; }
+		done
+		vm_wait_until a 60 "grep -q 'cs:Connected' /proc/drbd" >/dev/null ||
+			{ drbd_skip "the DRBD pair did not connect in 60 s: $(vm_run a 'cat /proc/drbd' | tail -n 2 | tr '\n' ' ')"; return 1; }
+		# a new pair: declare both sides in sync without the initial full sync
+		out=$(vm_run a --timeout 60 "$DRBDADM -- --clear-bitmap new-current-uuid r0") ||
+			{ drbd_skip "new-current-uuid --clear-bitmap failed: $out"; return 1; }
+		DRBD_UP=1
+	else
+		# another protocol: down both, up again with the new config (the metadata says
+		# both sides are in sync, so they reconnect without a full sync)
+		for v in a b; do
+			out=$(vm_run "$v" --timeout 120 "$DRBDADM down r0 && cp /run/vm/share/drbd.conf /tmp/drbd.conf") ||
+				{ drbd_skip "drbdadm down failed on $v: $out"; return 1; }
+		done
+		for v in b a; do
+			out=$(vm_run "$v" --timeout 120 "$DRBDADM up r0") ||
+				{ drbd_skip "drbdadm up (protocol $p) failed on $v: $out"; return 1; }
+		done
+	fi
+	vm_wait_until a 120 "grep -q 'cs:Connected.*ds:UpToDate/UpToDate' /proc/drbd" >/dev/null ||
+		{ drbd_skip "DRBD not Connected UpToDate/UpToDate: $(vm_run a 'cat /proc/drbd' | tail -n 2 | tr '\n' ' ')"; return 1; }
+	out=$(vm_run a --timeout 60 "$DRBDADM primary r0 && grep -o ' cs:.*' /proc/drbd") ||
+		{ drbd_skip "drbdadm primary failed: $out"; return 1; }
+	say "  DRBD up:$out"
+	out=$(vm_run a --timeout 30 "grep -o ' [ABC] r' /proc/drbd")
+	[[ $out == *" $p r"* ]] || { drbd_skip "DRBD runs protocol '$out', not $p"; return 1; }
+}
+
+drbd_resync() {
+	local cfg=$1 out oos t tc
+	out=$(vm_run a --timeout 60 "$DRBDADM disconnect r0 && grep -o ' cs:[A-Za-z]*' /proc/drbd") ||
+		{ say "  drbdadm disconnect failed: $out"; return 1; }
+	vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/drbd0 bs=1M seek=$RESYNC_MB oflag=direct conv=fsync status=none" ||
+		{ say "  write while disconnected failed"; return 1; }
+	oos=$(vm_run a --timeout 30 "sed -n 's/.* oos:\([0-9]*\).*/\1/p' /proc/drbd")
+	out=$(vm_run a --timeout 420 "$DRBDADM connect r0 && bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	if [[ -z $t || -z $oos ]]; then
+		say "  DRBD resync did not finish: $(kv_of "$out" status)"
+		return 1
+	fi
+	rec "$cfg.resync_dirty_bytes" "$((oos * 1024))"
+	rec "$cfg.resync_bytes" "$((oos * 1024))"
+	rec "$cfg.resync_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
+	rec "$cfg.resync_connect_s" "$tc"
+	say "  resync of $((oos >> 10)) MiB out of sync: reconnected after $tc s, in sync after $t s"
+}
+
+drbd_phase() {
+	local p=$1 cfg=drbd_$1 wl
+	[[ -z $DRBD_BROKEN ]] || return 1
+	say "DRBD 8.4 protocol $p (/dev/drbd0 on a, secondary on b)"
+	drbd_protocol "$p" || return 1
+	for wl in seq r16 r1; do
+		run_fio "$cfg" "$wl" /dev/drbd0 "grep -o ' cs:.*' /proc/drbd" || { drbd_skip "fio on drbd0 failed (protocol $p)"; return 1; }
+		drain "$cfg" "$wl" drbd-drain || { drbd_skip "DRBD did not drain after $wl"; return 1; }
+	done
+	drbd_resync "$cfg" || rec "$cfg.resync.skipped" "resync measurement failed (see $LOG)"
+}
+
+# ------------------------------------------------------------------ run
+# same-protocol pairs next to each other in time: the host may be shared and noisy
+rcopy_mode sync
+drbd_phase C
+rcopy_mode async
+drbd_phase A
+
+# ------------------------------------------------------------------ wrap up
+for v in a b; do
+	cp "$(_vm_dir "$v")/console.log" "$RAW/console-$v.log" 2>/dev/null
+	if ! probs=$(vm_check_dmesg "$v" 2>&1); then
+		say "kernel problems in the console of $v (see $RAW/console-$v.log):"
+		printf '%s\n' "$probs" | head -n 20 >&3
+		grep -qiE 'rcopy|panicked at' <<<"$probs" && rcopy_fail "kernel problem mentioning rcopy on $v"
+		rec "note.dmesg_$v" "$(printf '%s' "$probs" | head -n 5 | tr '\n' ' ')"
+	fi
+done
+rec meta.elapsed_s "$((SECONDS - T_START))"
+say "done in $((SECONDS - T_START)) s"
+echo >&3
+python3 "$BENCH_HELPERS/report.py" "$RAW" "$BENCH_OUT" >&3 || say "report.py failed"
+if [[ -n $RCOPY_BROKEN ]]; then exit 1; fi
+exit 0

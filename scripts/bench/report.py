@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Summarise a bench run (scripts/bench.sh): read RAW_DIR/kv and RAW_DIR/fio/*.json,
+print the comparison table, write it as JSON.
+
+    report.py RAW_DIR JSON_OUT
+
+RAW_DIR/kv holds "key<TAB>value" lines written by bench.sh (later lines win).
+RAW_DIR/fio/<config>-<workload>.json are fio --output-format=json files.
+Units: MB = 10^6 bytes, latencies in ms (fio lat_ns: submission + completion).
+"""
+import json
+import math
+import os
+import sys
+
+CONFIGS = [  # (key, column title)
+    ("raw", "raw disk"),
+    ("rcopy_sync", "rcopy sync"),
+    ("drbd_C", "DRBD C"),
+    ("rcopy_async", "rcopy async"),
+    ("drbd_A", "DRBD A"),
+]
+WORKLOADS = [  # (key, title, metric)
+    ("seq", "seq 1M write QD8  (MB/s)", "mbps"),
+    ("r16", "rand 4k write QD16 (IOPS)", "iops"),
+    ("r1", "rand 4k write QD1 (lat ms)", "lat_ms"),
+]
+PAIRS = [("rcopy_sync", "drbd_C"), ("rcopy_async", "drbd_A")]
+
+
+def read_kv(path):
+    kv = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if "\t" in line:
+                    k, v = line.split("\t", 1)
+                    kv[k] = v
+    except OSError:
+        pass
+    return kv
+
+
+def num(s):
+    try:
+        x = float(s)
+        return x if math.isfinite(x) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def fio_summary(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+        # fio may print notes before the JSON object
+        d = json.loads(text[text.index("{"):])
+        job = d["jobs"][0]
+        w = job["write"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    runtime_ms = w.get("runtime") or job.get("job_runtime") or 0
+    pct = (w.get("clat_ns", {}).get("percentile") or {})
+    return {
+        "error": job.get("error", 0),
+        "runtime_s": runtime_ms / 1000.0,
+        "io_bytes": w.get("io_bytes", 0),
+        "ios": w.get("total_ios", 0),
+        "mbps": w.get("bw_bytes", 0) / 1e6,
+        "iops": w.get("iops", 0.0),
+        "lat_ms": w.get("lat_ns", {}).get("mean", 0) / 1e6,
+        "clat_ms": w.get("clat_ns", {}).get("mean", 0) / 1e6,
+        "slat_ms": w.get("slat_ns", {}).get("mean", 0) / 1e6,
+        "clat_p99_ms": (pct.get("99.000000") or 0) / 1e6,
+    }
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt(x, digits=None):
+    if x is None:
+        return "-"
+    if digits is None:
+        digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2 if abs(x) >= 1 else 3
+    return f"{x:.{digits}f}"
+
+
+def fx(x):
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def main():
+    raw_dir, out_path = sys.argv[1], sys.argv[2]
+    kv = read_kv(os.path.join(raw_dir, "kv"))
+    res = {}
+    for cfg, _ in CONFIGS:
+        res[cfg] = {}
+        for wl, _, _ in WORKLOADS:
+            s = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-{wl}.json"))
+            if s is None:
+                continue
+            drain = num(kv.get(f"{cfg}.{wl}.drain_s"))
+            s["drain_s"] = drain
+            s["after"] = kv.get(f"{cfg}.{wl}.after")
+            # what the replica really absorbed: everything written, until drained
+            if drain is not None and s["runtime_s"] > 0:
+                t = s["runtime_s"] + drain
+                s["sustained_mbps"] = s["io_bytes"] / t / 1e6
+                s["sustained_iops"] = s["ios"] / t
+            else:
+                s["sustained_mbps"] = s["sustained_iops"] = None
+            res[cfg][wl] = s
+
+    def m(cfg, wl, key=None):
+        s = res.get(cfg, {}).get(wl)
+        if s is None:
+            return None
+        return s.get(key or dict((w, k) for w, _, k in WORKLOADS)[wl])
+
+    link = {
+        "ping_avg_ms": num(kv.get("link.ping_avg_ms")),
+        "ping_min_ms": num(kv.get("link.ping_min_ms")),
+        "ping_max_ms": num(kv.get("link.ping_max_ms")),
+        "iperf_mbps": num(kv.get("link.iperf_mbps")),
+    }
+    lk = link["iperf_mbps"]
+    ping = link["ping_avg_ms"]
+
+    sync_info = {}
+    for cfg in ("rcopy_sync", "rcopy_async", "drbd_C", "drbd_A"):
+        d = {}
+        for what in ("copy", "resync"):
+            b = num(kv.get(f"{cfg}.{what}_bytes"))
+            t = num(kv.get(f"{cfg}.{what}_s"))
+            tc = num(kv.get(f"{cfg}.{what}_connect_s"))
+            d[what] = {"bytes": b, "seconds": t, "connect_s": tc,
+                       "mbps": (b / t / 1e6) if b and t else None}
+        sync_info[cfg] = d
+
+    raw_seq = m("raw", "seq")
+    best_resync_bound = min(x for x in (raw_seq, lk) if x) if (raw_seq or lk) else None
+
+    # ----------------------------------------------------------------- table
+    L = []
+    L.append("rcopy benchmark: " + kv.get("meta.date", "?") + ", " + kv.get("meta.runtime_s", "?") +
+             " s per fio job, " + kv.get("meta.disk_mb", "?") + " MiB disks, guest clock " +
+             kv.get("meta.clocksource", "?"))
+    L.append(f"link a->b: ping avg {fmt(ping)} ms (min {fmt(link['ping_min_ms'])}, max "
+             f"{fmt(link['ping_max_ms'])}), iperf3 {fmt(lk)} MB/s")
+    for k in sorted(kv):
+        if k.endswith(".skipped") or k.endswith(".failed") or k.startswith("note."):
+            L.append(f"NOTE {k}: {kv[k]}")
+    L.append("")
+    w0 = 30
+    cw = 12
+    L.append(" " * w0 + "".join(t.rjust(cw) for _, t in CONFIGS))
+    for wl, title, key in WORKLOADS:
+        L.append(title.ljust(w0) + "".join(fmt(m(c, wl)).rjust(cw) for c, _ in CONFIGS))
+        if key == "lat_ms":
+            L.append("  clat p99 (ms)".ljust(w0) +
+                     "".join(fmt(m(c, wl, "clat_p99_ms")).rjust(cw) for c, _ in CONFIGS))
+        else:
+            sk = "sustained_mbps" if key == "mbps" else "sustained_iops"
+            L.append("  incl. drain afterwards".ljust(w0) +
+                     "".join(("-" if c == "raw" else fmt(m(c, wl, sk))).rjust(cw) for c, _ in CONFIGS))
+        L.append("  drain after job (s)".ljust(w0) +
+                 "".join(("-" if c == "raw" else fmt(m(c, wl, "drain_s"))).rjust(cw) for c, _ in CONFIGS))
+    for what, title in (("resync", f"resync after cut (MB/s)"), ("copy", "initial copy (MB/s)")):
+        L.append(title.ljust(w0) + "".join(
+            ("-" if c == "raw" else fmt(sync_info[c][what]["mbps"])).rjust(cw) for c, _ in CONFIGS))
+    L.append("  reconnect before it (s)".ljust(w0) + "".join(
+        ("-" if c == "raw" else fmt(sync_info[c]["resync"]["connect_s"])).rjust(cw) for c, _ in CONFIGS))
+
+    # ----------------------------------------------------------------- ratios
+    ratios = {}
+    L.append("")
+    L.append("ratios (throughput/IOPS: higher is better; latency: lower is better)")
+    L.append(" " * w0 + "".join(t.rjust(cw) for t in ("seq MB/s", "IOPS QD16", "lat QD1", "resync")))
+    rows = [
+        ("rcopy sync / raw", "rcopy_sync", "raw"),
+        ("rcopy async / raw", "rcopy_async", "raw"),
+        ("rcopy sync / DRBD C", "rcopy_sync", "drbd_C"),
+        ("rcopy async / DRBD A", "rcopy_async", "drbd_A"),
+    ]
+    for title, a, b in rows:
+        r = {wl: ratio(m(a, wl), m(b, wl)) for wl, _, _ in WORKLOADS}
+        r["resync"] = ratio(sync_info[a]["resync"]["mbps"], sync_info.get(b, {}).get("resync", {}).get("mbps")) if b != "raw" else None
+        ratios[f"{a}/{b}"] = r
+        L.append(title.ljust(w0) + "".join(fx(r[k]).rjust(cw) for k in ("seq", "r16", "r1", "resync")))
+    L.append("")
+    L.append("throughput vs link (" + fmt(lk) + " MB/s)".ljust(w0 - 20) + "".join(
+        t.rjust(cw) for _, t in CONFIGS[1:]))
+    vs = {}
+    for lab, key in (("seq fio / link", "mbps"), ("seq incl. drain / link", "sustained_mbps")):
+        vals = [ratio(m(c, "seq", key), lk) for c, _ in CONFIGS[1:]]
+        vs[key] = dict(zip([c for c, _ in CONFIGS[1:]], vals))
+        L.append(("  " + lab).ljust(w0) + "".join(fx(v).rjust(cw) for v in vals))
+    rs = [ratio(sync_info[c]["resync"]["mbps"], best_resync_bound) for c, _ in CONFIGS[1:]]
+    vs["resync_vs_min_disk_link"] = dict(zip([c for c, _ in CONFIGS[1:]], rs))
+    L.append("  resync / min(disk, link)".ljust(w0) + "".join(fx(v).rjust(cw) for v in rs))
+    ratios["vs_link"] = vs
+
+    raw_lat = m("raw", "r1")
+    bound = (raw_lat + ping) if (raw_lat is not None and ping is not None) else None
+    sync_lat = m("rcopy_sync", "r1")
+    drbd_lat = m("drbd_C", "r1")
+    L.append("")
+    L.append(f"sync QD1 latency vs raw + ping avg ({fmt(raw_lat)} + {fmt(ping)} = {fmt(bound)} ms): "
+             f"rcopy sync {fx(ratio(sync_lat, bound))}, DRBD C {fx(ratio(drbd_lat, bound))}")
+    ratios["sync_lat_vs_raw_plus_rtt"] = {"rcopy_sync": ratio(sync_lat, bound),
+                                          "drbd_C": ratio(drbd_lat, bound), "bound_ms": bound}
+
+    # ----------------------------------------------------------------- targets
+    targets = []
+
+    def target(name, value, limit, ok_if_ge=True):
+        if value is None or limit is None:
+            met = None
+        else:
+            met = value >= limit if ok_if_ge else value <= limit
+        targets.append({"target": name, "value": value, "limit": limit, "met": met})
+
+    iops_cap = None
+    if m("raw", "r16") is not None:
+        iops_cap = m("raw", "r16")
+        if lk:
+            iops_cap = min(iops_cap, lk * 1e6 / 4096)
+    target("async seq MB/s incl. drain >= 0.9 x link", m("rcopy_async", "seq", "sustained_mbps"),
+           0.9 * lk if lk else None)
+    target("async rand4k QD16 IOPS incl. drain >= 0.9 x min(raw, link/4k)",
+           m("rcopy_async", "r16", "sustained_iops"), 0.9 * iops_cap if iops_cap else None)
+    target("async QD1 latency <= 1.1 x raw (ms)", m("rcopy_async", "r1"),
+           1.1 * raw_lat if raw_lat is not None else None, ok_if_ge=False)
+    target("sync QD1 latency <= 1.1 x (raw + ping avg) (ms)", sync_lat,
+           1.1 * bound if bound is not None else None, ok_if_ge=False)
+    target("resync MB/s >= 0.9 x min(disk, link)", sync_info["rcopy_sync"]["resync"]["mbps"],
+           0.9 * best_resync_bound if best_resync_bound else None)
+    for a, b in PAIRS:
+        for wl, title, key in WORKLOADS:
+            target(f"{a} {wl} beats {b}", m(a, wl), m(b, wl), ok_if_ge=(key != "lat_ms"))
+        target(f"{a} resync beats {b}", sync_info[a]["resync"]["mbps"], sync_info[b]["resync"]["mbps"])
+    L.append("")
+    L.append("targets (mission.md, informational; the bench never fails on speed):")
+    for t in targets:
+        st = {True: "met   ", False: "MISSED", None: "n/a   "}[t["met"]]
+        L.append(f"  {st} {t['target']}: {fmt(t['value'])} vs {fmt(t['limit'])}")
+
+    out = {
+        "meta": {k[5:]: v for k, v in kv.items() if k.startswith("meta.")},
+        "notes": {k: v for k, v in kv.items()
+                  if k.endswith(".skipped") or k.endswith(".failed") or k.startswith("note.")},
+        "link": link,
+        "fio": res,
+        "copy_and_resync": sync_info,
+        "ratios": ratios,
+        "targets": targets,
+        "table": L,
+    }
+    with open(out_path, "w") as f:
+        json.dump(out, f, indent=1, sort_keys=False)
+    print("\n".join(L))
+    print(f"\nJSON: {out_path}")
+
+
+if __name__ == "__main__":
+    main()
