@@ -43,6 +43,10 @@ check: test-cargo lint module lint-module tools
 demo: module tools
 	$(ROOT)/scripts/demo.sh
 
+# Side-by-side figures: raw disk, rcopy sync/async, in-tree DRBD 8.4. Fails nothing on speed.
+bench: module tools
+	$(ROOT)/scripts/bench.sh
+
 clean:
 	-[ -n "$(KDIR)" ] && $(MAKE) -C $(KDIR) M=$(ROOT) clean
 	rm -f rust/*.o rust/*.ko rust/*.mod rust/*.mod.c rust/.*.cmd rust/modules.order \

@@ -71,6 +71,8 @@ pub(crate) enum MapResult {
     Remapped,
     /// Failed with an I/O error.
     Kill,
+    /// Kept by the target, which submits it later with [`Bio::submit_remapped`].
+    Submitted,
 }
 
 /// What `end_io` tells DM.
@@ -357,6 +359,12 @@ impl<'a> Bio<'a> {
         }
     }
 
+    /// Submits a remapped bio that `map` kept ([`MapResult::Submitted`]).
+    pub(crate) fn submit_remapped(self) {
+        // SAFETY: the bio is live, remapped, and ours to submit.
+        unsafe { raw::dm_submit_bio_remap(self.raw, ptr::null_mut()) };
+    }
+
     /// Completes the bio again after `end_io` returned [`EndIo::Incomplete`]; DM calls
     /// `end_io` once more.
     pub(crate) fn endio(self) {
@@ -427,6 +435,57 @@ impl<'a> Bio<'a> {
             }
             b.bi_bdev = bdev;
             b.bi_iter.bi_sector = sector;
+        }
+    }
+}
+
+/// A lock-free list of bios a target holds, linked through `bi_next` (which belongs
+/// to the bio's current owner). Push from any context; one consumer takes them all.
+pub(crate) struct BioList {
+    head: core::sync::atomic::AtomicPtr<bindings::bio>,
+}
+
+impl BioList {
+    pub(crate) const fn new() -> Self {
+        Self {
+            head: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Adds a bio the target owns (kept from `map`, or `end_io` said `Incomplete`).
+    pub(crate) fn push(&self, bio: &Bio<'_>) {
+        use core::sync::atomic::Ordering::{AcqRel, Acquire};
+        let mut old = self.head.load(Acquire);
+        loop {
+            // SAFETY: the bio is owned by the target, so `bi_next` is ours to use.
+            unsafe { (*bio.raw).bi_next = old };
+            match self.head.compare_exchange(old, bio.raw, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Whether the list is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head
+            .load(core::sync::atomic::Ordering::Acquire)
+            .is_null()
+    }
+
+    /// Takes every bio, calling `f` on each (in no particular order).
+    pub(crate) fn drain(&self, mut f: impl FnMut(Bio<'static>)) {
+        let mut cur = self
+            .head
+            .swap(ptr::null_mut(), core::sync::atomic::Ordering::AcqRel);
+        while !cur.is_null() {
+            // SAFETY: every pushed bio is live and owned by the target until handed on.
+            unsafe {
+                let next = (*cur).bi_next;
+                (*cur).bi_next = ptr::null_mut();
+                f(Bio::from_raw_waiting(cur));
+                cur = next;
+            }
         }
     }
 }
@@ -566,6 +625,7 @@ unsafe extern "C" fn map<T: TargetOps>(
     match ctx.map(&target, &mut bio) {
         MapResult::Remapped => raw::DM_MAPIO_REMAPPED as ffi::c_int,
         MapResult::Kill => raw::DM_MAPIO_KILL as ffi::c_int,
+        MapResult::Submitted => raw::DM_MAPIO_SUBMITTED as ffi::c_int,
     }
 }
 

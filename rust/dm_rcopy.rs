@@ -11,6 +11,7 @@ mod dm;
 mod engine;
 mod kthread;
 mod link;
+mod metadata;
 mod net;
 #[allow(dead_code, unreachable_pub)]
 #[path = "core/mod.rs"]

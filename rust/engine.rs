@@ -18,18 +18,20 @@
 //! connection state; bio completion touches only atomics.
 
 use crate::blk::{self, Bdev, IoBuf};
-use crate::dm::{Bio, Op, TableRef};
+use crate::dm::{Bio, BioList, Op, TableRef};
 use crate::kthread::{self, Thread};
 use crate::link::{now_ns, Identity, Link, LinkError, D};
+use crate::metadata::Metadata;
 use crate::net::Socket;
 use crate::rcore::addr::SockAddr;
-use crate::rcore::bitmap::{self, TrackBitmap};
+use crate::rcore::bitmap::TrackBitmap;
+use crate::rcore::format;
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, Mode, Role, State};
 use crate::rcore::table::TableArgs;
 use core::ops::Range;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
@@ -49,6 +51,20 @@ const PB_REMOTE: u32 = 2;
 const PB_SHIPPED: u32 = 4;
 /// The write was not shipped: set its tracks' bits again when it completes.
 const PB_MARK: u32 = 8;
+/// Held back by `map` until its bits are on disk; then submitted.
+const PB_DEFER_SUBMIT: u32 = 16;
+/// Held back by `end_io` until its bits are on disk; then completed.
+const PB_DEFER_ENDIO: u32 = 32;
+
+/// What `map` does with a write.
+pub(crate) enum Decision {
+    /// Send it down now.
+    Go,
+    /// Kept until its bitmap bits are on disk (the caller returns `Submitted`).
+    Defer,
+    /// Fail it.
+    Kill,
+}
 
 /// Whether DM may complete a bio now.
 pub(crate) enum Completion {
@@ -67,6 +83,7 @@ pub(crate) struct Config {
     pub(crate) pair_word: KVec<u8>,
     pub(crate) cache_size: u64,
     pub(crate) timeout_ms: u32,
+    pub(crate) resync_rate: u64,
     pub(crate) track_size: u32,
     pub(crate) size_bytes: u64,
 }
@@ -86,6 +103,7 @@ impl Config {
             pair_word,
             cache_size: a.cache_size,
             timeout_ms: a.timeout_ms,
+            resync_rate: a.resync_rate,
             track_size: a.track_size,
             size_bytes,
         })
@@ -103,7 +121,13 @@ impl Config {
         a.pair_id = &self.pair_word;
         a.cache_size = self.cache_size;
         a.timeout_ms = self.timeout_ms;
+        a.resync_rate = self.resync_rate;
         a
+    }
+
+    /// The 16-byte pair id the handshake and the metadata carry.
+    pub(crate) fn pair_id(&self) -> [u8; 16] {
+        proto::pair_id_from_name(&self.pair_word)
     }
 
     fn ping_ms(&self) -> u32 {
@@ -173,6 +197,9 @@ pub(crate) struct LinkStats {
     pub(crate) cache_used: u64,
     pub(crate) lag_ms: u64,
     pub(crate) dirty_bytes: u64,
+    pub(crate) sync_rate: u64,
+    pub(crate) eta_s: u64,
+    pub(crate) consistent: bool,
 }
 
 /// A replicated pair (one side of it).
@@ -183,8 +210,10 @@ pub(crate) struct Pair {
     table: TableRef,
     name: KVec<u8>,
     node_id: u64,
-    bits: KVec<AtomicU64>,
-    dirty: AtomicU64,
+    md: Pin<KBox<Metadata>>,
+    /// Writes waiting for their bitmap bits to reach the disk.
+    deferred: BioList,
+    md_task: core::sync::atomic::AtomicPtr<kernel::bindings::task_struct>,
     #[pin]
     sh: SpinLock<Shared>,
     #[pin]
@@ -196,11 +225,14 @@ pub(crate) struct Pair {
     max_completed: Atomic<u64>,
     shipping: Atomic<u32>,
     stopping: Atomic<u32>,
+    /// The operator suspended the pair (`suspend` message).
+    held: Atomic<u32>,
     refused_log: Atomic<u64>,
     sent_bytes: Atomic<u64>,
     acked_bytes: Atomic<u64>,
     sync_done: Atomic<u64>,
     sync_total: Atomic<u64>,
+    copy_t0: Atomic<u64>,
 }
 
 fn jiffies(ms: u32) -> kernel::time::Jiffies {
@@ -217,14 +249,12 @@ impl Pair {
     pub(crate) unsafe fn start(
         cfg: Config,
         data: Bdev,
+        md: Pin<KBox<Metadata>>,
         table: TableRef,
         name: &str,
     ) -> Result<Arc<Pair>> {
-        let tracks = geometry::tracks(cfg.size_bytes, cfg.track_size);
-        let mut bits = KVec::with_capacity(bitmap::words_for(tracks) as usize, GFP_KERNEL)?;
-        for _ in 0..bitmap::words_for(tracks) {
-            bits.push(AtomicU64::new(0), GFP_KERNEL)?;
-        }
+        let sb = md.sb();
+        let synced = cfg.role == Role::Primary && sb.flags & format::SB_SYNCED != 0;
         let cap = (cfg.cache_size / 4096)
             .clamp(256, 65536)
             .next_power_of_two() as usize;
@@ -245,13 +275,14 @@ impl Pair {
                 table,
                 name: nm,
                 node_id,
-                bits,
-                dirty: AtomicU64::new(0),
+                md,
+                deferred: BioList::new(),
+                md_task: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
                 sh <- kernel::new_spinlock!(Shared {
                     conn: Conn::Connecting,
                     link: None,
-                    synced: false,
-                    copy_started: false,
+                    synced,
+                    copy_started: synced,
                     next_seq: 1,
                     ring,
                     head: 0,
@@ -269,11 +300,13 @@ impl Pair {
                 max_completed: Atomic::new(0),
                 shipping: Atomic::new(0),
                 stopping: Atomic::new(0),
+                held: Atomic::new(0),
                 refused_log: Atomic::new(0),
                 sent_bytes: Atomic::new(0),
                 acked_bytes: Atomic::new(0),
                 sync_done: Atomic::new(0),
                 sync_total: Atomic::new(0),
+                copy_t0: Atomic::new(0),
             }),
             GFP_KERNEL,
         )?;
@@ -287,6 +320,9 @@ impl Pair {
                 Thread::spawn(format_args!("rcopy-{name}"), pair.clone(), main)?,
                 GFP_KERNEL,
             )?;
+            let mdt = Thread::spawn(format_args!("rcopy-md-{name}"), pair.clone(), md_main)?;
+            pair.md_task.store(mdt.task(), Ordering::Release);
+            threads.push(mdt, GFP_KERNEL)?;
             threads.push(
                 Thread::spawn(format_args!("rcopy-wd-{name}"), pair.clone(), watchdog_main)?,
                 GFP_KERNEL,
@@ -317,16 +353,52 @@ impl Pair {
         self.fail_inflight();
     }
 
+    /// The operator suspends the pair: the primary disconnects (orderly) and marks
+    /// every write until [`Pair::resume`].
+    pub(crate) fn suspend(&self) -> Result {
+        if self.cfg.role != Role::Primary {
+            return Err(EINVAL);
+        }
+        self.held.store(1, Relaxed);
+        if let Some(link) = self.sh.lock().link.clone() {
+            let _ = link.send(&Header::bye(), &[]);
+            link.kill();
+        }
+        self.wake.notify_all();
+        pr_info!("{}: suspended by the operator\n", self.name());
+        Ok(())
+    }
+
+    /// Ends an operator suspend: reconnect and resync the marked tracks.
+    pub(crate) fn resume(&self) -> Result {
+        if self.cfg.role != Role::Primary {
+            return Err(EINVAL);
+        }
+        if self.held.xchg(0, Relaxed) != 0 {
+            pr_info!("{}: resumed by the operator\n", self.name());
+        }
+        Ok(())
+    }
+
     fn stopping(&self) -> bool {
         self.stopping.load(Relaxed) != 0 || kthread::should_stop()
     }
 
     fn bitmap(&self) -> TrackBitmap<'_> {
-        TrackBitmap::new(
-            &self.bits,
-            geometry::tracks(self.cfg.size_bytes, self.cfg.track_size),
-            &self.dirty,
-        )
+        self.md.bitmap()
+    }
+
+    /// Holds `bio` until its bits are on disk; the metadata thread then goes on with
+    /// `then` (`PB_DEFER_SUBMIT` or `PB_DEFER_ENDIO`).
+    fn defer(&self, bio: &Bio<'_>, pb: &PerBio, then: u32) {
+        pb.flags.fetch_or(then, Ordering::AcqRel);
+        self.deferred.push(bio);
+        let t = self.md_task.load(Ordering::Acquire);
+        if !t.is_null() {
+            // SAFETY: the metadata thread lives until `stop`, which runs only after DM
+            // has finished with every bio.
+            unsafe { kernel::bindings::wake_up_process(t) };
+        }
     }
 
     fn name(&self) -> &str {
@@ -340,7 +412,7 @@ impl Pair {
     // ---------------------------------------------------------------- I/O path
 
     /// Maps a bio on the primary (anything but a read). Returns false if it must fail.
-    pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> bool {
+    pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> Decision {
         if self.cfg.role == Role::Secondary {
             // A flush changes no data: pass it down. Everything else is refused.
             if bio.size() == 0 && bio.is_preflush() {
@@ -352,10 +424,10 @@ impl Pair {
                         tracks: 0..0,
                     })
                 };
-                return true;
+                return Decision::Go;
             }
             self.log_refused();
-            return false;
+            return Decision::Kill;
         }
         let size = bio.size();
         let nr = u64::from(size >> 9);
@@ -388,15 +460,13 @@ impl Pair {
         // SAFETY: as above, now initialised.
         let pb = unsafe { &mut *pb };
         if self.shipping.load(Relaxed) == 0 {
-            self.mark_unshipped(pb);
-            return true;
+            return self.mark_unshipped(bio, pb);
         }
         let data = if op == Op::Write && size > 0 {
             match blk::copy_bio_data(bio) {
                 Ok(d) => Some(d),
                 Err(_) => {
-                    self.mark_unshipped(pb);
-                    return true;
+                    return self.mark_unshipped(bio, pb);
                 }
             }
         } else {
@@ -412,8 +482,7 @@ impl Pair {
             || self.bitmap().any_in(tracks.clone())
         {
             drop(sh);
-            self.mark_unshipped(pb);
-            return true;
+            return self.mark_unshipped(bio, pb);
         }
         let seq = sh.next_seq;
         sh.next_seq += 1;
@@ -443,7 +512,7 @@ impl Pair {
         );
         drop(sh);
         self.wake.notify_one();
-        true
+        Decision::Go
     }
 
     /// Logs a refused local write on the secondary, at most once a second.
@@ -460,16 +529,25 @@ impl Pair {
         }
     }
 
-    fn mark_unshipped(&self, pb: &mut PerBio) {
-        self.bitmap().set_range(pb.tracks.clone());
+    /// The write is not shipped: mark its tracks (again when it completes, for the
+    /// copier), holding it back until the bits are on disk.
+    fn mark_unshipped(&self, bio: &Bio<'_>, pb: &mut PerBio) -> Decision {
         pb.flags.store(PB_REMOTE | PB_MARK, Ordering::Release);
+        if self.md.mark(pb.tracks.clone()) {
+            Decision::Go
+        } else {
+            self.defer(bio, pb, PB_DEFER_SUBMIT);
+            Decision::Defer
+        }
     }
 
     /// A bio's local write completed (interrupt context: atomics only).
-    pub(crate) fn end_io(&self, pb: &PerBio, ok: bool) -> Completion {
+    pub(crate) fn end_io(&self, bio: &Bio<'_>, pb: &PerBio, ok: bool) -> Completion {
         let f = pb.flags.load(Ordering::Acquire);
-        if f & PB_MARK != 0 || !ok {
-            self.bitmap().set_range(pb.tracks.clone());
+        if (f & PB_MARK != 0 || !ok) && !self.md.mark(pb.tracks.clone()) {
+            // Complete only once the bits are on disk.
+            self.defer(bio, pb, PB_DEFER_ENDIO);
+            return Completion::Later;
         }
         if f & PB_SHIPPED != 0 {
             let mut cur = self.max_completed.load(Relaxed);
@@ -525,7 +603,12 @@ impl Pair {
     /// The pair state as the status line shows it.
     pub(crate) fn state(&self) -> (State, Conn) {
         let sh = self.sh.lock();
-        (self.state_locked(&sh), sh.conn)
+        let conn = if self.held.load(Relaxed) != 0 && sh.conn != Conn::Connected {
+            Conn::Standalone
+        } else {
+            sh.conn
+        };
+        (self.state_locked(&sh), conn)
     }
 
     fn state_locked(&self, sh: &Shared) -> State {
@@ -538,7 +621,7 @@ impl Pair {
         }
         match sh.conn {
             Conn::Connected if !sh.synced => State::Copying,
-            Conn::Connected if self.dirty.load(Ordering::Relaxed) > 0 => State::Resyncing,
+            Conn::Connected if self.bitmap().count() > 0 => State::Resyncing,
             Conn::Connected => State::Duplex,
             _ => State::Suspended,
         }
@@ -572,14 +655,39 @@ impl Pair {
         } else {
             0
         };
+        drop(sh);
+        let done = self.sync_done.load(Relaxed);
+        let dirty_bytes = self.bitmap().count() * u64::from(self.cfg.track_size);
+        // Tracks dirtied while a copy runs add to it: the total grows with them.
+        let total = self.sync_total.load(Relaxed).max(done + dirty_bytes);
+        let t0 = self.copy_t0.load(Relaxed);
+        let copying = done < total && t0 != 0;
+        let secs_ms = now_ns().saturating_sub(t0) / 1_000_000;
+        let sync_rate = if copying && secs_ms > 0 {
+            done.saturating_mul(1000) / secs_ms
+        } else {
+            0
+        };
+        let eta_s = total
+            .saturating_sub(done)
+            .checked_div(sync_rate)
+            .unwrap_or(0);
+        let consistent = match self.cfg.role {
+            Role::Primary => true,
+            Role::Secondary => self.md.sb().flags & format::SB_CONSISTENT != 0,
+        };
+        let cache_used = self.sh.lock().cache_bytes;
         LinkStats {
             sent_bytes: self.sent_bytes.load(Relaxed),
             acked_bytes: self.acked_bytes.load(Relaxed),
             sync_done: self.sync_done.load(Relaxed),
-            sync_total: self.sync_total.load(Relaxed),
-            cache_used: sh.cache_bytes,
+            sync_total: total,
+            cache_used,
             lag_ms,
-            dirty_bytes: self.bitmap().count() * u64::from(self.cfg.track_size),
+            dirty_bytes,
+            sync_rate,
+            eta_s,
+            consistent,
         }
     }
 
@@ -637,6 +745,42 @@ fn log_link_end(p: &Pair, what: &str, e: &LinkError) {
     pr_warn!("{}: {}: {}\n", p.name(), what, D(e));
 }
 
+// -------------------------------------------------------------------- metadata
+
+/// Writes new bitmap bits to disk, then releases the writes that waited for them.
+fn md_main(p: &Arc<Pair>) {
+    while !p.stopping() {
+        if p.deferred.is_empty() {
+            kthread::nap_ms(100);
+            continue;
+        }
+        md_flush(p);
+    }
+    md_flush(p);
+}
+
+fn md_flush(p: &Pair) {
+    if let Err(e) = p.md.persist() {
+        pr_err!(
+            "{}: writing the bitmap to the metadata device failed: errno {}; bits are kept in memory only\n",
+            p.name(),
+            -e.to_errno()
+        );
+        p.md.set_failed();
+    }
+    p.deferred.drain(|bio| {
+        let pb = crate::dm::per_bio::<PerBio>(&bio);
+        let f = pb
+            .flags
+            .fetch_and(!(PB_DEFER_SUBMIT | PB_DEFER_ENDIO), Ordering::AcqRel);
+        if f & PB_DEFER_SUBMIT != 0 {
+            bio.submit_remapped();
+        } else {
+            bio.endio();
+        }
+    });
+}
+
 // -------------------------------------------------------------------- watchdog
 
 /// Declares a silent peer dead: no frame for `timeout_ms` ends the connection.
@@ -668,12 +812,17 @@ fn primary_main(p: &Arc<Pair>) {
         Ok(b) => b,
         Err(_) => return,
     };
-    let mut copy_buf = match blk::iobuf((p.cfg.track_size as usize).min(blk::MAX_IO)) {
+    let mut copy_buf = match blk::iobuf(blk::MAX_IO) {
         Ok(b) => b,
         Err(_) => return,
     };
     let mut quiet = false;
     while !p.stopping() {
+        if p.held.load(Relaxed) != 0 {
+            // Suspended by the operator: stay away until `resume`.
+            kthread::nap_ms(500);
+            continue;
+        }
         let sock = match Socket::connect(&peer, p.cfg.timeout_ms) {
             Ok(s) => s,
             Err(e) => {
@@ -744,6 +893,13 @@ fn primary_main(p: &Arc<Pair>) {
         p.set_link(None, Conn::Connecting);
         p.fail_inflight();
         p.publish(None);
+        if p.sh.lock().synced {
+            // Writes from now on are ones the peer lacks: a new generation.
+            let mut g = 0u64;
+            // SAFETY: `g` is a writable 8-byte buffer.
+            unsafe { kernel::bindings::get_random_bytes((&raw mut g).cast(), 8) };
+            let _ = p.md.update_sb(|sb| sb.new_generation(g | 1));
+        }
     }
 }
 
@@ -781,6 +937,7 @@ fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result
             drop(sh);
             if !copy_pending_done {
                 copy_pending_done = true;
+                p.copy_t0.store(now_ns(), Relaxed);
                 p.sync_total
                     .store(p.bitmap().count() * u64::from(p.cfg.track_size), Relaxed);
                 p.sync_done.store(0, Relaxed);
@@ -797,6 +954,15 @@ fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result
             drop(sh);
             // The last track may be short of a whole track: report the copy complete.
             p.sync_done.store(p.sync_total.load(Relaxed), Relaxed);
+            if let Err(e) = p.md.clear_synced() {
+                pr_err!(
+                    "{}: updating the metadata failed: errno {}\n",
+                    p.name(),
+                    -e.to_errno()
+                );
+            }
+            let _ =
+                p.md.update_sb(|sb| sb.flags |= format::SB_SYNCED | format::SB_PRIMARY);
             link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
             pr_info!("{}: peer is in sync\n", p.name());
             p.publish(Some(link));
@@ -820,25 +986,34 @@ fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result
     }
 }
 
-/// Copies the next dirty track at or after `from`: test-and-clear its bit, take
-/// sequence numbers for it, read it, send it. On failure the track is marked again.
+/// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so
+/// the disk and the link see large I/O): test-and-clear their bits, take sequence
+/// numbers, read, send. On failure the tracks are marked again.
 fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<(), LinkError> {
     let Some(track) = p.bitmap().next_set(from) else {
         return Ok(());
     };
     let ts = u64::from(p.cfg.track_size);
-    let start = track * ts;
-    let end = (start + ts).min(p.cfg.size_bytes);
     let chunk = buf.len() as u64;
-    let chunks = (end - start).div_ceil(chunk);
+    let max_tracks = (chunk / ts).max(1);
     let mut sh = p.sh.lock();
-    if (sh.ring.len() as u64) - (sh.tail - sh.head) < chunks || sh.unsent != sh.tail {
+    let free = (sh.ring.len() as u64) - (sh.tail - sh.head);
+    if free < chunk.div_ceil(ts).max(16) || sh.unsent != sh.tail {
         return Ok(());
     }
-    if !p.bitmap().test_and_clear(track) {
+    // Clear the run's bits before reading: a write that sets one again after this
+    // point is copied again later.
+    let mut n = 0;
+    while n < max_tracks && p.bitmap().test_and_clear(track + n) {
+        n += 1;
+    }
+    if n == 0 {
         return Ok(());
     }
-    sh.copy_cursor = track + 1;
+    let start = track * ts;
+    let end = ((track + n) * ts).min(p.cfg.size_bytes);
+    let chunks = (end - start).div_ceil(chunk);
+    sh.copy_cursor = track + n;
     let first_seq = sh.next_seq;
     for i in 0..chunks {
         let seq = sh.next_seq;
@@ -856,7 +1031,7 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
                 len: len as u32,
                 data: None,
                 bio: None,
-                tracks: track..track + 1,
+                tracks: geometry::track_range(off, len, p.cfg.track_size),
                 issued_ns: now_ns(),
             });
         }
@@ -871,12 +1046,13 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
         let len = (end - off).min(chunk) as usize;
         if let Err(e) = p.data.read(off >> 9, buf, len) {
             pr_err!(
-                "{}: reading track {} for the copy failed: errno {}\n",
+                "{}: reading tracks {}..{} for the copy failed: errno {}\n",
                 p.name(),
                 track,
+                track + n,
                 -e.to_errno()
             );
-            p.bitmap().set(track);
+            p.bitmap().set_range(track..track + n);
             return Err(LinkError::Io(e));
         }
         let h = Header::write(
@@ -890,7 +1066,22 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
         p.sent_bytes.fetch_add(len as u64, Relaxed);
     }
     p.sync_done.fetch_add(end - start, Relaxed);
+    throttle(p);
     Ok(())
+}
+
+/// Keeps the copy at or below `resync_rate` bytes per second.
+fn throttle(p: &Pair) {
+    let rate = p.cfg.resync_rate;
+    if rate == 0 {
+        return;
+    }
+    let done = p.sync_done.load(Relaxed);
+    let due_ns = done.saturating_mul(1_000_000_000) / rate;
+    let spent = now_ns().saturating_sub(p.copy_t0.load(Relaxed));
+    if due_ns > spent && !p.stopping() {
+        kthread::nap_ms(((due_ns - spent) / 1_000_000).min(1000) as u32 + 1);
+    }
 }
 
 /// Receives ACKs and PONGs on the primary.
@@ -1049,10 +1240,15 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
             Kind::State => {
                 let st = crate::rcore::state::Pair::decode(h.a).map(|s| s.state);
                 p.sh.lock().peer_state = st;
+                if matches!(st, Some(State::Copying | State::Resyncing)) {
+                    // Tracks now arrive out of order: not a usable image until done.
+                    let _ = p.md.update_sb(|sb| sb.flags &= !format::SB_CONSISTENT);
+                }
                 p.publish(None);
             }
             Kind::CopyDone => {
                 p.sh.lock().peer_state = Some(State::Duplex);
+                let _ = p.md.update_sb(|sb| sb.flags |= format::SB_CONSISTENT);
                 p.publish(None);
             }
             Kind::Bye => return Ok(()),

@@ -50,6 +50,15 @@ pub(crate) fn should_stop() -> bool {
     unsafe { bindings::kthread_should_stop() }
 }
 
+/// Sleeps for up to `ms` milliseconds; any wake-up (`wake_up_process`) ends it early.
+pub(crate) fn nap_ms(ms: u32) {
+    // SAFETY: a pure conversion, then a plain sleep of the current thread.
+    unsafe {
+        let j = bindings::__msecs_to_jiffies(ms);
+        bindings::schedule_timeout_interruptible(j as isize);
+    }
+}
+
 /// Sleeps for `ms` milliseconds or until the thread is woken to stop.
 pub(crate) fn sleep_ms(ms: u32) {
     // SAFETY: sleeping in thread context is allowed; a wake-up ends it early.
@@ -91,6 +100,13 @@ impl Thread {
         // SAFETY: `task` is a new, not yet started kthread.
         unsafe { bindings::wake_up_process(task) };
         Ok(Thread { task })
+    }
+}
+
+impl Thread {
+    /// The thread's task, to wake it with `wake_up_process`.
+    pub(crate) fn task(&self) -> *mut bindings::task_struct {
+        self.task
     }
 }
 

@@ -9,7 +9,8 @@ use crate::blk::Bdev;
 use crate::dm::{
     Bio, CtrError, DevCallout, DmDev, EndIo, MapResult, Op, OutBuf, StatusKind, Target, TargetOps,
 };
-use crate::engine::{Completion, Config, Pair, PerBio};
+use crate::engine::{Completion, Config, Decision, Pair, PerBio};
+use crate::metadata::{LoadError, Metadata};
 use crate::rcore::{geometry, status, table};
 use crate::registry;
 use core::fmt::Write;
@@ -129,6 +130,9 @@ impl Rcopy {
             st.acked_bytes = l.acked_bytes;
             st.lag_ms = l.lag_ms;
             st.lag_bytes = l.cache_used;
+            st.sync_rate = l.sync_rate;
+            st.eta_s = l.eta_s;
+            st.consistent = l.consistent;
         }
         st.write(out)
     }
@@ -223,14 +227,24 @@ impl TargetOps for Rcopy {
                     .map_err(nomem)?;
                 let mut nbuf = [0u8; 128];
                 let name = ti.device_name(&mut nbuf);
+                // SAFETY: `meta` is moved into the target below, whose `Drop` stops
+                // the pair (the only user of the metadata) before `meta` is released.
+                let mdev = unsafe { Bdev::new(&meta) };
+                let md = Metadata::load(mdev, cfg.size_bytes, cfg.track_size, cfg.pair_id())
+                    .map_err(|e| match e {
+                        LoadError::Meta(m) => CtrError::inval(m.reason()),
+                        LoadError::Io(err) => CtrError {
+                            err,
+                            reason: c"Metadata device I/O error",
+                        },
+                    })?;
                 // SAFETY: `data` is moved into the target below, whose `Drop` stops
                 // the pair before `data` is released; the table outlives the target.
-                let p = unsafe { Pair::start(cfg, Bdev::new(&data), ti.table(), name) }.map_err(
-                    |err| CtrError {
+                let p = unsafe { Pair::start(cfg, Bdev::new(&data), md, ti.table(), name) }
+                    .map_err(|err| CtrError {
                         err,
                         reason: c"Cannot start the replication threads",
-                    },
-                )?;
+                    })?;
                 Some(p)
             }
         };
@@ -272,14 +286,16 @@ impl TargetOps for Rcopy {
         } else {
             bio.sector()
         };
+        bio.remap(&self.data, sector);
         if let Some(p) = &self.pair {
-            if bio.op() != Op::Read
-                && !p.map_write(bio, sector, crate::dm::per_bio_ptr::<PerBio>(bio))
-            {
-                return MapResult::Kill;
+            if bio.op() != Op::Read {
+                return match p.map_write(bio, sector, crate::dm::per_bio_ptr::<PerBio>(bio)) {
+                    Decision::Go => MapResult::Remapped,
+                    Decision::Defer => MapResult::Submitted,
+                    Decision::Kill => MapResult::Kill,
+                };
             }
         }
-        bio.remap(&self.data, sector);
         MapResult::Remapped
     }
 
@@ -289,7 +305,7 @@ impl TargetOps for Rcopy {
         }
         match &self.pair {
             Some(p) if bio.op() != Op::Read => {
-                match p.end_io(crate::dm::per_bio::<PerBio>(bio), status == 0) {
+                match p.end_io(bio, crate::dm::per_bio::<PerBio>(bio), status == 0) {
                     Completion::Done => EndIo::Done,
                     Completion::Later => EndIo::Incomplete,
                 }
@@ -327,7 +343,20 @@ impl TargetOps for Rcopy {
                 );
                 Ok(true)
             }
-            ("stats_reset" | "version", _) => {
+            ("suspend" | "resume", 0) => {
+                let Some(p) = &self.pair else {
+                    pr_warn!("{name}: not a replicated device\n");
+                    return Err(EINVAL);
+                };
+                let r = if name == "suspend" {
+                    p.suspend()
+                } else {
+                    p.resume()
+                };
+                r.inspect_err(|_| pr_warn!("{name}: only the primary of a pair can {name}\n"))?;
+                Ok(false)
+            }
+            ("stats_reset" | "version" | "suspend" | "resume", _) => {
                 pr_warn!("{name}: wrong number of arguments\n");
                 Err(EINVAL)
             }

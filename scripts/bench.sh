@@ -9,15 +9,25 @@
 #   vda rcopy data   vdb rcopy metadata   vdc DRBD data   vdd DRBD metadata (external)
 #   vde (a only) the raw-disk baseline, same size as the data disks
 # Steps: link (ping, iperf3), raw disk, rcopy sync, DRBD protocol C, rcopy async, DRBD
-# protocol A. Each disk configuration runs the same three fio jobs on a (direct I/O,
-# libaio, time-based): sequential 1 MiB writes QD8, random 4k writes QD16, random 4k
-# writes QD1. After each job on a replicated device the bench waits until the peer has
-# everything (the "drain"), so every job starts from a clean pair and the table can show
-# throughput including that drain. Then a resync after a link cut: rcopy via vm_link down
-# (the primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB
-# written meanwhile; the rate is the resynced bytes over the time from reconnection to in
-# sync. DRBD skips its initial sync (`new-current-uuid --clear-bitmap` on a fresh pair);
-# rcopy has no such option, so its initial copy is timed and reported too.
+# protocol A (same-protocol pairs next to each other in time: the host may be shared),
+# link again (iperf3). Each disk configuration runs the same three fio jobs on a (direct
+# I/O, libaio, time-based): sequential 1 MiB writes QD8, random 4k writes QD16, random 4k
+# writes QD1 (preceded by 20 pings, so its latency can be set against raw + that RTT).
+# After each job on a replicated device the bench waits until the peer has everything
+# (the "drain"), so every job starts from a clean pair and the table can show throughput
+# including that drain. Then a resync after a link cut: rcopy via vm_link down (the
+# primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB written
+# meanwhile; the rate is the resynced bytes over the time from reconnection to in sync.
+# rcopy pairs are made like scripts/vmtests/lib/pair.sh (dmsetup tables; secondary on b
+# first); the first one does a full initial copy (timed and reported), the async pair
+# reuses the metadata of the cleanly removed sync pair and starts in sync. DRBD 8.4 (the
+# in-tree module of the test kernel, handed to the VMs through their share directories,
+# driven by drbd-utils' drbdadm-84 with -c /tmp/drbd.conf) skips its initial sync with
+# `drbdadm -- --clear-bitmap new-current-uuid` on the fresh pair, then switches protocols
+# by down/up with the same metadata; its resync is unthrottled (c-plan-ahead 0,
+# resync-rate 1000M), everything else is the 8.4 default.
+# The guests get the host's TSC frequency on their command line (see "guest clock"),
+# otherwise the test kernel keeps a 4 ms jiffies clock and RTTs read 0 or 4 ms.
 #
 # Output: a table on stdout; the same as JSON in $BENCH_OUT (default
 # ${TMPDIR:-/tmp}/rcopy-bench-<date>/bench.json) with fio's raw JSON, kernel consoles and
@@ -83,7 +93,8 @@ rec meta.date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 rec meta.runtime_s "$RT"
 rec meta.disk_mb "$DISK_MB"
 rec meta.resync_mb "$RESYNC_MB"
-rec meta.host "$(uname -n) $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+rec meta.host "$(uname -n), $(nproc) cpus"
+rec meta.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec meta.kernel "$RCOPY_KERNEL"
 rec meta.module "$MODULE"
 rec meta.git "$(git -C "$RCOPY_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
@@ -170,6 +181,8 @@ EOF
 
 # kv_of TEXT KEY: value of KEY=value in TEXT (words or lines)
 kv_of() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1; }
+# line_of TEXT KEY: the rest of the line KEY=... in TEXT
+line_of() { sed -n "s/^$2=//p" <<<"$1" | head -n 1; }
 
 # drain CONFIG WORKLOAD KIND: wait (bounded) until the peer has everything; record the time
 drain() {
@@ -177,7 +190,7 @@ drain() {
 	out=$(vm_run a --timeout 330 "bash $BENCH_HELPERS/watch.sh $3 300 0.1")
 	t=$(kv_of "$out" t_done)
 	if [[ -z $t ]]; then
-		say "  $1 $2: not drained after 300 s: $(kv_of "$out" status)"
+		say "  $1 $2: not drained after 300 s: $(line_of "$out" status)"
 		return 1
 	fi
 	rec "$1.$2.drain_s" "$t"
@@ -185,31 +198,51 @@ drain() {
 }
 
 # ------------------------------------------------------------------ link
-say "link: ping and iperf3 a -> b"
-out=$(vm_run a --timeout 60 'ping -c 20 -i 0.2 -q 10.77.0.2')
-if [[ $out =~ =\ ([0-9.]+)/([0-9.]+)/([0-9.]+)/ ]]; then
-	rec link.ping_min_ms "${BASH_REMATCH[1]}"
-	rec link.ping_avg_ms "${BASH_REMATCH[2]}"
-	rec link.ping_max_ms "${BASH_REMATCH[3]}"
-	say "  ping min/avg/max ${BASH_REMATCH[1]}/${BASH_REMATCH[2]}/${BASH_REMATCH[3]} ms"
-else
-	say "  ping failed: $out"
-fi
-job=$(vm_spawn b --timeout 40 'iperf3 -s -1 -B 10.77.0.2')
-vm_run a --timeout 60 'for i in 1 2 3 4 5 6 7 8 9 10; do
-	iperf3 -c 10.77.0.2 -t 5 -J >/run/vm/share/iperf.json 2>&1 && exit 0; sleep 0.5; done; exit 1' >/dev/null
-mbps=$(python3 -c '
+# ping_stats PREFIX: 20 pings a -> b; records PREFIX.ping_{min,avg,median,max}_ms
+ping_stats() {
+	local out st
+	out=$(vm_run a --timeout 60 'ping -c 20 -i 0.2 -W 2 10.77.0.2')
+	st=$(python3 -c '
+import re, statistics, sys
+t = [float(x) for x in re.findall(r"time=([0-9.]+) ms", sys.stdin.read())]
+if t:
+    print(f"{min(t):.3f} {statistics.mean(t):.3f} {statistics.median(t):.3f} {max(t):.3f} {len(t)}")' <<<"$out")
+	if [[ -z $st ]]; then
+		say "  ping failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+		return 1
+	fi
+	local mn av md mx n
+	read -r mn av md mx n <<<"$st"
+	rec "$1.ping_min_ms" "$mn"
+	rec "$1.ping_avg_ms" "$av"
+	rec "$1.ping_median_ms" "$md"
+	rec "$1.ping_max_ms" "$mx"
+	say "  ping a->b ($n replies) min/avg/median/max $mn/$av/$md/$mx ms"
+}
+
+# iperf KEY: 5 s of iperf3 a -> b (server on b), default options; records KEY in MB/s
+iperf() {
+	local job mbps
+	job=$(vm_spawn b --timeout 60 'iperf3 -s -1 -B 10.77.0.2')
+	vm_run a --timeout 90 'for i in 1 2 3 4 5 6 7 8 9 10; do
+		iperf3 -c 10.77.0.2 -t 5 -J >/run/vm/share/iperf.json 2>&1 && exit 0; sleep 0.5; done; exit 1' >/dev/null
+	mbps=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(round(d["end"]["sum_received"]["bits_per_second"] / 8e6, 2))' "$(vm_share_dir a)/iperf.json" 2>/dev/null)
-vm_wait b "$job" 30 >/dev/null
-cp "$(vm_share_dir a)/iperf.json" "$RAW/" 2>/dev/null
-if [[ -n $mbps ]]; then
-	rec link.iperf_mbps "$mbps"
-	say "  iperf3 $mbps MB/s"
-else
-	say "  iperf3 failed"
-fi
+	vm_wait b "$job" 30 >/dev/null || vm_job_kill b "$job"
+	cp "$(vm_share_dir a)/iperf.json" "$RAW/$1.json" 2>/dev/null
+	if [[ -n $mbps ]]; then
+		rec "$1" "$mbps"
+		say "  iperf3 a->b $mbps MB/s"
+	else
+		say "  iperf3 failed"
+	fi
+}
+
+say "link: ping and iperf3 a -> b"
+ping_stats link
+iperf link.iperf_mbps
 
 # ------------------------------------------------------------------ raw
 say "raw disk (/dev/vde on a)"
@@ -229,13 +262,22 @@ rcopy_pair() {
 	case $? in
 	0) ;;
 	99) rcopy_fail "cannot create the primary on a: $out"; return 1 ;;
-	*) rcopy_fail "$mode pair did not reach duplex in 600 s: $(kv_of "$out" status)"; return 1 ;;
+	*) rcopy_fail "$mode pair did not reach duplex in 600 s: $(line_of "$out" status)"; return 1 ;;
 	esac
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
-	rec "$cfg.copy_bytes" "$((DISK_MB << 20))"
-	rec "$cfg.copy_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
-	rec "$cfg.copy_connect_s" "$tc"
-	say "  duplex: initial copy of $DISK_MB MiB took $t s (connected after $tc s)"
+	local total cs
+	total=$(kv_of "$(grep '^status=' <<<"$out")" sync_total)
+	cs=$(kv_of "$(grep '^conn_status=' <<<"$out")" state)
+	if [[ $cs == copying || $cs == resyncing ]] && ((${total:-0} > 0)); then
+		rec "$cfg.copy_bytes" "$total"
+		rec "$cfg.copy_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
+		rec "$cfg.copy_connect_s" "$tc"
+		say "  duplex: initial copy of $((total >> 20)) MiB took $t s (connected after $tc s)"
+	else
+		# the metadata device remembers the previous pair (same disks, cleanly removed)
+		rec "note.$cfg.copy" "no initial copy: the pair resumed from its metadata (state '$cs' on connect)"
+		say "  duplex after $t s, without a copy (state '$cs' on connect: resumed from the metadata)"
+	fi
 	vm_wait_until b 60 "dmsetup status r0 | grep -q 'state=duplex '" >/dev/null ||
 		say "  note: b does not show duplex yet: $(rstatus b)"
 }
@@ -261,7 +303,7 @@ rcopy_resync() {
 	out=$(vm_wait a "$job" 420)
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	if [[ -z $t ]]; then
-		rcopy_fail "no resync to duplex within 360 s after the link came back: $(kv_of "$out" status)"
+		rcopy_fail "no resync to duplex within 360 s after the link came back: $(line_of "$out" status)"
 		return 1
 	fi
 	rec "$cfg.resync_bytes" "$dirty"
@@ -283,6 +325,7 @@ rcopy_mode() {
 	say "rcopy $mode mode (/dev/mapper/r0 on a, secondary on b)"
 	rcopy_pair "$mode" || return 1
 	for wl in seq r16 r1; do
+		[[ $wl == r1 ]] && ping_stats "$cfg"
 		run_fio "$cfg" "$wl" /dev/mapper/r0 'dmsetup status r0' || { rcopy_fail "fio on r0 failed ($mode, $wl)"; return 1; }
 		drain "$cfg" "$wl" rcopy-drain || { rcopy_fail "the $mode pair did not drain after $wl"; return 1; }
 	done
@@ -372,7 +415,7 @@ drbd_resync() {
 	out=$(vm_run a --timeout 420 "$DRBDADM connect r0 && bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	if [[ -z $t || -z $oos ]]; then
-		say "  DRBD resync did not finish: $(kv_of "$out" status)"
+		say "  DRBD resync did not finish: $(line_of "$out" status)"
 		return 1
 	fi
 	rec "$cfg.resync_dirty_bytes" "$((oos * 1024))"
@@ -388,7 +431,8 @@ drbd_phase() {
 	say "DRBD 8.4 protocol $p (/dev/drbd0 on a, secondary on b)"
 	drbd_protocol "$p" || return 1
 	for wl in seq r16 r1; do
-		run_fio "$cfg" "$wl" /dev/drbd0 "grep -o ' cs:.*' /proc/drbd" || { drbd_skip "fio on drbd0 failed (protocol $p)"; return 1; }
+		[[ $wl == r1 ]] && ping_stats "$cfg"
+		run_fio "$cfg" "$wl" /dev/drbd0 "tail -n 2 /proc/drbd" || { drbd_skip "fio on drbd0 failed (protocol $p)"; return 1; }
 		drain "$cfg" "$wl" drbd-drain || { drbd_skip "DRBD did not drain after $wl"; return 1; }
 	done
 	drbd_resync "$cfg" || rec "$cfg.resync.skipped" "resync measurement failed (see $LOG)"
@@ -402,6 +446,9 @@ rcopy_mode async
 drbd_phase A
 
 # ------------------------------------------------------------------ wrap up
+say "link again"
+iperf link.iperf_end_mbps
+rec meta.load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 for v in a b; do
 	cp "$(_vm_dir "$v")/console.log" "$RAW/console-$v.log" 2>/dev/null
 	if ! probs=$(vm_check_dmesg "$v" 2>&1); then

@@ -11,6 +11,7 @@ pub mod addr;
 pub mod bitmap;
 pub mod crc32c;
 pub mod fmtbuf;
+pub mod format;
 pub mod geometry;
 pub mod hmac;
 pub mod order;

@@ -168,8 +168,11 @@ impl fmt::Display for Peer {
     }
 }
 
+/// How many of [`KEYS`] every status line has; the later ones were appended since.
+pub const REQUIRED_KEYS: usize = 21;
+
 /// Status keys in line order.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 24] = [
     "state",
     "role",
     "mode",
@@ -191,6 +194,9 @@ pub const KEYS: [&str; 21] = [
     "discards",
     "write_zeroes",
     "io_errors",
+    "sync_rate",
+    "eta_s",
+    "consistent",
 ];
 
 /// Everything the status line reports. Byte counts are in bytes.
@@ -240,6 +246,12 @@ pub struct Status {
     pub write_zeroes: u64,
     /// Bios completed with an error by the data device.
     pub io_errors: u64,
+    /// Copy or resync rate, bytes per second (0 when none runs).
+    pub sync_rate: u64,
+    /// Seconds until the running copy or resync ends, at `sync_rate`.
+    pub eta_s: u64,
+    /// This side's data is a usable image (false on a secondary during a copy).
+    pub consistent: bool,
 }
 
 impl Default for Status {
@@ -267,6 +279,9 @@ impl Default for Status {
             discards: 0,
             write_zeroes: 0,
             io_errors: 0,
+            sync_rate: 0,
+            eta_s: 0,
+            consistent: true,
         }
     }
 }
@@ -309,7 +324,8 @@ impl Status {
             "state={} role={} mode={} conn={} peer={} track_size={} size={} \
              dirty_bytes={} cache_fill={}/{} sync_done={} sync_total={} \
              sent_bytes={} acked_bytes={} lag_ms={} lag_bytes={} reads={} \
-             writes={} flushes={} discards={} write_zeroes={} io_errors={}",
+             writes={} flushes={} discards={} write_zeroes={} io_errors={} \
+             sync_rate={} eta_s={} consistent={}",
             self.state.as_str(),
             self.role.as_str(),
             self.mode.as_str(),
@@ -332,6 +348,9 @@ impl Status {
             self.discards,
             self.write_zeroes,
             self.io_errors,
+            self.sync_rate,
+            self.eta_s,
+            if self.consistent { "yes" } else { "no" },
         )
     }
 
@@ -351,7 +370,9 @@ impl Status {
                 *flag = true;
             }
         }
-        if let Some((_, key)) = seen.iter().zip(KEYS.iter()).find(|(f, _)| !**f) {
+        // Keys appended after the first version may be absent (an older module).
+        let mut required = seen.iter().zip(KEYS.iter()).take(REQUIRED_KEYS);
+        if let Some((_, key)) = required.find(|(f, _)| !**f) {
             return Err(StatusError::Missing(key));
         }
         Ok(s)
@@ -385,6 +406,15 @@ impl Status {
             18 => self.discards = num(key, v)?,
             19 => self.write_zeroes = num(key, v)?,
             20 => self.io_errors = num(key, v)?,
+            21 => self.sync_rate = num(key, v)?,
+            22 => self.eta_s = num(key, v)?,
+            23 => {
+                self.consistent = match v {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(bad),
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -399,7 +429,7 @@ mod tests {
     const LINE: &str = "state=simplex role=primary mode=sync conn=standalone peer=- \
         track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
         sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
-        writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6";
+        writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6 sync_rate=0 eta_s=0 consistent=yes";
 
     #[test]
     fn round_trip() {

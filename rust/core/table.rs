@@ -84,6 +84,10 @@ pub const OPTIONS: &[OptSpec] = &[
         name: "timeout_ms",
         values: 1,
     },
+    OptSpec {
+        name: "resync_rate",
+        values: 1,
+    },
 ];
 
 /// Looks an option word up in [`OPTIONS`].
@@ -116,6 +120,8 @@ pub struct TableArgs<'a> {
     pub cache_size: u64,
     /// Heartbeat timeout in milliseconds.
     pub timeout_ms: u32,
+    /// Resync rate limit in bytes per second; 0 for none.
+    pub resync_rate: u64,
 }
 
 impl<'a> TableArgs<'a> {
@@ -133,6 +139,7 @@ impl<'a> TableArgs<'a> {
             pair_id: b"default",
             cache_size: DEFAULT_CACHE_SIZE,
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            resync_rate: 0,
         }
     }
 }
@@ -186,6 +193,8 @@ pub enum TableError {
     MissingSecret,
     /// Replication options without `role`.
     MissingRole,
+    /// `resync_rate` not a number.
+    BadResyncRate,
 }
 
 impl TableError {
@@ -217,6 +226,7 @@ impl TableError {
             TableError::MissingLocal => c"Role secondary needs a local address",
             TableError::MissingSecret => c"A replicated device needs a secret",
             TableError::MissingRole => c"Replication options need a role",
+            TableError::BadResyncRate => c"Invalid resync_rate: bytes per second, 0 for no limit",
         }
     }
 
@@ -291,6 +301,7 @@ fn apply_option<'a>(
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or(TableError::BadTimeout)?
         }
+        "resync_rate" => args.resync_rate = parse_u64(word).ok_or(TableError::BadResyncRate)?,
         _ => return Err(TableError::UnknownOption),
     }
     Ok(())
@@ -360,7 +371,7 @@ pub fn format_table(
     let d = TableArgs::new(&[], &[]);
     let secret = core::str::from_utf8(args.secret).unwrap_or("?");
     let pair_id = core::str::from_utf8(args.pair_id).unwrap_or("?");
-    let opts: [(&str, Option<&dyn fmt::Display>); 9] = [
+    let opts: [(&str, Option<&dyn fmt::Display>); 10] = [
         (
             OPT_TRACK_SIZE,
             (args.track_size != d.track_size).then_some(&args.track_size as &dyn fmt::Display),
@@ -387,6 +398,10 @@ pub fn format_table(
         (
             "timeout_ms",
             (args.timeout_ms != d.timeout_ms).then_some(&args.timeout_ms as &dyn fmt::Display),
+        ),
+        (
+            "resync_rate",
+            (args.resync_rate != d.resync_rate).then_some(&args.resync_rate as &dyn fmt::Display),
         ),
     ];
     let words = opts.iter().filter(|(_, v)| v.is_some()).count() * 2;

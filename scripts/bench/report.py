@@ -85,6 +85,8 @@ def ratio(a, b):
 def fmt(x, digits=None):
     if x is None:
         return "-"
+    if x == 0:
+        return "0"
     if digits is None:
         digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2 if abs(x) >= 1 else 3
     return f"{x:.{digits}f}"
@@ -122,14 +124,40 @@ def main():
             return None
         return s.get(key or dict((w, k) for w, _, k in WORKLOADS)[wl])
 
-    link = {
-        "ping_avg_ms": num(kv.get("link.ping_avg_ms")),
-        "ping_min_ms": num(kv.get("link.ping_min_ms")),
-        "ping_max_ms": num(kv.get("link.ping_max_ms")),
-        "iperf_mbps": num(kv.get("link.iperf_mbps")),
-    }
-    lk = link["iperf_mbps"]
+    link = {k: num(kv.get("link." + k)) for k in (
+        "ping_min_ms", "ping_avg_ms", "ping_median_ms", "ping_max_ms", "iperf_mbps", "iperf_end_mbps")}
+    # the link's capacity: the better of the two iperf3 runs (start and end of the bench)
+    runs = [x for x in (link["iperf_mbps"], link["iperf_end_mbps"]) if x]
+    lk = link["link_mbps"] = max(runs) if runs else None
     ping = link["ping_avg_ms"]
+    # pings taken right before each configuration's QD1 job (same host load)
+    phase_ping = {c: num(kv.get(f"{c}.ping_avg_ms")) for c, _ in CONFIGS}
+    phase_ping_median = {c: num(kv.get(f"{c}.ping_median_ms")) for c, _ in CONFIGS}
+    link["phase_ping_avg_ms"] = phase_ping
+    link["phase_ping_median_ms"] = phase_ping_median
+
+    # what was left to replicate right after each job (rcopy: dirty + lag bytes; DRBD:
+    # out-of-sync KiB)
+    for cfg in res:
+        for wl, s in res[cfg].items():
+            a = s.get("after") or ""
+            left = None
+            words = dict(w.split("=", 1) for w in a.split() if "=" in w)
+            if "dirty_bytes" in words:
+                try:
+                    left = int(words["dirty_bytes"]) + int(words.get("lag_bytes", 0))
+                    s["dirty_after_bytes"] = int(words["dirty_bytes"])
+                    s["lag_after_bytes"] = int(words.get("lag_bytes", 0))
+                except ValueError:
+                    pass
+            else:
+                for w in a.split():
+                    if w.startswith("oos:"):
+                        try:
+                            left = int(w[4:]) * 1024
+                        except ValueError:
+                            pass
+            s["left_after_mib"] = None if left is None else left / 1048576
 
     sync_info = {}
     for cfg in ("rcopy_sync", "rcopy_async", "drbd_C", "drbd_A"):
@@ -150,8 +178,11 @@ def main():
     L.append("rcopy benchmark: " + kv.get("meta.date", "?") + ", " + kv.get("meta.runtime_s", "?") +
              " s per fio job, " + kv.get("meta.disk_mb", "?") + " MiB disks, guest clock " +
              kv.get("meta.clocksource", "?"))
-    L.append(f"link a->b: ping avg {fmt(ping)} ms (min {fmt(link['ping_min_ms'])}, max "
-             f"{fmt(link['ping_max_ms'])}), iperf3 {fmt(lk)} MB/s")
+    L.append(f"link a->b: ping avg {fmt(ping)} ms (min {fmt(link['ping_min_ms'])}, median "
+             f"{fmt(link['ping_median_ms'])}, max {fmt(link['ping_max_ms'])}); iperf3 {fmt(lk)} MB/s "
+             f"(best of {fmt(link['iperf_mbps'])} at start, {fmt(link['iperf_end_mbps'])} at end)")
+    L.append(f"host: {kv.get('meta.host', '?')}, load average {kv.get('meta.load_start', '?')} at start, "
+             f"{kv.get('meta.load_end', '?')} at end")
     for k in sorted(kv):
         if k.endswith(".skipped") or k.endswith(".failed") or k.startswith("note."):
             L.append(f"NOTE {k}: {kv[k]}")
@@ -168,13 +199,18 @@ def main():
             sk = "sustained_mbps" if key == "mbps" else "sustained_iops"
             L.append("  incl. drain afterwards".ljust(w0) +
                      "".join(("-" if c == "raw" else fmt(m(c, wl, sk))).rjust(cw) for c, _ in CONFIGS))
+        L.append("  left to ship after (MiB)".ljust(w0) +
+                 "".join(("-" if c == "raw" else fmt(m(c, wl, "left_after_mib"))).rjust(cw) for c, _ in CONFIGS))
         L.append("  drain after job (s)".ljust(w0) +
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "drain_s"))).rjust(cw) for c, _ in CONFIGS))
-    for what, title in (("resync", f"resync after cut (MB/s)"), ("copy", "initial copy (MB/s)")):
-        L.append(title.ljust(w0) + "".join(
-            ("-" if c == "raw" else fmt(sync_info[c][what]["mbps"])).rjust(cw) for c, _ in CONFIGS))
-    L.append("  reconnect before it (s)".ljust(w0) + "".join(
-        ("-" if c == "raw" else fmt(sync_info[c]["resync"]["connect_s"])).rjust(cw) for c, _ in CONFIGS))
+    def row(title, f):
+        L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fmt(f(c))).rjust(cw) for c, _ in CONFIGS))
+
+    row(f"resync after cut (MB/s)", lambda c: sync_info[c]["resync"]["mbps"])
+    row("  resynced (MiB)", lambda c: (sync_info[c]["resync"]["bytes"] or 0) / 1048576 or None)
+    row("  reconnect before it (s)", lambda c: sync_info[c]["resync"]["connect_s"])
+    row("initial copy (MB/s)", lambda c: sync_info[c]["copy"]["mbps"])
+    row("ping avg before QD1 job (ms)", lambda c: phase_ping[c])
 
     # ----------------------------------------------------------------- ratios
     ratios = {}
@@ -206,14 +242,22 @@ def main():
     ratios["vs_link"] = vs
 
     raw_lat = m("raw", "r1")
-    bound = (raw_lat + ping) if (raw_lat is not None and ping is not None) else None
+
+    def bound_for(cfg):
+        p = phase_ping.get(cfg) or ping
+        return (raw_lat + p) if (raw_lat is not None and p is not None) else None
+
+    bound = bound_for("rcopy_sync")
     sync_lat = m("rcopy_sync", "r1")
     drbd_lat = m("drbd_C", "r1")
     L.append("")
-    L.append(f"sync QD1 latency vs raw + ping avg ({fmt(raw_lat)} + {fmt(ping)} = {fmt(bound)} ms): "
-             f"rcopy sync {fx(ratio(sync_lat, bound))}, DRBD C {fx(ratio(drbd_lat, bound))}")
+    L.append("sync QD1 latency vs raw + ping avg (the ping taken right before that job):")
+    for c, lat in (("rcopy_sync", sync_lat), ("drbd_C", drbd_lat)):
+        b = bound_for(c)
+        L.append(f"  {c}: {fmt(lat)} ms vs {fmt(raw_lat)} + {fmt(phase_ping.get(c) or ping)} = {fmt(b)} ms: "
+                 f"{fx(ratio(lat, b))}")
     ratios["sync_lat_vs_raw_plus_rtt"] = {"rcopy_sync": ratio(sync_lat, bound),
-                                          "drbd_C": ratio(drbd_lat, bound), "bound_ms": bound}
+                                          "drbd_C": ratio(drbd_lat, bound_for("drbd_C")), "bound_ms": bound}
 
     # ----------------------------------------------------------------- targets
     targets = []

@@ -11,8 +11,8 @@ fn status() -> impl Strategy<Value = Status> {
         prop::sample::select(Conn::ALL.to_vec()),
         prop_oneof![Just("-".to_string()), "[!-<>-~]{1,64}"],
     );
-    (enums, prop::array::uniform17(any::<u64>())).prop_map(
-        |((state, role, mode, conn, peer), n)| Status {
+    (enums, prop::array::uniform19(any::<u64>()), any::<bool>()).prop_map(
+        |((state, role, mode, conn, peer), n, consistent)| Status {
             state,
             role,
             mode,
@@ -35,6 +35,9 @@ fn status() -> impl Strategy<Value = Status> {
             discards: n[14],
             write_zeroes: n[15],
             io_errors: n[16],
+            sync_rate: n[17],
+            eta_s: n[18],
+            consistent,
         },
     )
 }
@@ -54,7 +57,8 @@ fn documented_order() {
         l,
         "state=simplex role=primary mode=sync conn=standalone peer=- track_size=0 size=0 \
          dirty_bytes=0 cache_fill=0/0 sync_done=0 sync_total=0 sent_bytes=0 acked_bytes=0 \
-         lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0"
+         lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0 \
+         sync_rate=0 eta_s=0 consistent=yes"
     );
 }
 

@@ -74,6 +74,46 @@ pub enum Command {
         #[command(flatten)]
         link: LinkArgs,
     },
+    /// Write fresh rcopy metadata to a metadata device.
+    ///
+    /// Writes a superblock (the data device's size, the track size, the pair
+    /// id, a new random node id and generation, no flags) and zeroes the
+    /// dirty-track bitmap. --track-size and --pair-id must be those of the
+    /// table that will use the device. Refuses a device that already holds
+    /// rcopy metadata, or that is in use, unless --force is given.
+    #[command(name = "create-md")]
+    CreateMd {
+        /// The metadata device (a regular file, an image, is accepted too).
+        #[arg(value_name = "META_DEV")]
+        meta: String,
+        /// The data device the metadata is for: its size is recorded.
+        #[arg(long, value_name = "DATA_DEV")]
+        data: String,
+        /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M)
+        /// [default: 64K].
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+        track_size: Option<u64>,
+        /// The pair's identity, as in the table (1 to 64 bytes)
+        /// [default: default].
+        #[arg(long, value_name = "WORD")]
+        pair_id: Option<String>,
+        /// Overwrite existing rcopy metadata, and write to a device in use.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the rcopy metadata on a metadata device.
+    ///
+    /// Prints the superblock and counts the dirty tracks in the bitmap.
+    /// Exits 1 if the device holds no valid rcopy metadata.
+    #[command(name = "inspect-md")]
+    InspectMd {
+        /// The metadata device (or an image of one).
+        #[arg(value_name = "META_DEV")]
+        meta: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an rcopy device.
     Remove {
         /// Name of the device.
@@ -103,6 +143,19 @@ pub enum Command {
         /// Give up after this many seconds (default: wait for ever).
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+    },
+    /// Suspend replication on the primary: it disconnects and marks every write in
+    /// the bitmap until `resume`.
+    Suspend {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+    },
+    /// Resume replication on the primary: reconnect and resync only the marked tracks.
+    Resume {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
     },
     /// Show rcopyctl's version and the kernel target's.
     Version,
@@ -149,6 +202,10 @@ pub struct LinkArgs {
     /// Drop a link silent for this long: 500 to 600000 ms [default: 5000].
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<String>,
+    /// Limit the initial copy and resyncs to this many bytes per second (or K/M/G);
+    /// 0 for no limit [default: 0].
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub resync_rate: Option<u64>,
 }
 
 impl LinkArgs {
@@ -399,6 +456,72 @@ mod tests {
             "-1"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn parses_metadata_commands() {
+        let c = Cli::try_parse_from([
+            "rcopyctl",
+            "create-md",
+            "/dev/vdb",
+            "--data",
+            "/dev/vda",
+            "--track-size",
+            "1M",
+            "--pair-id",
+            "p1",
+            "--force",
+        ])
+        .unwrap();
+        match c.command {
+            Command::CreateMd {
+                meta,
+                data,
+                track_size,
+                pair_id,
+                force,
+            } => {
+                assert_eq!(meta, "/dev/vdb");
+                assert_eq!(data, "/dev/vda");
+                assert_eq!(track_size, Some(1 << 20));
+                assert_eq!(pair_id.as_deref(), Some("p1"));
+                assert!(force);
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Cli::try_parse_from(["rcopyctl", "create-md", "/dev/vdb", "--data", "/dev/vda"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::CreateMd {
+                track_size: None,
+                pair_id: None,
+                force: false,
+                ..
+            }
+        ));
+        // --data is required.
+        let e = Cli::try_parse_from(["rcopyctl", "create-md", "/dev/vdb"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--data"), "{e}");
+        assert!(Cli::try_parse_from([
+            "rcopyctl",
+            "create-md",
+            "/dev/vdb",
+            "--data",
+            "a",
+            "--track-size",
+            "big"
+        ])
+        .is_err());
+        let c = Cli::try_parse_from(["rcopyctl", "inspect-md", "/dev/vdb", "--json"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::InspectMd { ref meta, json: true } if meta == "/dev/vdb"
+        ));
+        let c = Cli::try_parse_from(["rcopyctl", "inspect-md", "/dev/vdb"]).unwrap();
+        assert!(matches!(c.command, Command::InspectMd { json: false, .. }));
+        assert!(Cli::try_parse_from(["rcopyctl", "inspect-md"]).is_err());
     }
 
     #[test]

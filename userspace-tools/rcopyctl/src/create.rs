@@ -288,6 +288,7 @@ pub fn table_options(
         ("pair_id", link.pair_id.clone()),
         ("cache_size", link.cache_size.map(|c| c.to_string())),
         ("timeout_ms", link.timeout_ms.clone()),
+        ("resync_rate", link.resync_rate.map(|r| r.to_string())),
     ];
     for (name, value) in given {
         if let Some(v) = value {
@@ -344,6 +345,7 @@ fn given_flags(link: &LinkArgs) -> Vec<&'static str> {
         ("--pair-id", link.pair_id.is_some()),
         ("--cache-size", link.cache_size.is_some()),
         ("--timeout-ms", link.timeout_ms.is_some()),
+        ("--resync-rate", link.resync_rate.is_some()),
     ]
     .into_iter()
     .filter_map(|(f, on)| on.then_some(f))
@@ -388,6 +390,7 @@ fn flag_error(
             link.cache_size.unwrap_or(0)
         ),
         TableError::BadTimeout => format!("--timeout-ms {}: {why}", shown(&link.timeout_ms)),
+        TableError::BadResyncRate => format!("--resync-rate: {why}"),
         TableError::MissingPeer => {
             format!("{why}: give --peer ADDR:PORT, the address the secondary listens on")
         }

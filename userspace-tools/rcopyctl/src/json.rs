@@ -1,4 +1,4 @@
-//! Minimal JSON output (objects of strings and unsigned numbers).
+//! Minimal JSON output (objects of strings, unsigned numbers and lists).
 
 use std::fmt::Write;
 
@@ -23,12 +23,34 @@ pub fn string(s: &str) -> String {
     out
 }
 
-/// A JSON value: a string, an unsigned number or null.
+/// A JSON value: a string, an unsigned number, null or a list of values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(String),
     Num(u64),
     Null,
+    List(Vec<Value>),
+}
+
+/// Appends `v` to `out`.
+fn write_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Str(s) => out.push_str(&string(s)),
+        Value::Num(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Null => out.push_str("null"),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+    }
 }
 
 /// A JSON object with its keys in insertion order, on one line.
@@ -40,13 +62,7 @@ pub fn object(fields: &[(&str, Value)]) -> String {
         }
         out.push_str(&string(k));
         out.push_str(": ");
-        match v {
-            Value::Str(s) => out.push_str(&string(s)),
-            Value::Num(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Null => out.push_str("null"),
-        }
+        write_value(&mut out, v);
     }
     out.push('}');
     out
@@ -73,6 +89,15 @@ mod tests {
     fn objects() {
         let o = object(&[("name", Value::Str("r0".into())), ("n", Value::Num(5))]);
         assert_eq!(o, "{\"name\": \"r0\", \"n\": 5}");
+        let o = object(&[
+            (
+                "l",
+                Value::List(vec![Value::Str("a".into()), Value::Num(1)]),
+            ),
+            ("e", Value::List(vec![])),
+            ("z", Value::Null),
+        ]);
+        assert_eq!(o, "{\"l\": [\"a\", 1], \"e\": [], \"z\": null}");
         assert_eq!(array(&[]), "[]");
         assert_eq!(array(&["1".into(), "2".into()]), "[\n  1,\n  2\n]");
     }

@@ -9,6 +9,7 @@ mod dm_ioctl;
 mod error;
 mod json;
 mod kmsg;
+mod meta;
 mod size;
 mod status_view;
 
@@ -73,6 +74,20 @@ fn run(cli: Cli) -> Result<(), Error> {
             role: Some(&role),
             link: &link,
         }),
+        Command::CreateMd {
+            meta,
+            data,
+            track_size,
+            pair_id,
+            force,
+        } => meta::run_create(&meta::CreateRequest {
+            meta: &meta,
+            data: &data,
+            track_size,
+            pair_id: pair_id.as_deref(),
+            force,
+        }),
+        Command::InspectMd { meta, json } => meta::run_inspect(&meta, json),
         Command::Remove { name } => commands::remove(&name),
         Command::Status { name, json } => commands::status(name.as_deref(), json),
         Command::Wait {
@@ -82,6 +97,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => commands::wait(&name, state, timeout),
         Command::Version => commands::version(),
         Command::Message { name, words } => commands::message(&name, &words),
+        Command::Suspend { name } => commands::message(&name, &["suspend".to_string()]),
+        Command::Resume { name } => commands::message(&name, &["resume".to_string()]),
     }
 }
 

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The on-disk metadata format: a 4 KiB superblock at offset 0 of the metadata
+//! device, then the dirty-track bitmap, one bit per track, in 4 KiB blocks.
+//!
+//! All integers are little endian. The superblock carries a CRC-32C over its 4096
+//! bytes (with the CRC field zeroed). Bitmap block `i` (at byte
+//! `BITMAP_OFFSET + i * 4096`) holds tracks `i * 32768 .. (i + 1) * 32768`, as 512
+//! little-endian 64-bit words, track `t` being bit `t % 64` of word `t / 64`.
+//! See `Documentation/rcopy.rst`, *On-disk format*.
+
+use super::crc32c::{crc32c, Crc32c};
+use core::fmt;
+
+/// Magic at byte 0.
+pub const META_MAGIC: [u8; 8] = *b"RCPYMETA";
+/// Format version.
+pub const META_VERSION: u32 = 1;
+/// Superblock size in bytes.
+pub const SB_BYTES: usize = 4096;
+/// Byte offset of the bitmap on the metadata device.
+pub const BITMAP_OFFSET: u64 = 4096;
+/// Bitmap block size in bytes.
+pub const BITMAP_BLOCK: usize = 4096;
+/// 64-bit words per bitmap block.
+pub const WORDS_PER_BLOCK: usize = BITMAP_BLOCK / 8;
+/// Tracks per bitmap block.
+pub const TRACKS_PER_BLOCK: u64 = (BITMAP_BLOCK as u64) * 8;
+
+/// The initial full copy to the peer has finished: the bitmap alone says what the
+/// peer lacks.
+pub const SB_SYNCED: u32 = 1 << 0;
+/// The initial full copy has started: tracks not yet copied have their bits set.
+pub const SB_COPY_STARTED: u32 = 1 << 1;
+/// This side's data is a usable, crash-consistent image (a secondary clears it while
+/// a copy or resync writes tracks out of order).
+pub const SB_CONSISTENT: u32 = 1 << 2;
+/// This side was last the primary.
+pub const SB_PRIMARY: u32 = 1 << 3;
+/// Every flag this version knows.
+pub const SB_FLAGS: u32 = SB_SYNCED | SB_COPY_STARTED | SB_CONSISTENT | SB_PRIMARY;
+
+// Field offsets in the superblock.
+const O_MAGIC: usize = 0;
+const O_VERSION: usize = 8;
+const O_FLAGS: usize = 12;
+const O_PAIR_ID: usize = 16;
+const O_NODE_ID: usize = 32;
+const O_SIZE: usize = 40;
+const O_TRACK: usize = 48;
+const O_CRC: usize = 52;
+const O_GEN_CURRENT: usize = 56;
+const O_GEN_BITMAP: usize = 64;
+const O_GEN_HISTORY: usize = 72;
+const O_DIRTY: usize = 88;
+/// Bytes of the superblock in use; the rest must be zero.
+const USED: usize = 96;
+
+/// Why metadata was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaError {
+    /// No superblock: the first block is all zeroes.
+    NotFormatted,
+    /// Something that is not rcopy metadata.
+    BadMagic,
+    /// A format version this module does not know.
+    BadVersion,
+    /// The superblock's checksum does not match.
+    BadChecksum,
+    /// A field out of range, or unknown flags, or non-zero reserved bytes.
+    BadField,
+    /// The metadata was made for a device of another size.
+    WrongSize,
+    /// The metadata was made with another track size.
+    WrongTrackSize,
+    /// The metadata belongs to another pair.
+    WrongPair,
+}
+
+impl MetaError {
+    /// The reason, NUL-terminated for the kernel's `ti->error`.
+    pub fn reason(&self) -> &'static core::ffi::CStr {
+        match self {
+            MetaError::NotFormatted => c"Metadata device is not formatted",
+            MetaError::BadMagic => c"Metadata device holds something else (bad magic)",
+            MetaError::BadVersion => c"Metadata format version not supported",
+            MetaError::BadChecksum => c"Metadata superblock is corrupt (bad checksum)",
+            MetaError::BadField => c"Metadata superblock is corrupt (bad field)",
+            MetaError::WrongSize => c"Metadata was made for a device of another size",
+            MetaError::WrongTrackSize => c"Metadata was made with another track size",
+            MetaError::WrongPair => c"Metadata belongs to another pair",
+        }
+    }
+
+    /// The reason as a string slice.
+    pub fn message(&self) -> &'static str {
+        self.reason().to_str().unwrap_or("")
+    }
+}
+
+impl fmt::Display for MetaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// The superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superblock {
+    /// `SB_*` flags.
+    pub flags: u32,
+    /// The pair this metadata belongs to.
+    pub pair_id: [u8; 16],
+    /// This side's node id (random, made with the metadata).
+    pub node_id: u64,
+    /// Size of the replicated device in bytes.
+    pub size_bytes: u64,
+    /// Track size in bytes.
+    pub track_size: u32,
+    /// The generation of this side's data. A new one starts whenever this side
+    /// writes while its peer cannot follow (see `Documentation/rcopy.rst`).
+    pub gen_current: u64,
+    /// The generation the bitmap counts from: the peer holds that generation plus
+    /// nothing of what the bitmap marks. 0 when the bitmap is empty.
+    pub gen_bitmap: u64,
+    /// Earlier generations, newest first.
+    pub gen_history: [u64; 2],
+    /// Set bits in the bitmap when the superblock was written (informational).
+    pub dirty_tracks: u64,
+}
+
+fn put(b: &mut [u8], off: usize, v: &[u8]) {
+    if let Some(d) = b.get_mut(off..off + v.len()) {
+        d.copy_from_slice(v);
+    }
+}
+
+fn get<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    b.get(off..)
+        .and_then(|s| s.first_chunk::<N>())
+        .copied()
+        .unwrap_or([0; N])
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(get(b, off))
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(get(b, off))
+}
+
+impl Superblock {
+    /// A new superblock for a device of `size_bytes` in `track_size` tracks.
+    pub fn new(
+        pair_id: [u8; 16],
+        node_id: u64,
+        gen: u64,
+        size_bytes: u64,
+        track_size: u32,
+    ) -> Self {
+        Superblock {
+            flags: 0,
+            pair_id,
+            node_id,
+            size_bytes,
+            track_size,
+            gen_current: gen,
+            gen_bitmap: 0,
+            gen_history: [0; 2],
+            dirty_tracks: 0,
+        }
+    }
+
+    /// The 4096-byte block, with its checksum.
+    pub fn encode(&self) -> [u8; SB_BYTES] {
+        let mut b = [0u8; SB_BYTES];
+        self.encode_into(&mut b);
+        b
+    }
+
+    /// Writes the 4096-byte block, with its checksum, into `b` (kernel stacks are too
+    /// small for [`Superblock::encode`]'s return value).
+    pub fn encode_into(&self, b: &mut [u8; SB_BYTES]) {
+        b.fill(0);
+        put(b, O_MAGIC, &META_MAGIC);
+        put(b, O_VERSION, &META_VERSION.to_le_bytes());
+        put(b, O_FLAGS, &self.flags.to_le_bytes());
+        put(b, O_PAIR_ID, &self.pair_id);
+        put(b, O_NODE_ID, &self.node_id.to_le_bytes());
+        put(b, O_SIZE, &self.size_bytes.to_le_bytes());
+        put(b, O_TRACK, &self.track_size.to_le_bytes());
+        put(b, O_GEN_CURRENT, &self.gen_current.to_le_bytes());
+        put(b, O_GEN_BITMAP, &self.gen_bitmap.to_le_bytes());
+        put(b, O_GEN_HISTORY, &self.gen_history[0].to_le_bytes());
+        put(b, O_GEN_HISTORY + 8, &self.gen_history[1].to_le_bytes());
+        put(b, O_DIRTY, &self.dirty_tracks.to_le_bytes());
+        let crc = crc32c(b);
+        put(b, O_CRC, &crc.to_le_bytes());
+    }
+
+    /// Reads a superblock, checking magic, version, checksum and fields.
+    pub fn decode(b: &[u8; SB_BYTES]) -> Result<Superblock, MetaError> {
+        if b.iter().all(|&c| c == 0) {
+            return Err(MetaError::NotFormatted);
+        }
+        if get::<8>(b, O_MAGIC) != META_MAGIC {
+            return Err(MetaError::BadMagic);
+        }
+        if u32_at(b, O_VERSION) != META_VERSION {
+            return Err(MetaError::BadVersion);
+        }
+        // The CRC covers the block with the CRC field zeroed.
+        let crc = Crc32c::new()
+            .update(b.get(..O_CRC).unwrap_or(&[]))
+            .update(&[0; 4])
+            .update(b.get(O_CRC + 4..).unwrap_or(&[]))
+            .finish();
+        if crc != u32_at(b, O_CRC) {
+            return Err(MetaError::BadChecksum);
+        }
+        let sb = Superblock {
+            flags: u32_at(b, O_FLAGS),
+            pair_id: get(b, O_PAIR_ID),
+            node_id: u64_at(b, O_NODE_ID),
+            size_bytes: u64_at(b, O_SIZE),
+            track_size: u32_at(b, O_TRACK),
+            gen_current: u64_at(b, O_GEN_CURRENT),
+            gen_bitmap: u64_at(b, O_GEN_BITMAP),
+            gen_history: [u64_at(b, O_GEN_HISTORY), u64_at(b, O_GEN_HISTORY + 8)],
+            dirty_tracks: u64_at(b, O_DIRTY),
+        };
+        let ts_ok = sb.track_size.is_power_of_two()
+            && (super::table::MIN_TRACK_SIZE..=super::table::MAX_TRACK_SIZE)
+                .contains(&sb.track_size);
+        if sb.flags & !SB_FLAGS != 0
+            || !ts_ok
+            || sb.size_bytes % 512 != 0
+            || sb.gen_current == 0
+            || b.get(USED..).is_some_and(|r| r.iter().any(|&c| c != 0))
+        {
+            return Err(MetaError::BadField);
+        }
+        Ok(sb)
+    }
+
+    /// Checks the superblock against the table line.
+    pub fn check(
+        &self,
+        size_bytes: u64,
+        track_size: u32,
+        pair_id: &[u8; 16],
+    ) -> Result<(), MetaError> {
+        if self.pair_id != *pair_id {
+            return Err(MetaError::WrongPair);
+        }
+        if self.size_bytes != size_bytes {
+            return Err(MetaError::WrongSize);
+        }
+        if self.track_size != track_size {
+            return Err(MetaError::WrongTrackSize);
+        }
+        Ok(())
+    }
+
+    /// Starts a new generation `gen` (this side writes what its peer will lack): the
+    /// current one moves to history and, if the bitmap is empty, becomes the one the
+    /// bitmap counts from.
+    pub fn new_generation(&mut self, gen: u64) {
+        if self.gen_bitmap == 0 {
+            self.gen_bitmap = self.gen_current;
+        }
+        self.gen_history = [self.gen_current, self.gen_history[0]];
+        self.gen_current = gen;
+    }
+
+    /// The bitmap was fully resynced: the peer now holds the current generation.
+    pub fn bitmap_cleared(&mut self) {
+        self.gen_bitmap = 0;
+    }
+}
+
+/// Number of bitmap blocks for `tracks` tracks.
+pub fn bitmap_blocks(tracks: u64) -> u64 {
+    tracks.div_ceil(TRACKS_PER_BLOCK)
+}
+
+/// The bitmap block holding `track`.
+pub fn block_of_track(track: u64) -> u64 {
+    track / TRACKS_PER_BLOCK
+}
+
+/// Byte offset of bitmap block `block` on the metadata device.
+pub fn block_offset(block: u64) -> u64 {
+    BITMAP_OFFSET + block * BITMAP_BLOCK as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_errors() {
+        let mut sb = Superblock::new([7; 16], 42, 0x1234, 1 << 30, 65536);
+        sb.flags = SB_SYNCED | SB_CONSISTENT;
+        let b = sb.encode();
+        assert_eq!(Superblock::decode(&b), Ok(sb));
+        assert_eq!(
+            Superblock::decode(&[0; SB_BYTES]),
+            Err(MetaError::NotFormatted)
+        );
+        let mut bad = b;
+        bad[100] = 1;
+        assert_eq!(Superblock::decode(&bad), Err(MetaError::BadChecksum));
+        let mut bad = b;
+        bad[0] = b'X';
+        assert_eq!(Superblock::decode(&bad), Err(MetaError::BadMagic));
+        assert_eq!(sb.check(1 << 30, 65536, &[7; 16]), Ok(()));
+        assert_eq!(
+            sb.check(1 << 29, 65536, &[7; 16]),
+            Err(MetaError::WrongSize)
+        );
+        assert_eq!(
+            sb.check(1 << 30, 4096, &[7; 16]),
+            Err(MetaError::WrongTrackSize)
+        );
+        assert_eq!(
+            sb.check(1 << 30, 65536, &[8; 16]),
+            Err(MetaError::WrongPair)
+        );
+    }
+
+    #[test]
+    fn generations() {
+        let mut sb = Superblock::new([0; 16], 1, 10, 4096, 4096);
+        sb.new_generation(11);
+        assert_eq!(
+            (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+            (11, 10, [10, 0])
+        );
+        sb.new_generation(12);
+        assert_eq!(
+            (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+            (12, 10, [11, 10])
+        );
+        sb.bitmap_cleared();
+        assert_eq!(sb.gen_bitmap, 0);
+        assert_eq!(bitmap_blocks(32769), 2);
+        assert_eq!(block_offset(block_of_track(32768)), 8192);
+    }
+}

@@ -1,0 +1,490 @@
+//! On-disk metadata format: superblock round trips, corruption detection,
+//! decoder robustness, generation rules and bitmap block arithmetic.
+
+use proptest::prelude::*;
+use rcopy_core::crc32c::crc32c;
+use rcopy_core::format::*;
+use rcopy_core::geometry::{bitmap_bytes, meta_bytes_needed, tracks};
+use rcopy_core::table::{MAX_TRACK_SIZE, MIN_TRACK_SIZE};
+
+/// The layout documented in `Documentation/rcopy.rst`, *On-disk format*.
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 8;
+const OFF_FLAGS: usize = 12;
+const OFF_PAIR_ID: usize = 16;
+const OFF_NODE_ID: usize = 32;
+const OFF_SIZE: usize = 40;
+const OFF_TRACK: usize = 48;
+const OFF_CRC: usize = 52;
+const OFF_GEN_CURRENT: usize = 56;
+const OFF_GEN_BITMAP: usize = 64;
+const OFF_GEN_HISTORY: usize = 72;
+const OFF_DIRTY: usize = 88;
+const USED: usize = 96;
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+
+fn put(b: &mut [u8], off: usize, v: &[u8]) {
+    b[off..off + v.len()].copy_from_slice(v);
+}
+
+/// Writes the CRC of `b` (its CRC field zeroed) into the CRC field.
+fn seal(b: &mut [u8; SB_BYTES]) {
+    put(b, OFF_CRC, &[0; 4]);
+    let crc = crc32c(b);
+    put(b, OFF_CRC, &crc.to_le_bytes());
+}
+
+/// 4096 pseudo-random bytes from `seed`, each non-zero with probability
+/// about `density / 256` (so from almost all zeroes to almost none); with a
+/// valid magic and version if asked, and sealed with a valid CRC if asked.
+fn arbitrary_block(
+    seed: u64,
+    density: u8,
+    magic: bool,
+    version: bool,
+    sealed: bool,
+) -> [u8; SB_BYTES] {
+    let mut x = seed | 1;
+    let mut next = || {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut b = [0u8; SB_BYTES];
+    for c in b.iter_mut() {
+        let r = next();
+        if (r & 0xff) < u64::from(density) {
+            *c = (r >> 8) as u8;
+        }
+    }
+    if magic {
+        put(&mut b, OFF_MAGIC, b"RCPYMETA");
+    }
+    if version {
+        put(&mut b, OFF_VERSION, &1u32.to_le_bytes());
+    }
+    if sealed {
+        seal(&mut b);
+    }
+    b
+}
+
+fn valid_track_size() -> impl Strategy<Value = u32> {
+    (0u32..=12).prop_map(|k| MIN_TRACK_SIZE << k)
+}
+
+/// Any superblock `decode` must accept.
+fn valid_superblock() -> impl Strategy<Value = Superblock> {
+    (
+        (0..=SB_FLAGS),
+        any::<[u8; 16]>(),
+        any::<u64>(),
+        any::<u64>().prop_map(|v| v & !511),
+        valid_track_size(),
+        1..=u64::MAX,
+        any::<u64>(),
+        any::<[u64; 2]>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(flags, pair_id, node_id, size_bytes, track_size, gc, gb, gh, dirty)| Superblock {
+                flags,
+                pair_id,
+                node_id,
+                size_bytes,
+                track_size,
+                gen_current: gc,
+                gen_bitmap: gb,
+                gen_history: gh,
+                dirty_tracks: dirty,
+            },
+        )
+}
+
+/// The error `decode` gives for an encoded superblock whose byte `off` was
+/// changed: the magic and version are checked before the checksum.
+fn expected_error(off: usize) -> MetaError {
+    match off {
+        0..=7 => MetaError::BadMagic,
+        8..=11 => MetaError::BadVersion,
+        _ => MetaError::BadChecksum,
+    }
+}
+
+#[test]
+fn documented_layout() {
+    let sb = Superblock {
+        flags: SB_SYNCED | SB_PRIMARY,
+        pair_id: *b"0123456789abcdef",
+        node_id: 0x1122_3344_5566_7788,
+        size_bytes: 1 << 30,
+        track_size: 65536,
+        gen_current: 0xa1,
+        gen_bitmap: 0xa2,
+        gen_history: [0xa3, 0xa4],
+        dirty_tracks: 17,
+    };
+    let b = sb.encode();
+    assert_eq!(&b[OFF_MAGIC..OFF_MAGIC + 8], b"RCPYMETA");
+    assert_eq!(u32_at(&b, OFF_VERSION), 1);
+    assert_eq!(u32_at(&b, OFF_FLAGS), 0b1001);
+    assert_eq!(&b[OFF_PAIR_ID..OFF_PAIR_ID + 16], b"0123456789abcdef");
+    assert_eq!(u64_at(&b, OFF_NODE_ID), 0x1122_3344_5566_7788);
+    assert_eq!(u64_at(&b, OFF_SIZE), 1 << 30);
+    assert_eq!(u32_at(&b, OFF_TRACK), 65536);
+    assert_eq!(u64_at(&b, OFF_GEN_CURRENT), 0xa1);
+    assert_eq!(u64_at(&b, OFF_GEN_BITMAP), 0xa2);
+    assert_eq!(u64_at(&b, OFF_GEN_HISTORY), 0xa3);
+    assert_eq!(u64_at(&b, OFF_GEN_HISTORY + 8), 0xa4);
+    assert_eq!(u64_at(&b, OFF_DIRTY), 17);
+    assert!(b[USED..].iter().all(|&c| c == 0));
+    let mut z = b;
+    put(&mut z, OFF_CRC, &[0; 4]);
+    assert_eq!(u32_at(&b, OFF_CRC), crc32c(&z));
+    // The flag bits.
+    assert_eq!(
+        (SB_SYNCED, SB_COPY_STARTED, SB_CONSISTENT, SB_PRIMARY),
+        (1, 2, 4, 8)
+    );
+    assert_eq!(SB_FLAGS, 0xf);
+    assert_eq!((SB_BYTES, BITMAP_OFFSET, BITMAP_BLOCK), (4096, 4096, 4096));
+    assert_eq!((WORDS_PER_BLOCK, TRACKS_PER_BLOCK), (512, 32768));
+    assert_eq!(META_VERSION, 1);
+}
+
+#[test]
+fn bit_flips_are_caught() {
+    let mut sb = Superblock::new([0x5a; 16], 7, 9, 1 << 40, 1 << 20);
+    sb.flags = SB_SYNCED | SB_CONSISTENT;
+    sb.new_generation(10);
+    let good = sb.encode();
+    // Every bit of the fields, and one bit of every reserved byte (each bit
+    // position in turn); the property tests below cover the rest at random.
+    let field_bits = 0..USED * 8;
+    let reserved_bits = (USED..SB_BYTES).map(|off| off * 8 + off % 8);
+    for bit in field_bits.chain(reserved_bits) {
+        let mut b = good;
+        b[bit / 8] ^= 1 << (bit % 8);
+        assert_eq!(
+            Superblock::decode(&b),
+            Err(expected_error(bit / 8)),
+            "bit {bit}"
+        );
+    }
+}
+
+#[test]
+fn messages() {
+    let all = [
+        MetaError::NotFormatted,
+        MetaError::BadMagic,
+        MetaError::BadVersion,
+        MetaError::BadChecksum,
+        MetaError::BadField,
+        MetaError::WrongSize,
+        MetaError::WrongTrackSize,
+        MetaError::WrongPair,
+    ];
+    for (i, e) in all.iter().enumerate() {
+        assert!(!e.message().is_empty());
+        assert_eq!(e.to_string(), e.message());
+        assert_eq!(e.reason().to_bytes(), e.message().as_bytes());
+        for other in &all[i + 1..] {
+            assert_ne!(e.message(), other.message());
+        }
+    }
+    assert_eq!(
+        MetaError::WrongPair.message(),
+        "Metadata belongs to another pair"
+    );
+    assert_eq!(
+        MetaError::BadChecksum.message(),
+        "Metadata superblock is corrupt (bad checksum)"
+    );
+}
+
+#[test]
+fn generation_examples() {
+    // A fresh superblock: the bitmap is empty, counting from no generation.
+    let mut sb = Superblock::new([1; 16], 1, 0x10, 1 << 30, 65536);
+    assert_eq!(
+        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+        (0x10, 0, [0, 0])
+    );
+    // The link goes down and the primary writes: generation 0x11. The
+    // bitmap counts from 0x10, what the peer holds.
+    sb.new_generation(0x11);
+    assert_eq!(
+        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+        (0x11, 0x10, [0x10, 0])
+    );
+    // Again before any resync: the bitmap still counts from 0x10.
+    sb.new_generation(0x12);
+    assert_eq!(
+        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+        (0x12, 0x10, [0x11, 0x10])
+    );
+    // Resync done: the peer holds 0x12.
+    sb.bitmap_cleared();
+    assert_eq!(sb.gen_bitmap, 0);
+    sb.new_generation(0x13);
+    assert_eq!(
+        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+        (0x13, 0x12, [0x12, 0x11])
+    );
+}
+
+#[test]
+fn block_examples() {
+    assert_eq!(bitmap_blocks(0), 0);
+    assert_eq!(bitmap_blocks(1), 1);
+    assert_eq!(bitmap_blocks(32768), 1);
+    assert_eq!(bitmap_blocks(32769), 2);
+    assert_eq!(bitmap_blocks(u64::MAX), (u64::MAX >> 15) + 1);
+    assert_eq!(block_of_track(32767), 0);
+    assert_eq!(block_of_track(32768), 1);
+    assert_eq!(block_offset(0), 4096);
+    assert_eq!(block_offset(2), 12288);
+    // 1 TiB at 64 KiB: 16 Mi tracks in 512 blocks, 2 MiB of bitmap.
+    assert_eq!(bitmap_blocks(tracks(1 << 40, 65536)), 512);
+    assert_eq!(
+        block_offset(bitmap_blocks(tracks(1 << 40, 65536))),
+        meta_bytes_needed(1 << 40, 65536)
+    );
+}
+
+#[derive(Debug, Clone)]
+enum GenOp {
+    New(u64),
+    Cleared,
+}
+
+fn gen_op() -> impl Strategy<Value = GenOp> {
+    prop_oneof![
+        3 => (1..=u64::MAX).prop_map(GenOp::New),
+        1 => Just(GenOp::Cleared),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn round_trip(sb in valid_superblock()) {
+        let b = sb.encode();
+        prop_assert_eq!(Superblock::decode(&b), Ok(sb));
+        prop_assert_eq!(&b[..8], b"RCPYMETA");
+        prop_assert!(b[USED..].iter().all(|&c| c == 0));
+        // Encoding is deterministic, and decoding what was decoded gives
+        // the same bytes.
+        prop_assert_eq!(sb.encode(), b);
+        prop_assert_eq!(sb.check(sb.size_bytes, sb.track_size, &sb.pair_id), Ok(()));
+    }
+
+    #[test]
+    fn any_byte_corruption_is_rejected(sb in valid_superblock(), off in 0..SB_BYTES, x in 1..=255u8) {
+        let mut b = sb.encode();
+        b[off] ^= x;
+        prop_assert_eq!(Superblock::decode(&b), Err(expected_error(off)));
+    }
+
+    #[test]
+    fn any_bit_flip_is_rejected(sb in valid_superblock(), bit in 0..SB_BYTES * 8) {
+        let mut b = sb.encode();
+        b[bit / 8] ^= 1 << (bit % 8);
+        prop_assert_eq!(Superblock::decode(&b), Err(expected_error(bit / 8)));
+    }
+
+    #[test]
+    fn short_bursts_are_rejected(sb in valid_superblock(), off in 0..SB_BYTES - 4, x in 1..=u32::MAX) {
+        // CRC-32C catches every error burst of up to 32 bits.
+        let mut b = sb.encode();
+        for (i, m) in x.to_le_bytes().iter().enumerate() {
+            b[off + i] ^= m;
+        }
+        prop_assert!(Superblock::decode(&b).is_err());
+    }
+
+    #[test]
+    fn decode_never_panics(
+        seed in any::<u64>(),
+        density in any::<u8>(),
+        magic in any::<bool>(),
+        version in any::<bool>(),
+        sealed in any::<bool>(),
+    ) {
+        let b = arbitrary_block(seed, density, magic, version, sealed);
+        match Superblock::decode(&b) {
+            // Whatever is accepted encodes back to the same bytes.
+            Ok(sb) => prop_assert_eq!(sb.encode(), b),
+            Err(e) if magic && version && sealed => {
+                // Past the magic, version and checksum: only the field
+                // checks can refuse it.
+                prop_assert_eq!(e, MetaError::BadField);
+            }
+            Err(e) if magic && version => {
+                prop_assert!(matches!(e, MetaError::BadChecksum | MetaError::BadField), "{:?}", e);
+            }
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn field_checks_match_the_model(
+        flags in prop_oneof![0..=SB_FLAGS, any::<u32>()],
+        size in prop_oneof![any::<u64>().prop_map(|v| v & !511), any::<u64>()],
+        track in prop_oneof![valid_track_size(), any::<u32>(), (0u32..32).prop_map(|k| 1 << k)],
+        gen_current in prop_oneof![Just(0u64), any::<u64>()],
+        junk in prop_oneof![3 => Just(None), 1 => (USED..SB_BYTES, 1..=255u8).prop_map(Some)],
+        rest in any::<([u8; 16], u64, u64, [u64; 2], u64)>(),
+    ) {
+        // A properly sealed block with arbitrary field values: accepted
+        // exactly when every field is in range and the reserved bytes are
+        // zero.
+        let (pair_id, node_id, gen_bitmap, gen_history, dirty) = rest;
+        let mut b = [0u8; SB_BYTES];
+        put(&mut b, OFF_MAGIC, b"RCPYMETA");
+        put(&mut b, OFF_VERSION, &1u32.to_le_bytes());
+        put(&mut b, OFF_FLAGS, &flags.to_le_bytes());
+        put(&mut b, OFF_PAIR_ID, &pair_id);
+        put(&mut b, OFF_NODE_ID, &node_id.to_le_bytes());
+        put(&mut b, OFF_SIZE, &size.to_le_bytes());
+        put(&mut b, OFF_TRACK, &track.to_le_bytes());
+        put(&mut b, OFF_GEN_CURRENT, &gen_current.to_le_bytes());
+        put(&mut b, OFF_GEN_BITMAP, &gen_bitmap.to_le_bytes());
+        put(&mut b, OFF_GEN_HISTORY, &gen_history[0].to_le_bytes());
+        put(&mut b, OFF_GEN_HISTORY + 8, &gen_history[1].to_le_bytes());
+        put(&mut b, OFF_DIRTY, &dirty.to_le_bytes());
+        if let Some((off, x)) = junk {
+            b[off] ^= x;
+        }
+        seal(&mut b);
+        let valid = flags & !SB_FLAGS == 0
+            && track.is_power_of_two()
+            && (MIN_TRACK_SIZE..=MAX_TRACK_SIZE).contains(&track)
+            && size % 512 == 0
+            && gen_current != 0
+            && junk.is_none();
+        let want = Superblock {
+            flags,
+            pair_id,
+            node_id,
+            size_bytes: size,
+            track_size: track,
+            gen_current,
+            gen_bitmap,
+            gen_history,
+            dirty_tracks: dirty,
+        };
+        if valid {
+            prop_assert_eq!(Superblock::decode(&b), Ok(want));
+        } else {
+            prop_assert_eq!(Superblock::decode(&b), Err(MetaError::BadField));
+        }
+    }
+
+    #[test]
+    fn check_names_the_first_mismatch(
+        sb in valid_superblock(),
+        size in any::<u64>(),
+        track in valid_track_size(),
+        pair in any::<[u8; 16]>(),
+    ) {
+        let want = if pair != sb.pair_id {
+            Err(MetaError::WrongPair)
+        } else if size != sb.size_bytes {
+            Err(MetaError::WrongSize)
+        } else if track != sb.track_size {
+            Err(MetaError::WrongTrackSize)
+        } else {
+            Ok(())
+        };
+        prop_assert_eq!(sb.check(size, track, &pair), want);
+        prop_assert_eq!(sb.check(sb.size_bytes, sb.track_size, &sb.pair_id), Ok(()));
+        let mut other = sb.pair_id;
+        other[0] ^= 1;
+        prop_assert_eq!(sb.check(sb.size_bytes, sb.track_size, &other), Err(MetaError::WrongPair));
+    }
+
+    #[test]
+    fn generations_follow_the_model(
+        start in 1..=u64::MAX,
+        ops in proptest::collection::vec(gen_op(), 0..40),
+    ) {
+        // Model: every generation this side has had, oldest first, and the
+        // one the bitmap counts from (None while it is empty).
+        let mut gens = vec![start];
+        let mut counts_from: Option<u64> = None;
+        let mut sb = Superblock::new([3; 16], 1, start, 1 << 30, 65536);
+        for op in ops {
+            match op {
+                GenOp::New(g) => {
+                    if counts_from.is_none() {
+                        counts_from = gens.last().copied();
+                    }
+                    gens.push(g);
+                    sb.new_generation(g);
+                }
+                GenOp::Cleared => {
+                    counts_from = None;
+                    sb.bitmap_cleared();
+                }
+            }
+            let n = gens.len();
+            let older = |k: usize| if n > k { gens[n - 1 - k] } else { 0 };
+            prop_assert_eq!(sb.gen_current, gens[n - 1]);
+            prop_assert_eq!(sb.gen_bitmap, counts_from.unwrap_or(0));
+            prop_assert_eq!(sb.gen_history, [older(1), older(2)]);
+            // The bitmap counts from the current generation or an older one.
+            prop_assert!(sb.gen_bitmap == 0 || gens.contains(&sb.gen_bitmap));
+            // And what is kept survives the disk.
+            prop_assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
+        }
+    }
+
+    #[test]
+    fn block_math_matches_the_model(t in any::<u64>(), n in any::<u64>(), blk in 0u64..(1 << 50)) {
+        // bitmap_blocks: the fewest blocks of 32768 bits holding n bits.
+        let nb = u128::from(bitmap_blocks(n));
+        prop_assert!(nb * 32768 >= u128::from(n));
+        prop_assert!(nb == 0 || (nb - 1) * 32768 < u128::from(n));
+        // block_of_track: the block whose range holds t.
+        let b = u128::from(block_of_track(t));
+        prop_assert!(b * 32768 <= u128::from(t) && u128::from(t) < (b + 1) * 32768);
+        // block_offset: after the superblock, 4096 bytes each.
+        prop_assert_eq!(u128::from(block_offset(blk)), 4096 + u128::from(blk) * 4096);
+    }
+
+    #[test]
+    fn bitmap_area_matches_geometry(len in any::<u64>(), ts in valid_track_size()) {
+        let n = tracks(len, ts);
+        prop_assert_eq!(bitmap_blocks(n) * BITMAP_BLOCK as u64, bitmap_bytes(len, ts));
+        prop_assert_eq!(block_offset(bitmap_blocks(n)), meta_bytes_needed(len, ts));
+        if n > 0 {
+            // The last track's block is the last block.
+            prop_assert_eq!(block_of_track(n - 1) + 1, bitmap_blocks(n));
+        }
+    }
+
+    #[test]
+    fn blocks_of_words_are_a_flat_bit_array(t in 0u64..(1 << 52)) {
+        // Track t is bit t % 64 of little-endian word t / 64 of its block:
+        // the same as bit t % 8 of byte t / 8 of the whole bitmap area.
+        let word = (t % TRACKS_PER_BLOCK) / 64;
+        prop_assert!(word < WORDS_PER_BLOCK as u64);
+        let byte = block_offset(block_of_track(t)) + word * 8 + (t % 64) / 8;
+        prop_assert_eq!(byte, BITMAP_OFFSET + t / 8);
+        let w: u64 = 1 << (t % 64);
+        let in_word = (byte - block_offset(block_of_track(t)) - word * 8) as usize;
+        prop_assert_eq!(w.to_le_bytes()[in_word], 1u8 << (t % 8));
+    }
+}
