@@ -10,6 +10,7 @@
 //! See `Documentation/rcopy.rst`, *On-disk format*.
 
 use super::crc32c::{crc32c, Crc32c};
+use super::le::{get, put, u32_at, u64_at};
 use core::fmt;
 
 /// Magic at byte 0.
@@ -127,27 +128,6 @@ pub struct Superblock {
     pub gen_history: [u64; 2],
     /// Set bits in the bitmap when the superblock was written (informational).
     pub dirty_tracks: u64,
-}
-
-fn put(b: &mut [u8], off: usize, v: &[u8]) {
-    if let Some(d) = b.get_mut(off..off + v.len()) {
-        d.copy_from_slice(v);
-    }
-}
-
-fn get<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
-    b.get(off..)
-        .and_then(|s| s.first_chunk::<N>())
-        .copied()
-        .unwrap_or([0; N])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(get(b, off))
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(get(b, off))
 }
 
 impl Superblock {

@@ -14,6 +14,7 @@ pub mod fmtbuf;
 pub mod format;
 pub mod geometry;
 pub mod hmac;
+pub mod le;
 pub mod order;
 pub mod proto;
 pub mod sha256;

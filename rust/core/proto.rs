@@ -26,6 +26,7 @@ use core::fmt;
 
 use super::crc32c::Crc32c;
 use super::hmac::{ct_eq, HmacSha256, MAC_LEN};
+use super::le::{get, put, u16_at, u32_at, u64_at};
 use super::status::{Mode, Role};
 use super::table::{MAX_TRACK_SIZE, MIN_TRACK_SIZE};
 
@@ -295,34 +296,6 @@ const OFF_B: usize = 32;
 const OFF_CRC: usize = 40;
 const OFF_RESERVED: usize = 44;
 
-fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
-    if let Some(dst) = off
-        .checked_add(bytes.len())
-        .and_then(|end| buf.get_mut(off..end))
-    {
-        dst.copy_from_slice(bytes);
-    }
-}
-
-fn get<const N: usize>(buf: &[u8], off: usize) -> [u8; N] {
-    buf.get(off..)
-        .and_then(|s| s.first_chunk::<N>())
-        .copied()
-        .unwrap_or([0; N])
-}
-
-fn get_u16(buf: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes(get(buf, off))
-}
-
-fn get_u32(buf: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(get(buf, off))
-}
-
-fn get_u64(buf: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(get(buf, off))
-}
-
 impl Header {
     /// A header of `kind` with every field zero.
     pub fn new(kind: Kind) -> Header {
@@ -474,7 +447,7 @@ impl Header {
     /// `Documentation/rcopy-protocol.rst`). The CRC is checked later, with
     /// the payload.
     pub fn decode(buf: &[u8; HEADER_LEN], max_payload: u32) -> Result<Header, ProtoError> {
-        if get_u32(buf, OFF_MAGIC) != MAGIC {
+        if u32_at(buf, OFF_MAGIC) != MAGIC {
             return Err(ProtoError::BadMagic);
         }
         let [version] = get::<1>(buf, OFF_VERSION);
@@ -483,18 +456,18 @@ impl Header {
             return Err(ProtoError::BadVersion);
         }
         let kind = Kind::from_code(kind).ok_or(ProtoError::UnknownKind)?;
-        if get_u32(buf, OFF_RESERVED) != 0 {
+        if u32_at(buf, OFF_RESERVED) != 0 {
             return Err(ProtoError::ReservedNotZero);
         }
         let h = Header {
             kind,
-            flags: get_u16(buf, OFF_FLAGS),
-            len: get_u32(buf, OFF_LEN),
-            nr_sectors: get_u32(buf, OFF_NR),
-            seq: get_u64(buf, OFF_SEQ),
-            a: get_u64(buf, OFF_A),
-            b: get_u64(buf, OFF_B),
-            crc: get_u32(buf, OFF_CRC),
+            flags: u16_at(buf, OFF_FLAGS),
+            len: u32_at(buf, OFF_LEN),
+            nr_sectors: u32_at(buf, OFF_NR),
+            seq: u64_at(buf, OFF_SEQ),
+            a: u64_at(buf, OFF_A),
+            b: u64_at(buf, OFF_B),
+            crc: u32_at(buf, OFF_CRC),
         };
         h.validate(max_payload)?;
         Ok(h)
@@ -812,17 +785,17 @@ impl Hello {
         if p.len() != HELLO_LEN {
             return Err(ProtoError::BadLength);
         }
-        if get_u16(p, H_RESERVED) != 0 {
+        if u16_at(p, H_RESERVED) != 0 {
             return Err(ProtoError::HelloReserved);
         }
         let [role] = get::<1>(p, H_ROLE);
         let [mode] = get::<1>(p, H_MODE);
         let h = Hello {
-            proto_version: get_u32(p, H_VERSION),
-            features: get_u32(p, H_FEATURES),
+            proto_version: u32_at(p, H_VERSION),
+            features: u32_at(p, H_FEATURES),
             pair_id: get(p, H_PAIR_ID),
-            device_bytes: get_u64(p, H_DEVICE),
-            track_size: get_u32(p, H_TRACK),
+            device_bytes: u64_at(p, H_DEVICE),
+            track_size: u32_at(p, H_TRACK),
             role: match role {
                 0 => Role::Primary,
                 1 => Role::Secondary,
@@ -833,7 +806,7 @@ impl Hello {
                 1 => Mode::Async,
                 _ => return Err(ProtoError::HelloMode),
             },
-            node_id: get_u64(p, H_NODE),
+            node_id: u64_at(p, H_NODE),
             nonce: get(p, H_NONCE),
         };
         if h.proto_version == 0 {
