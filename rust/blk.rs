@@ -28,30 +28,24 @@ pub(crate) struct NoIoBuf {
 unsafe impl Send for NoIoBuf {}
 
 impl NoIoBuf {
-    /// A zero-filled buffer of `len` (> 0) bytes.
-    pub(crate) fn zeroed(len: usize) -> Result<NoIoBuf> {
-        // SAFETY: allocating has no preconditions; `__GFP_ZERO` zero-fills.
+    /// Allocates `len` (> 0) bytes, uninitialised: only [`copy_bio_data`] makes one,
+    /// and it fills every byte before the buffer is handed out.
+    fn alloc_uninit(len: usize) -> Result<*mut u8> {
+        // SAFETY: allocating has no preconditions.
         let ptr = unsafe {
             bindings::kvrealloc_node_align_noprof(
                 core::ptr::null(),
                 len.max(1),
                 1,
-                GFP_NOIO | bindings::__GFP_ZERO,
+                GFP_NOIO,
                 bindings::NUMA_NO_NODE,
             )
         };
         if ptr.is_null() {
-            return Err(ENOMEM);
+            Err(ENOMEM)
+        } else {
+            Ok(ptr.cast())
         }
-        Ok(NoIoBuf {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` holds `len` bytes we own exclusively (type invariant).
-        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
 
@@ -199,22 +193,29 @@ impl Bdev {
 /// Copies the data a write bio carries into a new buffer.
 pub(crate) fn copy_bio_data(bio: &Bio<'_>) -> Result<NoIoBuf> {
     let len = bio.size() as usize;
-    let mut out = NoIoBuf::zeroed(len)?;
-    let dst = out.as_mut_slice();
+    let dst = NoIoBuf::alloc_uninit(len)?;
     let mut at = 0usize;
-    bio.for_each_segment(|page, offset, seg_len| {
+    let r = bio.for_each_segment(|page, offset, seg_len| {
         let seg = seg_len as usize;
-        let to = dst.get_mut(at..at + seg).ok_or(EINVAL)?;
+        if at + seg > len {
+            return Err(EINVAL);
+        }
         // SAFETY: the bio's pages are alive while it is in flight; `kmap_local_page`
-        // maps one page for the duration of the copy.
+        // maps one page for the copy; `dst` has room for `len` bytes and
+        // `at + seg <= len`.
         unsafe {
             let base = bindings::kmap_local_page(page).cast::<u8>();
-            let src = core::slice::from_raw_parts(base.add(offset as usize), seg);
-            to.copy_from_slice(src);
+            core::ptr::copy_nonoverlapping(base.add(offset as usize), dst.add(at), seg);
             bindings::kunmap_local(base.cast());
         }
         at += seg;
         Ok(())
-    })?;
-    Ok(out)
+    });
+    if r.is_err() || at != len {
+        // SAFETY: `dst` came from kvmalloc and was never handed out.
+        unsafe { bindings::kvfree(dst.cast()) };
+        return Err(EINVAL);
+    }
+    // INVARIANT: all `len` bytes were written above.
+    Ok(NoIoBuf { ptr: dst, len })
 }

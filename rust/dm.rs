@@ -39,9 +39,6 @@ pub(crate) mod raw {
     include!("dm_bindings_generated.rs");
 }
 
-/// Sector size, in bytes, as the block layer counts it.
-pub(crate) const SECTOR_SHIFT: u32 = 9;
-
 /// What a constructor failure tells DM: an errno and a reason for `ti->error`.
 pub(crate) struct CtrError {
     pub(crate) err: Error,

@@ -183,6 +183,25 @@ impl Shared {
         self.ring.get_mut((pos % cap.max(1)) as usize)
     }
 
+    /// Retires the oldest entry if it sits below ring position `limit` and its
+    /// sequence number is at most `max_seq`.
+    fn pop_head(&mut self, limit: u64, max_seq: u64) -> Option<Entry> {
+        while self.head < limit {
+            let head = self.head;
+            let slot = self.slot(head)?;
+            if slot.as_ref().is_some_and(|e| e.seq > max_seq) {
+                return None;
+            }
+            let e = slot.take();
+            self.head += 1;
+            if let Some(e) = e {
+                self.cache_bytes = self.cache_bytes.saturating_sub(u64::from(e.len));
+                return Some(e);
+            }
+        }
+        None
+    }
+
     fn ring_full(&self) -> bool {
         self.tail - self.head >= self.ring.len() as u64
     }
@@ -233,11 +252,6 @@ pub(crate) struct Pair {
     sync_done: Atomic<u64>,
     sync_total: Atomic<u64>,
     copy_t0: Atomic<u64>,
-}
-
-fn jiffies(ms: u32) -> kernel::time::Jiffies {
-    // SAFETY: a pure conversion.
-    unsafe { kernel::bindings::__msecs_to_jiffies(ms) }
 }
 
 impl Pair {
@@ -413,17 +427,20 @@ impl Pair {
 
     /// Maps a bio on the primary (anything but a read). Returns false if it must fail.
     pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> Decision {
+        // Every bio that reaches `end_io` needs its per-bio data, a killed one too.
+        // SAFETY: `pb` is this bio's per-bio data, ours until the bio completes.
+        unsafe {
+            pb.write(PerBio {
+                flags: AtomicU32::new(PB_REMOTE),
+                seq: 0,
+                tracks: 0..0,
+            })
+        };
+        // SAFETY: as above, now initialised.
+        let pb = unsafe { &mut *pb };
         if self.cfg.role == Role::Secondary {
             // A flush changes no data: pass it down. Everything else is refused.
             if bio.size() == 0 && bio.is_preflush() {
-                // SAFETY: `pb` is this bio's per-bio data, ours until it completes.
-                unsafe {
-                    pb.write(PerBio {
-                        flags: AtomicU32::new(PB_REMOTE),
-                        seq: 0,
-                        tracks: 0..0,
-                    })
-                };
                 return Decision::Go;
             }
             self.log_refused();
@@ -449,16 +466,7 @@ impl Pair {
         } else {
             0..0
         };
-        // SAFETY: `pb` is this bio's per-bio data, ours until the bio completes.
-        unsafe {
-            pb.write(PerBio {
-                flags: AtomicU32::new(PB_REMOTE),
-                seq: 0,
-                tracks: tracks.clone(),
-            })
-        };
-        // SAFETY: as above, now initialised.
-        let pb = unsafe { &mut *pb };
+        pb.tracks = tracks.clone();
         if self.shipping.load(Relaxed) == 0 {
             return self.mark_unshipped(bio, pb);
         }
@@ -580,20 +588,16 @@ impl Pair {
     fn fail_inflight(&self) {
         loop {
             let mut sh = self.sh.lock();
-            if sh.head == sh.tail {
+            let tail = sh.tail;
+            let Some(e) = sh.pop_head(tail, u64::MAX) else {
                 sh.unsent = sh.tail;
                 sh.cache_bytes = 0;
                 return;
-            }
-            let head = sh.head;
-            let e = sh.slot(head).and_then(|s| s.take());
-            sh.head += 1;
+            };
             drop(sh);
-            if let Some(e) = e {
-                self.bitmap().set_range(e.tracks.clone());
-                if let Some(b) = e.bio {
-                    self.complete_remote(b);
-                }
+            self.bitmap().set_range(e.tracks.clone());
+            if let Some(b) = e.bio {
+                self.complete_remote(b);
             }
         }
     }
@@ -864,13 +868,7 @@ fn primary_main(p: &Arc<Pair>) {
                 sh.copy_cursor = 0;
                 drop(sh);
                 p.bitmap().set_all();
-                sh = p.sh.lock();
             }
-            let dirty = p.bitmap().count();
-            drop(sh);
-            p.sync_total
-                .store(dirty * u64::from(p.cfg.track_size), Relaxed);
-            p.sync_done.store(0, Relaxed);
         }
         p.set_link(Some(link.clone()), Conn::Connected);
         p.publish(Some(&*link));
@@ -977,7 +975,7 @@ fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result
         }
         let _ = p
             .wake
-            .wait_interruptible_timeout(&mut sh, jiffies(p.cfg.ping_ms()));
+            .wait_interruptible_timeout(&mut sh, kthread::jiffies(p.cfg.ping_ms()));
     }
     if link.is_dead() {
         Err(LinkError::Io(ECONNRESET))
@@ -1118,29 +1116,18 @@ fn primary_rx_main(p: &Arc<Pair>) {
 fn ack(p: &Pair, seq: u64, errno: u64) {
     loop {
         let mut sh = p.sh.lock();
-        if sh.head >= sh.unsent {
+        let unsent = sh.unsent;
+        let Some(e) = sh.pop_head(unsent, seq) else {
             return;
-        }
-        let head = sh.head;
-        let Some(slot) = sh.slot(head) else { return };
-        if slot.as_ref().is_none_or(|e| e.seq > seq) {
-            return;
-        }
-        let e = slot.take();
-        sh.head += 1;
-        if let Some(e) = &e {
-            sh.cache_bytes = sh.cache_bytes.saturating_sub(u64::from(e.len));
-        }
+        };
         drop(sh);
-        if let Some(e) = e {
-            p.acked_bytes.fetch_add(u64::from(e.len), Relaxed);
-            if errno != 0 && e.seq == seq {
-                pr_err!("{}: peer failed write {}: errno {}\n", p.name(), seq, errno);
-                p.bitmap().set_range(e.tracks.clone());
-            }
-            if let Some(b) = e.bio {
-                p.complete_remote(b);
-            }
+        p.acked_bytes.fetch_add(u64::from(e.len), Relaxed);
+        if errno != 0 && e.seq == seq {
+            pr_err!("{}: peer failed write {}: errno {}\n", p.name(), seq, errno);
+            p.bitmap().set_range(e.tracks.clone());
+        }
+        if let Some(b) = e.bio {
+            p.complete_remote(b);
         }
         p.wake.notify_one();
     }

@@ -50,13 +50,16 @@ pub(crate) fn should_stop() -> bool {
     unsafe { bindings::kthread_should_stop() }
 }
 
+/// Milliseconds as jiffies.
+pub(crate) fn jiffies(ms: u32) -> kernel::time::Jiffies {
+    // SAFETY: a pure conversion.
+    unsafe { bindings::__msecs_to_jiffies(ms) }
+}
+
 /// Sleeps for up to `ms` milliseconds; any wake-up (`wake_up_process`) ends it early.
 pub(crate) fn nap_ms(ms: u32) {
-    // SAFETY: a pure conversion, then a plain sleep of the current thread.
-    unsafe {
-        let j = bindings::__msecs_to_jiffies(ms);
-        bindings::schedule_timeout_interruptible(j as isize);
-    }
+    // SAFETY: a plain sleep of the current thread.
+    unsafe { bindings::schedule_timeout_interruptible(jiffies(ms) as isize) };
 }
 
 /// Sleeps for `ms` milliseconds or until the thread is woken to stop.

@@ -98,7 +98,7 @@ impl Rcopy {
         let c = &self.counters;
         let mut st = status::Status {
             track_size: self.track_size.into(),
-            size: ti.len() << crate::dm::SECTOR_SHIFT,
+            size: ti.len() << geometry::SECTOR_SHIFT,
             reads: c.reads.load(Relaxed),
             writes: c.writes.load(Relaxed),
             flushes: c.flushes.load(Relaxed),
@@ -196,8 +196,8 @@ impl TargetOps for Rcopy {
             return Err(inval(table::TableError::LengthExceedsData));
         }
         let need =
-            geometry::meta_bytes_needed(ti.len() << crate::dm::SECTOR_SHIFT, parsed.track_size);
-        if meta.sectors() << crate::dm::SECTOR_SHIFT < need {
+            geometry::meta_bytes_needed(ti.len() << geometry::SECTOR_SHIFT, parsed.track_size);
+        if meta.sectors() << geometry::SECTOR_SHIFT < need {
             return Err(inval(table::TableError::MetaTooSmall));
         }
         let devs = [data.devt(), meta.devt()];
@@ -223,7 +223,7 @@ impl TargetOps for Rcopy {
             Some(role) => {
                 // Frames carry at most 1 MiB: split larger bios.
                 ti.set_max_io_len(2048).map_err(nomem)?;
-                let cfg = Config::new(&parsed, role, ti.len() << crate::dm::SECTOR_SHIFT)
+                let cfg = Config::new(&parsed, role, ti.len() << geometry::SECTOR_SHIFT)
                     .map_err(nomem)?;
                 let mut nbuf = [0u8; 128];
                 let name = ti.device_name(&mut nbuf);
