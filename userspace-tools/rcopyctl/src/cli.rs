@@ -22,21 +22,8 @@ pub enum Command {
     /// one side of a replicated pair; `rcopyctl pair` is the same with --role
     /// required.
     Create {
-        /// Name of the new device (/dev/mapper/NAME).
-        #[arg(value_parser = parse_name)]
-        name: String,
-        /// The data device.
-        #[arg(long, value_name = "DEV")]
-        data: String,
-        /// The metadata device (superblock and dirty-track bitmap).
-        #[arg(long, value_name = "DEV")]
-        meta: String,
-        /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M).
-        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-        track_size: Option<u64>,
-        /// Check everything and print the table line, but create nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        dev: DeviceArgs,
         /// Make the device one side of a replicated pair: primary or secondary.
         #[arg(long, value_name = "ROLE")]
         role: Option<String>,
@@ -52,21 +39,8 @@ pub enum Command {
     /// the end of that copy with `rcopyctl wait NAME --state duplex`.
     #[command(after_help = PAIR_EXAMPLES)]
     Pair {
-        /// Name of the new device (/dev/mapper/NAME).
-        #[arg(value_parser = parse_name)]
-        name: String,
-        /// The data device.
-        #[arg(long, value_name = "DEV")]
-        data: String,
-        /// The metadata device (superblock and dirty-track bitmap).
-        #[arg(long, value_name = "DEV")]
-        meta: String,
-        /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M).
-        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-        track_size: Option<u64>,
-        /// Check everything and print the table line, but create nothing.
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        dev: DeviceArgs,
         /// This side's role: primary (takes writes, ships them to --peer) or
         /// secondary (listens on --local, applies the primary's writes).
         #[arg(long, value_name = "ROLE")]
@@ -168,6 +142,26 @@ pub enum Command {
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         words: Vec<String>,
     },
+}
+
+/// The device arguments shared by `create` and `pair`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DeviceArgs {
+    /// Name of the new device (/dev/mapper/NAME).
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    /// The data device.
+    #[arg(long, value_name = "DEV")]
+    pub data: String,
+    /// The metadata device (superblock and dirty-track bitmap).
+    #[arg(long, value_name = "DEV")]
+    pub meta: String,
+    /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub track_size: Option<u64>,
+    /// Check everything and print the table line, but create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Replication options shared by `create` and `pair`. They are checked
@@ -286,22 +280,14 @@ mod tests {
         ])
         .unwrap();
         match c.command {
-            Command::Create {
-                name,
-                data,
-                meta,
-                track_size,
-                dry_run,
-                role,
-                link,
-            } => {
-                assert!(!dry_run);
+            Command::Create { dev, role, link } => {
+                assert!(!dev.dry_run);
                 assert_eq!(role, None);
                 assert!(!link.any());
-                assert_eq!(name, "r0");
-                assert_eq!(data, "/dev/vdb");
-                assert_eq!(meta, "/dev/vdc");
-                assert_eq!(track_size, Some(1 << 20));
+                assert_eq!(dev.name, "r0");
+                assert_eq!(dev.data, "/dev/vdb");
+                assert_eq!(dev.meta, "/dev/vdc");
+                assert_eq!(dev.track_size, Some(1 << 20));
             }
             other => panic!("{other:?}"),
         }
@@ -350,10 +336,8 @@ mod tests {
         ])
         .unwrap();
         match c.command {
-            Command::Pair {
-                name, role, link, ..
-            } => {
-                assert_eq!(name, "r0");
+            Command::Pair { dev, role, link } => {
+                assert_eq!(dev.name, "r0");
                 assert_eq!(role, "primary");
                 assert_eq!(link.peer.as_deref(), Some("10.77.0.2:7788"));
                 assert_eq!(link.local, None);

@@ -8,7 +8,7 @@ use rcopy_core::geometry::{meta_bytes_needed, SECTOR_SIZE};
 use rcopy_core::table::{self, TableArgs, TableError, DEFAULT_TRACK_SIZE, MAX_SECRET};
 
 use crate::blockdev::{self, BlockDev};
-use crate::cli::LinkArgs;
+use crate::cli::{DeviceArgs, LinkArgs};
 use crate::dm_ioctl::{Control, Target};
 use crate::error::{os_msg, Error};
 use crate::kmsg::KmsgWatch;
@@ -46,35 +46,13 @@ pub fn plan(data: &BlockDev, meta: &BlockDev, track_size: u32) -> Result<Target,
 /// are those of `args` (as checked by [`TableOptions::args`]; its device
 /// words are ignored), written by the kernel's own `format_table`.
 pub fn plan_args(data: &BlockDev, meta: &BlockDev, args: &TableArgs<'_>) -> Result<Target, Error> {
-    let track_size = args.track_size;
-    if data.rdev == meta.rdev {
-        return Err(Error::new(format!(
-            "{} ({} and {} are the same device)",
-            TableError::SameDevice.message(),
-            data.path,
-            meta.path
-        )));
-    }
-    let sectors = data.size / SECTOR_SIZE;
-    if sectors == 0 {
-        return Err(Error::new(format!(
-            "data device {} is smaller than one sector",
-            data.path
-        )));
-    }
-    let len = sectors * SECTOR_SIZE;
-    let need = meta_bytes_needed(len, track_size);
-    if meta.size < need {
-        return Err(Error::new(format!(
-            "metadata device {} too small: {} bytes, needs {} bytes ({}) for {} with {} tracks",
-            meta.path,
-            meta.size,
-            need,
-            human_bytes(need),
-            human_bytes(len),
-            human_bytes(u64::from(track_size))
-        )));
-    }
+    let len = check_devices(
+        (&data.path, data.size),
+        (&meta.path, meta.size),
+        data.rdev == meta.rdev,
+        args.track_size,
+    )?;
+    let sectors = len / SECTOR_SIZE;
     let mut params = String::new();
     table::format_table(&mut params, &data.major_minor(), &meta.major_minor(), args)
         .map_err(|_| Error::new("cannot format the table line"))?;
@@ -84,6 +62,46 @@ pub fn plan_args(data: &BlockDev, meta: &BlockDev, args: &TableArgs<'_>) -> Resu
         target_type: TARGET_TYPE.to_string(),
         params,
     })
+}
+
+/// The checks the kernel makes on the two devices, each given as (path, size in
+/// bytes): distinct (`same` false), a volume of at least one sector, and a metadata
+/// device large enough for it in `track_size` tracks. Returns the volume size in
+/// bytes: the data device's whole sectors. Shared by `create` and `create-md`.
+pub fn check_devices(
+    data: (&str, u64),
+    meta: (&str, u64),
+    same: bool,
+    track_size: u32,
+) -> Result<u64, Error> {
+    if same {
+        return Err(Error::new(format!(
+            "{} ({} and {} are the same device)",
+            TableError::SameDevice.message(),
+            data.0,
+            meta.0
+        )));
+    }
+    let len = data.1 / SECTOR_SIZE * SECTOR_SIZE;
+    if len == 0 {
+        return Err(Error::new(format!(
+            "data device {} is smaller than one sector",
+            data.0
+        )));
+    }
+    let need = meta_bytes_needed(len, track_size);
+    if meta.1 < need {
+        return Err(Error::new(format!(
+            "metadata device {} too small: {} bytes, needs {} bytes ({}) for {} with {} tracks",
+            meta.0,
+            meta.1,
+            need,
+            human_bytes(need),
+            human_bytes(len),
+            human_bytes(u64::from(track_size))
+        )));
+    }
+    Ok(len)
 }
 
 /// The table line as `dmsetup table` shows it.
@@ -112,27 +130,23 @@ pub fn reason(reasons: &[String], e: &std::io::Error) -> String {
 /// What `rcopyctl create` (or `pair`) was asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    pub name: &'a str,
-    pub data: &'a str,
-    pub meta: &'a str,
-    pub track_size: Option<u64>,
-    pub dry_run: bool,
+    pub dev: &'a DeviceArgs,
     pub role: Option<&'a str>,
     pub link: &'a LinkArgs,
 }
 
 /// Runs `rcopyctl create` and `rcopyctl pair`.
 pub fn run(req: &Request<'_>) -> Result<(), Error> {
-    let name = req.name;
+    let name = req.dev.name.as_str();
     // Options first: a wrong flag is reported before any device is touched.
-    let ts = check_track_size(req.track_size)?;
+    let ts = check_track_size(req.dev.track_size)?;
     let secret = secret(req.link)?;
     let opts = table_options(ts, req.role, req.link, secret.as_ref())?;
     let args = opts.args();
-    let data_dev = blockdev::inspect("data device", req.data)?;
-    let meta_dev = blockdev::inspect("metadata device", req.meta)?;
+    let data_dev = blockdev::inspect("data device", &req.dev.data)?;
+    let meta_dev = blockdev::inspect("metadata device", &req.dev.meta)?;
     let target = plan_args(&data_dev, &meta_dev, &args)?;
-    if req.dry_run {
+    if req.dev.dry_run {
         out(&table_line(&target));
         return Ok(());
     }

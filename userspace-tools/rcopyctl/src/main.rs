@@ -40,37 +40,13 @@ pub fn out(s: &str) {
 
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Create {
-            name,
-            data,
-            meta,
-            track_size,
-            dry_run,
-            role,
-            link,
-        } => create::run(&create::Request {
-            name: &name,
-            data: &data,
-            meta: &meta,
-            track_size,
-            dry_run,
+        Command::Create { dev, role, link } => create::run(&create::Request {
+            dev: &dev,
             role: role.as_deref(),
             link: &link,
         }),
-        Command::Pair {
-            name,
-            data,
-            meta,
-            track_size,
-            dry_run,
-            role,
-            link,
-        } => create::run(&create::Request {
-            name: &name,
-            data: &data,
-            meta: &meta,
-            track_size,
-            dry_run,
+        Command::Pair { dev, role, link } => create::run(&create::Request {
+            dev: &dev,
             role: Some(&role),
             link: &link,
         }),

@@ -18,12 +18,12 @@ use rcopy_core::format::{
     bitmap_blocks, MetaError, Superblock, BITMAP_BLOCK, BITMAP_OFFSET, META_VERSION, SB_BYTES,
     SB_CONSISTENT, SB_COPY_STARTED, SB_FLAGS, SB_PRIMARY, SB_SYNCED, TRACKS_PER_BLOCK,
 };
-use rcopy_core::geometry::{meta_bytes_needed, tracks, SECTOR_SIZE};
+use rcopy_core::geometry::{meta_bytes_needed, tracks};
 use rcopy_core::proto::pair_id_from_name;
 use rcopy_core::table::{TableError, MAX_PAIR_ID};
 
 use crate::blockdev;
-use crate::create::{check_track_size, check_word};
+use crate::create::{check_devices, check_track_size, check_word};
 use crate::error::{os_msg, Error};
 use crate::json::{self, Value};
 use crate::out;
@@ -339,34 +339,13 @@ pub fn create_md(
         req.meta,
         Access::Write { force: req.force },
     )?;
-    if meta.same_as(&data) {
-        return Err(Error::new(format!(
-            "{} ({} and {} are the same device)",
-            TableError::SameDevice.message(),
-            data.path,
-            meta.path
-        )));
-    }
     // The table covers whole sectors of the data device.
-    let size = data.size / SECTOR_SIZE * SECTOR_SIZE;
-    if size == 0 {
-        return Err(Error::new(format!(
-            "data device {} is smaller than one sector",
-            data.path
-        )));
-    }
-    let need = meta_bytes_needed(size, track_size);
-    if meta.size < need {
-        return Err(Error::new(format!(
-            "metadata device {} too small: {} bytes, needs {} bytes ({}) for {} with {} tracks",
-            meta.path,
-            meta.size,
-            need,
-            human_bytes(need),
-            human_bytes(size),
-            human_bytes(u64::from(track_size))
-        )));
-    }
+    let size = check_devices(
+        (&data.path, data.size),
+        (&meta.path, meta.size),
+        meta.same_as(&data),
+        track_size,
+    )?;
 
     let mut warnings = Vec::new();
     if meta.in_use {
