@@ -125,6 +125,9 @@ test_async_prefix_under_delay() {
 	sleep 2
 	out=$(python3 "$BLOCKS_PY" check "$disk" --max 3100 --prefix) || fail "after primary crash: $out"
 	echo "after primary crash: $out"
+	# an empty image is trivially a prefix: the secondary must hold some of the writes
+	[[ $out =~ present=([0-9]+) ]] && ((BASH_REMATCH[1] > 0)) ||
+		fail "the secondary holds none of the primary's writes: $out"
 }
 
 # With the secondary's disk stalled, sync writes on the primary stay pending until it
