@@ -4,7 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use rcopy_core::status::State;
 
 use crate::dm_ioctl::DM_NAME_LEN;
-use crate::size::parse_size;
+use crate::size::{parse_size_arg, Size};
+use crate::suggest;
 
 /// Set up and inspect rcopy replicated block devices.
 #[derive(Debug, Parser)]
@@ -65,13 +66,14 @@ pub enum Command {
         data: String,
         /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M)
         /// [default: 64K].
-        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-        track_size: Option<u64>,
+        #[arg(long, value_name = "BYTES", value_parser = parse_size_arg)]
+        track_size: Option<Size>,
         /// The pair's identity, as in the table (1 to 64 bytes)
         /// [default: default].
         #[arg(long, value_name = "WORD")]
         pair_id: Option<String>,
-        /// Overwrite existing rcopy metadata, and write to a device in use.
+        /// Overwrite existing rcopy metadata or another known signature
+        /// (a filesystem, LVM, md RAID, swap), and write to a device in use.
         #[arg(long)]
         force: bool,
     },
@@ -95,17 +97,45 @@ pub enum Command {
         name: String,
     },
     /// Show the status of one rcopy device, or of all of them.
+    ///
+    /// One line per device by default; --verbose for the full view.
     Status {
         /// Name of the device (default: every rcopy device).
         #[arg(value_parser = parse_name)]
         name: Option<String>,
-        /// Print JSON: an object for NAME, else an array.
-        #[arg(long)]
+        /// Print JSON: always an array of objects, each with a schema_version.
+        #[arg(long, conflicts_with = "verbose")]
         json: bool,
+        /// Show every field, one per line.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Print nothing; exit 0 if every device is healthy, 1 if one is
+        /// degraded (disconnected, copying, resyncing), 2 if one is
+        /// inconsistent or failed, 4 if the status cannot be read.
+        #[arg(long, conflicts_with_all = ["json", "verbose"])]
+        check: bool,
     },
+    /// Print Prometheus text-format metrics for every rcopy device (or NAME),
+    /// for node_exporter's textfile collector.
+    Metrics {
+        /// Name of the device (default: every rcopy device).
+        #[arg(value_parser = parse_name)]
+        name: Option<String>,
+    },
+    /// Bring resources up from their resource files: create each device
+    /// with this host's section. A device already up with the same table is
+    /// left alone.
+    Up(ResourceArgs),
+    /// Take resources down: remove their devices.
+    Down(ResourceArgs),
+    /// Make running devices match their resource files: a changed table is
+    /// loaded and swapped in (a DM table reload); an unchanged one is not
+    /// touched; a device that is not up is brought up.
+    Adjust(ResourceArgs),
     /// Wait until a device reaches a state (polls its status every 200 ms).
     ///
-    /// Exits 0 once the state is reached, 1 on timeout.
+    /// Exits 0 once the state is reached, 3 on timeout, 1 on an error (no
+    /// such device).
     Wait {
         /// Name of the device.
         #[arg(value_parser = parse_name)]
@@ -118,15 +148,18 @@ pub enum Command {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
-    /// Suspend replication on the primary: it disconnects and marks every write in
-    /// the bitmap until `resume`.
-    Suspend {
+    /// Stop replicating (primary only): disconnect from the peer and mark every
+    /// write in the bitmap until `connect`. I/O goes on. (Old name: suspend.)
+    #[command(alias = "suspend")]
+    Disconnect {
         /// Name of the device.
         #[arg(value_parser = parse_name)]
         name: String,
     },
-    /// Resume replication on the primary: reconnect and resync only the marked tracks.
-    Resume {
+    /// Replicate again after `disconnect` (primary only): reconnect and resync
+    /// only the marked tracks. (Old name: resume.)
+    #[command(alias = "resume")]
+    Connect {
         /// Name of the device.
         #[arg(value_parser = parse_name)]
         name: String,
@@ -157,9 +190,33 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "DEV")]
     pub meta: String,
     /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M).
-    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-    pub track_size: Option<u64>,
-    /// Check everything and print the table line, but create nothing.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size_arg)]
+    pub track_size: Option<Size>,
+    /// Check everything and print the table line, but create nothing. The
+    /// secret is shown as `-`.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the secret in the table line.
+    #[arg(long, requires = "dry_run")]
+    pub show_secret: bool,
+}
+
+/// Which resources `up`, `down` and `adjust` act on.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ResourceArgs {
+    /// Resource names: files NAME.toml in the configuration directory.
+    #[arg(value_parser = parse_name, required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Every resource file (*.toml) in the configuration directory.
+    #[arg(long)]
+    pub all: bool,
+    /// Where resource files are.
+    #[arg(long, value_name = "DIR", default_value = crate::resource::CONFIG_DIR)]
+    pub config_dir: String,
+    /// This host's name in the resource files [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Print what would be done (table lines with the secret as `-`), do nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -191,15 +248,15 @@ pub struct LinkArgs {
     #[arg(long, value_name = "WORD")]
     pub pair_id: Option<String>,
     /// Limit of the write cache: 1M to 4G (bytes, or K/M/G) [default: 64M].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub cache_size: Option<u64>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub cache_size: Option<Size>,
     /// Drop a link silent for this long: 500 to 600000 ms [default: 5000].
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<String>,
     /// Limit the initial copy and resyncs to this many bytes per second (or K/M/G);
     /// 0 for no limit [default: 0].
-    #[arg(long, value_name = "RATE", value_parser = parse_size)]
-    pub resync_rate: Option<u64>,
+    #[arg(long, value_name = "RATE", value_parser = parse_size_arg)]
+    pub resync_rate: Option<Size>,
 }
 
 impl LinkArgs {
@@ -221,7 +278,11 @@ Examples (secondary first, then primary):
 pub fn parse_state(s: &str) -> Result<State, String> {
     State::parse(s).ok_or_else(|| {
         let all: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
-        format!("unknown state {s:?}: expected one of {}", all.join(", "))
+        format!(
+            "unknown state {s:?}: expected one of {}{}",
+            all.join(", "),
+            suggest::hint(s, &all)
+        )
     })
 }
 
@@ -287,7 +348,7 @@ mod tests {
                 assert_eq!(dev.name, "r0");
                 assert_eq!(dev.data, "/dev/vdb");
                 assert_eq!(dev.meta, "/dev/vdc");
-                assert_eq!(dev.track_size, Some(1 << 20));
+                assert_eq!(dev.track_size.as_ref().map(|s| s.bytes), Some(1 << 20));
             }
             other => panic!("{other:?}"),
         }
@@ -345,7 +406,8 @@ mod tests {
                 assert_eq!(link.secret, None);
                 assert_eq!(link.mode.as_deref(), Some("async"));
                 assert_eq!(link.pair_id.as_deref(), Some("p1"));
-                assert_eq!(link.cache_size, Some(256 << 20));
+                assert_eq!(link.cache_size.as_ref().map(|s| s.bytes), Some(256 << 20));
+                assert_eq!(link.cache_size.as_ref().unwrap().text, "256M");
                 assert_eq!(link.timeout_ms.as_deref(), Some("10000"));
             }
             other => panic!("{other:?}"),
@@ -467,7 +529,7 @@ mod tests {
             } => {
                 assert_eq!(meta, "/dev/vdb");
                 assert_eq!(data, "/dev/vda");
-                assert_eq!(track_size, Some(1 << 20));
+                assert_eq!(track_size.map(|s| s.bytes), Some(1 << 20));
                 assert_eq!(pair_id.as_deref(), Some("p1"));
                 assert!(force);
             }
@@ -515,7 +577,9 @@ mod tests {
             c.command,
             Command::Status {
                 name: None,
-                json: true
+                json: true,
+                verbose: false,
+                check: false,
             }
         ));
         let c = Cli::try_parse_from(["rcopyctl", "message", "r0", "stats_reset"]).unwrap();

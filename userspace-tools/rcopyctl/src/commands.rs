@@ -8,7 +8,7 @@ use crate::create::TARGET_TYPE;
 use crate::dm_ioctl::{Control, TargetStatus};
 use crate::error::{os_msg, Error};
 use crate::kmsg::KmsgWatch;
-use crate::{devnode, json, open_control, out, status_view};
+use crate::{devnode, open_control, out, status_view};
 
 /// Maps an errno from a per-device request to a message.
 fn dev_error(name: &str, what: &str, e: &std::io::Error) -> Error {
@@ -65,7 +65,7 @@ pub fn wait_for(
             Some(d) => {
                 let left = d.saturating_sub(start.elapsed());
                 if left.is_zero() {
-                    return Err(Error::new(format!(
+                    return Err(Error::timeout(format!(
                         "{name}: still {state} after {} s",
                         timeout_secs.unwrap_or(0)
                     )));
@@ -101,22 +101,44 @@ pub fn remove(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs `rcopyctl status`.
-pub fn status(name: Option<&str>, as_json: bool) -> Result<(), Error> {
-    let ctl = open_control()?;
-    if let Some(name) = name {
-        let s = device_status(&ctl, name)?;
-        if as_json {
-            out(&status_view::json(name, &s));
-        } else {
-            out(status_view::human(name, &s).trim_end());
-        }
-        return Ok(());
-    }
+/// How `rcopyctl status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    /// One line per device.
+    Compact,
+    /// The full block per device.
+    Verbose,
+    /// A JSON array.
+    Json,
+    /// Nothing: the exit code says how healthy the devices are.
+    Check,
+}
 
-    let devices = ctl
-        .list_devices()
-        .map_err(|e| Error::new(format!("cannot list devices: {}", os_msg(&e))))?;
+/// Exit code of `status --check` when the status cannot be read.
+pub const CHECK_UNKNOWN: u8 = 4;
+
+/// The parsed status of NAME, or of every rcopy device, and the last error
+/// met (a device that could not be read).
+pub fn collect(name: Option<&str>) -> (Vec<(String, Status)>, Option<Error>) {
+    let ctl = match open_control() {
+        Ok(c) => c,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    if let Some(name) = name {
+        return match device_status(&ctl, name) {
+            Ok(s) => (vec![(name.to_string(), s)], None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+    }
+    let devices = match ctl.list_devices() {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                Vec::new(),
+                Some(Error::new(format!("cannot list devices: {}", os_msg(&e)))),
+            )
+        }
+    };
     let mut shown = Vec::new();
     let mut failed = None;
     for d in devices {
@@ -135,18 +157,53 @@ pub fn status(name: Option<&str>, as_json: bool) -> Result<(), Error> {
             Err(e) => failed = Some(Error::new(format!("device {}: {e}: {:?}", d.name, t.text))),
         }
     }
-    if as_json {
-        let items: Vec<String> = shown.iter().map(|(n, s)| status_view::json(n, s)).collect();
-        out(&json::array(&items));
-    } else if shown.is_empty() && failed.is_none() {
-        out("no rcopy devices");
-    } else {
-        let blocks: Vec<String> = shown
-            .iter()
-            .map(|(n, s)| status_view::human(n, s))
-            .collect();
-        out(blocks.join("\n").trim_end());
+    (shown, failed)
+}
+
+/// Runs `rcopyctl status`; returns the exit code (for `--check`, the worst
+/// health; else 0 or the error's).
+pub fn status(name: Option<&str>, format: StatusFormat) -> Result<u8, Error> {
+    let (shown, failed) = collect(name);
+    match format {
+        // Always an array, even when nothing could be read.
+        StatusFormat::Json => out(&status_view::json_array(&shown)),
+        StatusFormat::Check => {
+            if failed.is_some() {
+                return Ok(CHECK_UNKNOWN);
+            }
+            let worst = shown.iter().map(|(_, s)| status_view::health(s)).max();
+            return Ok(worst.map_or(0, |h| h as u8));
+        }
+        StatusFormat::Compact | StatusFormat::Verbose => {
+            if shown.is_empty() && failed.is_none() {
+                out("no rcopy devices");
+            } else if format == StatusFormat::Compact {
+                for (n, s) in &shown {
+                    out(&status_view::compact(n, s));
+                }
+            } else {
+                let blocks: Vec<String> = shown
+                    .iter()
+                    .map(|(n, s)| status_view::human(n, s))
+                    .collect();
+                if !blocks.is_empty() {
+                    out(blocks.join("\n").trim_end());
+                }
+            }
+        }
     }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(0),
+    }
+}
+
+/// Runs `rcopyctl metrics`. Prints the metrics of what could be read, then
+/// fails if something could not.
+pub fn metrics(name: Option<&str>) -> Result<(), Error> {
+    let (shown, failed) = collect(name);
+    let text = status_view::metrics(&shown);
+    out(text.trim_end());
     match failed {
         Some(e) => Err(e),
         None => Ok(()),

@@ -12,24 +12,30 @@ use crate::cli::{DeviceArgs, LinkArgs};
 use crate::dm_ioctl::{Control, Target};
 use crate::error::{os_msg, Error};
 use crate::kmsg::KmsgWatch;
-use crate::size::human_bytes;
+use crate::size::{human_bytes, Size};
+use crate::suggest;
 use crate::{devnode, open_control, out};
 
 /// Name of the kernel target type.
 pub const TARGET_TYPE: &str = "rcopy";
 
-/// Checks the track size and returns it as the table takes it.
-pub fn check_track_size(bytes: Option<u64>) -> Result<u32, Error> {
-    let Some(b) = bytes else {
+/// Checks the track size and returns it as the table takes it. A bad one is
+/// a usage error quoting what was typed.
+pub fn check_track_size(size: Option<&Size>) -> Result<u32, Error> {
+    let Some(s) = size else {
         return Ok(DEFAULT_TRACK_SIZE);
     };
-    if !table::track_size_valid(b) {
-        return Err(Error::new(format!(
-            "{} (got {b})",
+    let bad = || {
+        Error::usage(format!(
+            "--track-size {:?}: {}",
+            s.text,
             TableError::BadTrackSize.message()
-        )));
+        ))
+    };
+    if !table::track_size_valid(s.bytes) {
+        return Err(bad());
     }
-    u32::try_from(b).map_err(|_| Error::new(TableError::BadTrackSize.message()))
+    u32::try_from(s.bytes).map_err(|_| bad())
 }
 
 /// [`plan_args`] for a standalone device with the given track size.
@@ -109,6 +115,41 @@ pub fn table_line(t: &Target) -> String {
     format!("{} {} {} {}", t.start, t.length, t.target_type, t.params)
 }
 
+/// The table parameters with the value of the `secret` option replaced by
+/// `-`, for showing. Options are word pairs after `#opt_args`, so only a word
+/// in value position after `secret` is replaced.
+pub fn redact_params(params: &str) -> String {
+    let words: Vec<&str> = params.split(' ').collect();
+    let mut out: Vec<&str> = words.clone();
+    // words: data meta [#opt_args name value ...]
+    if words.len() > 3 {
+        let mut i = 3;
+        while i + 1 < words.len() {
+            if words[i] == "secret" {
+                out[i + 1] = "-";
+            }
+            i += 2;
+        }
+    }
+    out.join(" ")
+}
+
+/// [`table_line`] with the secret shown as `-`.
+pub fn redacted_line(t: &Target) -> String {
+    format!(
+        "{} {} {} {}",
+        t.start,
+        t.length,
+        t.target_type,
+        redact_params(&t.params)
+    )
+}
+
+/// The DM UUID rcopyctl gives a device it creates.
+pub fn dm_uuid(name: &str) -> String {
+    format!("RCOPY-{name}")
+}
+
 /// Joins kernel reasons, or falls back to the errno text.
 pub fn reason(reasons: &[String], e: &std::io::Error) -> String {
     if reasons.is_empty() {
@@ -135,46 +176,56 @@ pub struct Request<'a> {
     pub link: &'a LinkArgs,
 }
 
-/// Runs `rcopyctl create` and `rcopyctl pair`.
-pub fn run(req: &Request<'_>) -> Result<(), Error> {
-    let name = req.dev.name.as_str();
+/// The target `req` asks for, after every check that needs no device-mapper.
+pub fn prepare(req: &Request<'_>) -> Result<Target, Error> {
     // Options first: a wrong flag is reported before any device is touched.
-    let ts = check_track_size(req.dev.track_size)?;
+    let ts = check_track_size(req.dev.track_size.as_ref())?;
     let secret = secret(req.link)?;
     let opts = table_options(ts, req.role, req.link, secret.as_ref())?;
     let args = opts.args();
     let data_dev = blockdev::inspect("data device", &req.dev.data)?;
     let meta_dev = blockdev::inspect("metadata device", &req.dev.meta)?;
-    let target = plan_args(&data_dev, &meta_dev, &args)?;
+    plan_args(&data_dev, &meta_dev, &args)
+}
+
+/// Runs `rcopyctl create` and `rcopyctl pair`.
+pub fn run(req: &Request<'_>) -> Result<(), Error> {
+    let target = prepare(req)?;
     if req.dev.dry_run {
-        out(&table_line(&target));
+        if req.dev.show_secret {
+            out(&table_line(&target));
+        } else {
+            out(&redacted_line(&target));
+        }
         return Ok(());
     }
-
     let ctl = open_control()?;
-    let created = ctl.create(name).map_err(|e| match e.raw_os_error() {
-        Some(libc::EBUSY) | Some(libc::EEXIST) => {
-            Error::new(format!("device {name} already exists"))
-        }
-        _ => Error::new(format!("cannot create {name}: {}", os_msg(&e))),
-    })?;
+    activate(&ctl, &req.dev.name, &target)
+}
+
+/// Creates device `name` (DM UUID `RCOPY-<name>`) with `target` and
+/// activates it; on failure nothing is left behind.
+pub fn activate(ctl: &Control, name: &str, target: &Target) -> Result<(), Error> {
+    let created =
+        ctl.create_with_uuid(name, &dm_uuid(name))
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EBUSY) | Some(libc::EEXIST) => {
+                    Error::new(format!("device {name} already exists"))
+                }
+                _ => Error::new(format!("cannot create {name}: {}", os_msg(&e))),
+            })?;
     let dev = created.dev;
     let dev_mm = format!("{}:{}", libc::major(dev), libc::minor(dev));
 
     let mut watch = KmsgWatch::start();
-    if let Err(e) = ctl.load_table(name, std::slice::from_ref(&target)) {
+    if let Err(e) = ctl.load_table(name, std::slice::from_ref(target)) {
         let why = reason(&watch.dm_reasons(Some(&dev_mm)), &e);
-        return Err(undo(
-            &ctl,
-            name,
-            dev,
-            format!("cannot create {name}: {why}"),
-        ));
+        return Err(undo(ctl, name, dev, format!("cannot create {name}: {why}")));
     }
     if let Err(e) = ctl.resume(name) {
         let why = reason(&watch.dm_reasons(Some(&dev_mm)), &e);
         return Err(undo(
-            &ctl,
+            ctl,
             name,
             dev,
             format!("cannot create {name}: activating the table failed: {why}"),
@@ -238,20 +289,20 @@ pub fn read_secret_file(path: &str) -> Result<String, Error> {
 /// control characters. `what` names it; the value is not shown.
 pub fn check_word(flag: &str, what: &str, value: &str) -> Result<(), Error> {
     if value.is_empty() {
-        return Err(Error::new(format!("{flag}: {what} is empty")));
+        return Err(Error::usage(format!("{flag}: {what} is empty")));
     }
     if value.chars().any(char::is_whitespace) {
-        return Err(Error::new(format!(
+        return Err(Error::usage(format!(
             "{flag}: {what} contains whitespace: it must be a single word"
         )));
     }
     if value.contains('\\') {
-        return Err(Error::new(format!(
+        return Err(Error::usage(format!(
             "{flag}: {what} contains a backslash, which device-mapper would take as an escape"
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::new(format!(
+        return Err(Error::usage(format!(
             "{flag}: {what} contains control characters"
         )));
     }
@@ -300,9 +351,15 @@ pub fn table_options(
         ("local", link.local.clone()),
         ("secret", secret.map(|s| s.word.clone())),
         ("pair_id", link.pair_id.clone()),
-        ("cache_size", link.cache_size.map(|c| c.to_string())),
+        (
+            "cache_size",
+            link.cache_size.as_ref().map(|c| c.bytes.to_string()),
+        ),
         ("timeout_ms", link.timeout_ms.clone()),
-        ("resync_rate", link.resync_rate.map(|r| r.to_string())),
+        (
+            "resync_rate",
+            link.resync_rate.as_ref().map(|r| r.bytes.to_string()),
+        ),
     ];
     for (name, value) in given {
         if let Some(v) = value {
@@ -333,15 +390,15 @@ pub fn table_options(
 fn cli_rules(a: &TableArgs<'_>, link: &LinkArgs) -> Result<(), Error> {
     use rcopy_core::status::Role;
     match a.role {
-        None if link.any() => Err(Error::new(format!(
+        None if link.any() => Err(Error::usage(format!(
             "{}: give --role primary or --role secondary with {}",
             TableError::MissingRole.message(),
             given_flags(link).join(", ")
         ))),
-        Some(Role::Primary) if link.local.is_some() => Err(Error::new(
+        Some(Role::Primary) if link.local.is_some() => Err(Error::usage(
             "--local is for --role secondary (where it listens); a primary connects to --peer",
         )),
-        Some(Role::Secondary) if link.peer.is_some() => Err(Error::new(
+        Some(Role::Secondary) if link.peer.is_some() => Err(Error::usage(
             "--peer is for --role primary (where it connects); a secondary listens on --local",
         )),
         _ => Ok(()),
@@ -378,8 +435,18 @@ fn flag_error(
     let shown = |v: &Option<String>| format!("{:?}", v.as_deref().unwrap_or(""));
     let msg = match e {
         TableError::BadTrackSize => format!("--track-size: {why}"),
-        TableError::BadRole => format!("--role {:?}: {why}", role.unwrap_or("")),
-        TableError::BadMode => format!("--mode {}: {why}", shown(&link.mode)),
+        TableError::BadRole => {
+            let r = role.unwrap_or("");
+            format!(
+                "--role {r:?}: {why}{}",
+                suggest::hint(r, &["primary", "secondary"])
+            )
+        }
+        TableError::BadMode => format!(
+            "--mode {}: {why}{}",
+            shown(&link.mode),
+            suggest::hint(link.mode.as_deref().unwrap_or(""), &["sync", "async"])
+        ),
         TableError::BadAddress => {
             let peer_ok = link
                 .peer
@@ -400,11 +467,17 @@ fn flag_error(
             link.pair_id.as_deref().map_or(0, str::len)
         ),
         TableError::BadCacheSize => format!(
-            "--cache-size {}: {why} (1M to 4G)",
-            link.cache_size.unwrap_or(0)
+            "--cache-size {:?}: {why} (1M to 4G)",
+            link.cache_size.as_ref().map_or("", |c| c.text.as_str())
         ),
-        TableError::BadTimeout => format!("--timeout-ms {}: {why}", shown(&link.timeout_ms)),
-        TableError::BadResyncRate => format!("--resync-rate: {why}"),
+        TableError::BadTimeout => format!(
+            "--timeout-ms {}: {why} (a whole number of milliseconds, 500 to 600000)",
+            shown(&link.timeout_ms)
+        ),
+        TableError::BadResyncRate => format!(
+            "--resync-rate {:?}: {why}",
+            link.resync_rate.as_ref().map_or("", |c| c.text.as_str())
+        ),
         TableError::MissingPeer => {
             format!("{why}: give --peer ADDR:PORT, the address the secondary listens on")
         }
@@ -421,15 +494,15 @@ fn flag_error(
         TableError::ArgCount
         | TableError::OptArgCount
         | TableError::UnknownOption
-        | TableError::MissingValue => format!("internal error: bad table line built: {why}"),
-        TableError::DataLookup
-        | TableError::MetaLookup
-        | TableError::SameDevice
-        | TableError::LengthExceedsData
-        | TableError::MetaTooSmall
-        | TableError::DeviceInUse => why.to_string(),
+        | TableError::MissingValue => {
+            return Error::new(format!("internal error: bad table line built: {why}"))
+        }
+        // Device checks (DataLookup, MetaLookup, SameDevice,
+        // LengthExceedsData, MetaTooSmall, DeviceInUse) and options that
+        // rcopyctl does not set: the kernel's reason as it is.
+        _ => return Error::new(why.to_string()),
     };
-    Error::new(msg)
+    Error::usage(msg)
 }
 
 /// Removes a half-created device and returns `err`, noting a failed removal.
@@ -516,16 +589,22 @@ mod tests {
 
     #[test]
     fn track_sizes() {
+        let ts = |n: u64| check_track_size(Some(&Size::bytes(n)));
         assert_eq!(check_track_size(None).unwrap(), 65536);
-        assert_eq!(check_track_size(Some(4096)).unwrap(), 4096);
-        assert_eq!(check_track_size(Some(16 << 20)).unwrap(), 16 << 20);
-        let e = check_track_size(Some(3000)).unwrap_err().to_string();
+        assert_eq!(ts(4096).unwrap(), 4096);
+        assert_eq!(ts(16 << 20).unwrap(), 16 << 20);
+        let e = ts(3000).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
         assert_eq!(
-            e,
-            "Invalid track_size: must be a power of two from 4096 to 16777216 (got 3000)"
+            e.to_string(),
+            "--track-size \"3000\": Invalid track_size: must be a power of two from 4096 to 16777216"
         );
-        assert!(check_track_size(Some(32 << 20)).is_err());
-        assert!(check_track_size(Some(1 << 40)).is_err());
+        // What was typed is quoted, not the converted value.
+        let typed = crate::size::parse_size_arg("3K").unwrap();
+        let e = check_track_size(Some(&typed)).unwrap_err().to_string();
+        assert!(e.starts_with("--track-size \"3K\": "), "{e}");
+        assert!(ts(32 << 20).is_err());
+        assert!(ts(1 << 40).is_err());
     }
 
     /// A temporary file with `content`, removed on drop.
@@ -558,7 +637,7 @@ mod tests {
         link: &LinkArgs,
     ) -> Result<String, String> {
         let go = || -> Result<String, Error> {
-            let ts = check_track_size(track_size)?;
+            let ts = check_track_size(track_size.map(Size::bytes).as_ref())?;
             let secret = secret(link)?;
             let opts = table_options(ts, role, link, secret.as_ref())?;
             let d = dev("/dev/vda", 254, 0, 1 << 30);
@@ -589,7 +668,7 @@ mod tests {
             l.secret = Some("k3y".into());
             l.mode = Some("async".into());
             l.pair_id = Some("r0-pair".into());
-            l.cache_size = Some(128 << 20);
+            l.cache_size = Some(Size::bytes(128 << 20));
             l.timeout_ms = Some("10000".into());
         });
         assert_eq!(
@@ -603,7 +682,7 @@ mod tests {
             l.secret = Some("k3y".into());
             l.mode = Some("sync".into());
             l.pair_id = Some("default".into());
-            l.cache_size = Some(64 << 20);
+            l.cache_size = Some(Size::bytes(64 << 20));
             l.timeout_ms = Some("5000".into());
         });
         assert_eq!(
@@ -780,13 +859,13 @@ mod tests {
             Some("primary"),
             &link(|l| {
                 base(l);
-                l.cache_size = Some(512 << 10);
+                l.cache_size = Some(Size::bytes(512 << 10));
             }),
         )
         .unwrap_err();
         assert_eq!(
             e,
-            "--cache-size 524288: Invalid cache_size: must be from 1048576 to 4294967296 (1M to 4G)"
+            "--cache-size \"524288\": Invalid cache_size: must be from 1048576 to 4294967296 (1M to 4G)"
         );
         for ok in [1u64 << 20, 4 << 30] {
             assert!(line(
@@ -794,7 +873,7 @@ mod tests {
                 Some("primary"),
                 &link(|l| {
                     base(l);
-                    l.cache_size = Some(ok);
+                    l.cache_size = Some(Size::bytes(ok));
                 })
             )
             .is_ok());
@@ -811,11 +890,135 @@ mod tests {
             .unwrap_err();
             assert_eq!(
                 e,
-                format!("--timeout-ms {bad:?}: Invalid timeout_ms: must be from 500 to 600000")
+                format!(
+                    "--timeout-ms {bad:?}: Invalid timeout_ms: must be from 500 to 600000 \
+                     (a whole number of milliseconds, 500 to 600000)"
+                )
             );
         }
         let e = line(Some(3000), Some("primary"), &link(base)).unwrap_err();
-        assert!(e.starts_with("Invalid track_size"), "{e}");
+        assert!(
+            e.starts_with("--track-size \"3000\": Invalid track_size"),
+            "{e}"
+        );
+    }
+
+    /// The error of the option checks, kept whole (its kind too).
+    fn error(track_size: Option<u64>, role: Option<&str>, link: &LinkArgs) -> Error {
+        let ts = match check_track_size(track_size.map(Size::bytes).as_ref()) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let s = match secret(link) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        table_options(ts, role, link, s.as_ref()).unwrap_err()
+    }
+
+    #[test]
+    fn bad_flag_values_are_usage_errors() {
+        let base = |l: &mut LinkArgs| {
+            l.peer = Some("10.77.0.2:7788".into());
+            l.secret = Some("k".into());
+        };
+        let e = error(None, Some("primry"), &link(base));
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "--role \"primry\": Invalid role: must be primary or secondary; did you mean \"primary\"?"
+        );
+        let e = error(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.mode = Some("asnyc".into());
+            }),
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().ends_with("did you mean \"async\"?"), "{e}");
+        let e = error(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.timeout_ms = Some("5s".into());
+            }),
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("--timeout-ms \"5s\""), "{e}");
+        let e = error(
+            None,
+            Some("primary"),
+            &link(|l| {
+                base(l);
+                l.cache_size = Some(crate::size::parse_size_arg("100G").unwrap());
+            }),
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("--cache-size \"100G\": "), "{e}");
+        assert_eq!(
+            error(Some(3000), Some("primary"), &link(base)).exit_code(),
+            2
+        );
+        assert_eq!(
+            error(
+                None,
+                Some("primary"),
+                &link(|l| l.secret = Some("k".into()))
+            )
+            .exit_code(),
+            2
+        );
+        assert_eq!(
+            error(
+                None,
+                Some("primary"),
+                &link(|l| l.secret = Some("a b".into()))
+            )
+            .exit_code(),
+            2
+        );
+        // A missing secret file is not a usage error.
+        let e = error(
+            None,
+            Some("primary"),
+            &link(|l| l.secret_file = Some("/nonexistent/rcopy.key".into())),
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_params("254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k3y"),
+            "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret -"
+        );
+        // Only the value of the option named secret: a pair id "secret" is kept.
+        assert_eq!(
+            redact_params("254:0 254:16 6 pair_id secret secret s3 role primary"),
+            "254:0 254:16 6 pair_id secret secret - role primary"
+        );
+        assert_eq!(redact_params("254:0 254:16"), "254:0 254:16");
+        let l = link(|l| {
+            l.peer = Some("10.77.0.2:7788".into());
+            l.secret = Some("t0p-s3cret".into());
+        });
+        let ts = check_track_size(None).unwrap();
+        let s = secret(&l).unwrap();
+        let opts = table_options(ts, Some("primary"), &l, s.as_ref()).unwrap();
+        let t = plan_args(
+            &dev("/dev/vda", 254, 0, 1 << 30),
+            &dev("/dev/vdb", 254, 16, 1 << 20),
+            &opts.args(),
+        )
+        .unwrap();
+        let shown = redacted_line(&t);
+        assert!(!shown.contains("t0p-s3cret"), "{shown}");
+        assert!(shown.ends_with("secret -"), "{shown}");
+        assert!(table_line(&t).ends_with("secret t0p-s3cret"));
+        assert_eq!(dm_uuid("r0"), "RCOPY-r0");
     }
 
     #[test]

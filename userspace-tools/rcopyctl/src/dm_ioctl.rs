@@ -396,6 +396,8 @@ pub struct Request<'a> {
     pub cmd: Cmd,
     /// Device name (`dm_ioctl.name`), if the command takes one.
     pub name: Option<&'a str>,
+    /// DM UUID (`dm_ioctl.uuid`), for DM_DEV_CREATE.
+    pub uuid: Option<&'a str>,
     pub flags: u32,
     pub target_count: u32,
     /// Bytes placed at `data_start`.
@@ -413,6 +415,7 @@ impl<'a> Request<'a> {
         Request {
             cmd,
             name: None,
+            uuid: None,
             flags: 0,
             target_count: 0,
             payload: &[],
@@ -474,6 +477,9 @@ impl Control {
             if let Some(n) = req.name {
                 put_cstr(&mut h.name, 0, DM_NAME_LEN, n)?;
             }
+            if let Some(u) = req.uuid {
+                put_cstr(&mut h.uuid, 0, DM_UUID_LEN, u)?;
+            }
             h.encode(&mut buf);
             buf[HEADER_SIZE..HEADER_SIZE + req.payload.len()].copy_from_slice(req.payload);
 
@@ -513,6 +519,13 @@ impl Control {
     /// DM_DEV_CREATE: a device with no table. Returns its header (`dev`).
     pub fn create(&self, name: &str) -> io::Result<DmIoctl> {
         Ok(self.call(&Request::new(Cmd::DevCreate).name(name))?.header)
+    }
+
+    /// DM_DEV_CREATE with a DM UUID.
+    pub fn create_with_uuid(&self, name: &str, uuid: &str) -> io::Result<DmIoctl> {
+        let mut req = Request::new(Cmd::DevCreate).name(name);
+        req.uuid = Some(uuid);
+        Ok(self.call(&req)?.header)
     }
 
     /// DM_DEV_REMOVE.

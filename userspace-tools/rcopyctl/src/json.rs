@@ -23,11 +23,12 @@ pub fn string(s: &str) -> String {
     out
 }
 
-/// A JSON value: a string, an unsigned number, null or a list of values.
+/// A JSON value: a string, an unsigned number, a boolean, null or a list of values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(String),
     Num(u64),
+    Bool(bool),
     Null,
     List(Vec<Value>),
 }
@@ -39,6 +40,7 @@ fn write_value(out: &mut String, v: &Value) {
         Value::Num(n) => {
             let _ = write!(out, "{n}");
         }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Null => out.push_str("null"),
         Value::List(items) => {
             out.push('[');
@@ -54,13 +56,13 @@ fn write_value(out: &mut String, v: &Value) {
 }
 
 /// A JSON object with its keys in insertion order, on one line.
-pub fn object(fields: &[(&str, Value)]) -> String {
+pub fn object<K: AsRef<str>>(fields: &[(K, Value)]) -> String {
     let mut out = String::from("{");
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&string(k));
+        out.push_str(&string(k.as_ref()));
         out.push_str(": ");
         write_value(&mut out, v);
     }
@@ -96,8 +98,12 @@ mod tests {
             ),
             ("e", Value::List(vec![])),
             ("z", Value::Null),
+            ("b", Value::Bool(false)),
         ]);
-        assert_eq!(o, "{\"l\": [\"a\", 1], \"e\": [], \"z\": null}");
+        assert_eq!(
+            o,
+            "{\"l\": [\"a\", 1], \"e\": [], \"z\": null, \"b\": false}"
+        );
         assert_eq!(array(&[]), "[]");
         assert_eq!(array(&["1".into(), "2".into()]), "[\n  1,\n  2\n]");
     }

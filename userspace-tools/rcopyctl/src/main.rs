@@ -10,8 +10,12 @@ mod error;
 mod json;
 mod kmsg;
 mod meta;
+mod operate;
+mod resource;
+mod signature;
 mod size;
 mod status_view;
+mod suggest;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,8 +23,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use commands::StatusFormat;
 use dm_ioctl::{Control, CONTROL_PATH};
 use error::{os_msg, Error};
+use operate::Action;
 
 /// Opens the device-mapper control node, with a hint when that fails.
 pub fn open_control() -> Result<Control, Error> {
@@ -38,7 +44,18 @@ pub fn out(s: &str) {
     let _ = writeln!(o, "{s}");
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+/// Prints an error as `rcopyctl: <message>` to stderr (nothing for an
+/// error already reported).
+pub fn err_line(e: &Error) {
+    let msg = e.to_string();
+    if !msg.is_empty() {
+        let _ = writeln!(std::io::stderr(), "rcopyctl: {msg}");
+    }
+}
+
+/// Runs the command; `Ok` holds the exit code of a run that did not fail
+/// (0, or the health code of `status --check`).
+fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Create { dev, role, link } => create::run(&create::Request {
             dev: &dev,
@@ -59,13 +76,33 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => meta::run_create(&meta::CreateRequest {
             meta: &meta,
             data: &data,
-            track_size,
+            track_size: track_size.as_ref(),
             pair_id: pair_id.as_deref(),
             force,
         }),
         Command::InspectMd { meta, json } => meta::run_inspect(&meta, json),
         Command::Remove { name } => commands::remove(&name),
-        Command::Status { name, json } => commands::status(name.as_deref(), json),
+        Command::Status {
+            name,
+            json,
+            verbose,
+            check,
+        } => {
+            let format = if check {
+                StatusFormat::Check
+            } else if json {
+                StatusFormat::Json
+            } else if verbose {
+                StatusFormat::Verbose
+            } else {
+                StatusFormat::Compact
+            };
+            return commands::status(name.as_deref(), format);
+        }
+        Command::Metrics { name } => commands::metrics(name.as_deref()),
+        Command::Up(a) => operate::run(Action::Up, &a),
+        Command::Down(a) => operate::run(Action::Down, &a),
+        Command::Adjust(a) => operate::run(Action::Adjust, &a),
         Command::Wait {
             name,
             state,
@@ -73,18 +110,20 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => commands::wait(&name, state, timeout),
         Command::Version => commands::version(),
         Command::Message { name, words } => commands::message(&name, &words),
-        Command::Suspend { name } => commands::message(&name, &["suspend".to_string()]),
-        Command::Resume { name } => commands::message(&name, &["resume".to_string()]),
+        Command::Disconnect { name } => commands::message(&name, &["suspend".to_string()]),
+        Command::Connect { name } => commands::message(&name, &["resume".to_string()]),
     }
+    .map(|()| 0)
 }
 
 fn main() -> ExitCode {
+    // Clap prints its own usage errors and exits 2.
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "rcopyctl: {e}");
-            ExitCode::from(1)
+            err_line(&e);
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -27,7 +27,9 @@ use crate::create::{check_devices, check_track_size, check_word};
 use crate::error::{os_msg, Error};
 use crate::json::{self, Value};
 use crate::out;
+use crate::signature;
 use crate::size::human_bytes;
+use crate::size::Size;
 
 /// The table's `pair_id` when none is given.
 pub const DEFAULT_PAIR_ID: &str = "default";
@@ -279,7 +281,7 @@ pub fn summary(sb: &Superblock) -> String {
 pub struct CreateRequest<'a> {
     pub meta: &'a str,
     pub data: &'a str,
-    pub track_size: Option<u64>,
+    pub track_size: Option<&'a Size>,
     pub pair_id: Option<&'a str>,
     pub force: bool,
 }
@@ -372,6 +374,17 @@ pub fn create_md(
                 "{} holds rcopy metadata that cannot be used ({e}): use --force to overwrite",
                 meta.path
             )))
+        }
+        Err(_) if !req.force => {
+            let mut read =
+                |off: u64, len: usize| meta.read_at(off, len).ok().map(|b| b.bytes().to_vec());
+            if let Some(what) = signature::detect(meta.size, &mut read) {
+                return Err(Error::new(format!(
+                    "{} holds {what}: refusing to overwrite it (use --force to overwrite)",
+                    meta.path
+                )));
+            }
+            None
         }
         Err(_) => None,
     };
@@ -775,6 +788,11 @@ mod tests {
         }
     }
 
+    /// A typed track size that lives for the test.
+    fn ts(n: u64) -> &'static Size {
+        Box::leak(Box::new(Size::bytes(n)))
+    }
+
     /// Ids 1, 2, 3...
     fn counter() -> impl FnMut() -> Result<u64, Error> {
         let mut n = 0;
@@ -1027,7 +1045,7 @@ mod tests {
         // --force replaces it, with new ids.
         let mut r = req(&meta, &data);
         r.force = true;
-        r.track_size = Some(4096);
+        r.track_size = Some(ts(4096));
         let mut ids = [9u64, 10].into_iter();
         let c = create_md(&r, || Ok(ids.next().unwrap())).unwrap();
         assert_eq!(c.replaced, Some(sb));
@@ -1058,6 +1076,42 @@ mod tests {
         );
         meta.write_at(0, b"not rcopy at all");
         assert!(create_md(&req(&meta, &data), counter()).is_ok());
+    }
+
+    #[test]
+    fn refuses_known_signatures_without_force() {
+        let data = TempFile::new("data", 256 << 20);
+        let meta = TempFile::new("meta", 16 << 20);
+        // An ext4 superblock, as mkfs.ext4 writes it (magic, extents, label).
+        let mut sb = vec![0u8; 1024];
+        sb[56..58].copy_from_slice(&0xef53u16.to_le_bytes());
+        sb[0x60..0x64].copy_from_slice(&0x40u32.to_le_bytes());
+        sb[0x78..0x7c].copy_from_slice(b"home");
+        meta.write_at(1024, &sb);
+        let e = create_md(&req(&meta, &data), counter()).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} holds an ext4 filesystem (label \"home\"): refusing to overwrite it \
+                 (use --force to overwrite)",
+                meta.path()
+            )
+        );
+        // Untouched.
+        assert_eq!(meta.read_at(1024, 1024), sb);
+        // --force writes over it.
+        let mut r = req(&meta, &data);
+        r.force = true;
+        create_md(&r, counter()).unwrap();
+        assert!(inspect_md(meta.path()).is_ok());
+        // Swap, from the first page.
+        let meta = TempFile::new("swap", 16 << 20);
+        meta.write_at(4086, b"SWAPSPACE2");
+        let e = create_md(&req(&meta, &data), counter())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds swap space: refusing"), "{e}");
     }
 
     #[test]
@@ -1143,7 +1197,7 @@ mod tests {
         );
         // 1 MiB tracks fit.
         let mut r = req(&meta, &data);
-        r.track_size = Some(1 << 20);
+        r.track_size = Some(ts(1 << 20));
         let c = create_md(&r, counter()).unwrap();
         assert_eq!((c.sb.size_bytes, c.sb.track_size), (1 << 40, 1 << 20));
 
@@ -1162,9 +1216,12 @@ mod tests {
         );
 
         let mut r = req(&meta, &data);
-        r.track_size = Some(3000);
+        r.track_size = Some(ts(3000));
         let e = create_md(&r, counter()).unwrap_err().to_string();
-        assert!(e.starts_with("Invalid track_size"), "{e}");
+        assert!(
+            e.starts_with("--track-size \"3000\": Invalid track_size"),
+            "{e}"
+        );
         for (bad, why) in [
             ("a b", "--pair-id: the pair id contains whitespace"),
             ("", "--pair-id: the pair id is empty"),
@@ -1223,7 +1280,7 @@ mod tests {
         let data = TempFile::new("data", 1000 * 512 + 300);
         let meta = TempFile::new("meta", 8192);
         let mut r = req(&meta, &data);
-        r.track_size = Some(4096);
+        r.track_size = Some(ts(4096));
         let c = create_md(&r, counter()).unwrap();
         assert_eq!(c.sb.size_bytes, 1000 * 512);
         let i = inspect_md(meta.path()).unwrap();

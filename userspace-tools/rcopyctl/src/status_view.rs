@@ -3,7 +3,11 @@
 use rcopy_core::status::{Conn, Role, State, Status};
 
 use crate::json::{self, Value};
-use crate::size::human_bytes;
+use crate::size::{human_bytes, human_secs};
+
+/// Version of the `status --json` object layout. 2: every key of the core's
+/// status line (`consistent`, `sync_rate`, `eta_s` added), `schema_version`.
+pub const JSON_SCHEMA_VERSION: u64 = 2;
 
 /// Percentage `done / total` with one decimal, `None` when `total` is 0.
 pub fn percent(done: u64, total: u64) -> Option<String> {
@@ -28,13 +32,92 @@ pub fn progress(s: &Status) -> String {
     }
     match percent(s.sync_done, s.sync_total) {
         Some(p) => format!(
-            "{p} ({} of {})",
+            "{p} ({} of {}){}",
             human_bytes(s.sync_done),
-            human_bytes(s.sync_total)
+            human_bytes(s.sync_total),
+            rate_eta(s)
         ),
         None if s.role == Role::Secondary => "- (shown on the primary)".to_string(),
         None => "-".to_string(),
     }
+}
+
+/// `, 10 MiB/s, ETA 1m20s` while a copy or resync has a rate; else nothing.
+fn rate_eta(s: &Status) -> String {
+    if s.sync_rate == 0 {
+        return String::new();
+    }
+    format!(
+        ", {}/s, ETA {}",
+        human_bytes(s.sync_rate),
+        human_secs(s.eta_s)
+    )
+}
+
+fn compact_bytes(n: u64) -> String {
+    human_bytes(n).replace(' ', "")
+}
+
+/// One line for one device, as `drbdadm status` prints: `name` then
+/// `key:value` words.
+pub fn compact(name: &str, s: &Status) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let standalone = s.state == State::Simplex && s.conn == Conn::Standalone;
+    let mut w = vec![name.to_string()];
+    if standalone {
+        w.push("standalone".into());
+        w.push(format!("state:{}", s.state));
+    } else {
+        w.push(format!("role:{}", s.role));
+        w.push(format!("mode:{}", s.mode));
+        w.push(format!("state:{}", s.state));
+        w.push(format!("conn:{}", s.conn));
+        w.push(format!("peer:{}", s.peer));
+    }
+    w.push(format!("consistent:{}", yes_no(s.consistent)));
+    if !standalone {
+        w.push(format!("dirty:{}", compact_bytes(s.dirty_bytes)));
+        w.push(format!("lag:{}ms", s.lag_ms));
+    }
+    if matches!(s.state, State::Copying | State::Resyncing) {
+        if let Some(p) = percent(s.sync_done, s.sync_total) {
+            w.push(format!("progress:{p}"));
+        }
+        if s.sync_rate > 0 {
+            w.push(format!("rate:{}/s", compact_bytes(s.sync_rate)));
+            w.push(format!("eta:{}", human_secs(s.eta_s)));
+        }
+    }
+    if s.io_errors > 0 {
+        w.push(format!("io_errors:{}", s.io_errors));
+    }
+    w.join(" ")
+}
+
+/// How healthy a device is, for `status --check` (mdadm `--test` style).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    /// In sync and connected, or a standalone device without I/O errors.
+    Healthy = 0,
+    /// Usable but without a current copy on the peer: disconnected,
+    /// connecting, copying or resyncing.
+    Degraded = 1,
+    /// This side's data is not a usable image, or I/O errors were seen.
+    Failed = 2,
+}
+
+/// Classifies one device.
+pub fn health(s: &Status) -> Health {
+    if !s.consistent || s.io_errors > 0 {
+        return Health::Failed;
+    }
+    if s.state == State::Simplex && s.conn == Conn::Standalone {
+        return Health::Healthy;
+    }
+    if s.state == State::Duplex && s.conn == Conn::Connected {
+        return Health::Healthy;
+    }
+    Health::Degraded
 }
 
 /// The human-readable block for one device.
@@ -57,8 +140,16 @@ pub fn human(name: &str, s: &Status) -> String {
             percent(s.cache_used, s.cache_max).unwrap_or_default()
         )
     };
-    let rows: [(&str, String); 13] = [
+    let rows: [(&str, String); 14] = [
         ("state", s.state.as_str().to_string()),
+        (
+            "consistent",
+            if s.consistent {
+                "yes".to_string()
+            } else {
+                "no (not a usable image until the copy or resync ends)".to_string()
+            },
+        ),
         ("role", role.to_string()),
         ("mode", mode.to_string()),
         ("connection", s.conn.as_str().to_string()),
@@ -102,39 +193,212 @@ pub fn human(name: &str, s: &Status) -> String {
     out
 }
 
-/// The JSON object for one device: `name` plus the raw status fields
-/// (`cache_fill` split into `cache_used` and `cache_max`; no peer is null).
+/// The JSON object for one device: `schema_version`, `name`, then every key
+/// of the status line as the core writes it (so a key added to the core
+/// appears here without a change), in line order: numbers as numbers,
+/// `consistent` as a boolean, `peer` null for `-`, `cache_fill` split into
+/// `cache_used` and `cache_max`.
 pub fn json(name: &str, s: &Status) -> String {
-    let peer = if s.peer.is_none() {
-        Value::Null
-    } else {
-        Value::Str(s.peer.as_str().to_string())
-    };
-    json::object(&[
-        ("name", Value::Str(name.to_string())),
-        ("state", Value::Str(s.state.as_str().into())),
-        ("role", Value::Str(s.role.as_str().into())),
-        ("mode", Value::Str(s.mode.as_str().into())),
-        ("conn", Value::Str(s.conn.as_str().into())),
-        ("peer", peer),
-        ("track_size", Value::Num(s.track_size)),
-        ("size", Value::Num(s.size)),
-        ("dirty_bytes", Value::Num(s.dirty_bytes)),
-        ("cache_used", Value::Num(s.cache_used)),
-        ("cache_max", Value::Num(s.cache_max)),
-        ("sync_done", Value::Num(s.sync_done)),
-        ("sync_total", Value::Num(s.sync_total)),
-        ("sent_bytes", Value::Num(s.sent_bytes)),
-        ("acked_bytes", Value::Num(s.acked_bytes)),
-        ("lag_ms", Value::Num(s.lag_ms)),
-        ("lag_bytes", Value::Num(s.lag_bytes)),
-        ("reads", Value::Num(s.reads)),
-        ("writes", Value::Num(s.writes)),
-        ("flushes", Value::Num(s.flushes)),
-        ("discards", Value::Num(s.discards)),
-        ("write_zeroes", Value::Num(s.write_zeroes)),
-        ("io_errors", Value::Num(s.io_errors)),
-    ])
+    let mut line = String::new();
+    // Writing to a String cannot fail.
+    let _ = s.write(&mut line);
+    let mut fields: Vec<(String, Value)> = vec![
+        ("schema_version".into(), Value::Num(JSON_SCHEMA_VERSION)),
+        ("name".into(), Value::Str(name.to_string())),
+    ];
+    for (k, v) in rcopy_core::status::parse_kv(&line) {
+        match k {
+            "cache_fill" => {
+                let (u, m) = v.split_once('/').unwrap_or((v, "0"));
+                fields.push(("cache_used".into(), json_word(u)));
+                fields.push(("cache_max".into(), json_word(m)));
+            }
+            "peer" if v == "-" => fields.push((k.into(), Value::Null)),
+            "consistent" => fields.push((k.into(), Value::Bool(v == "yes"))),
+            _ => fields.push((k.into(), json_word(v))),
+        }
+    }
+    json::object(&fields)
+}
+
+/// A status value: a number if it is one, else a string.
+fn json_word(v: &str) -> Value {
+    match rcopy_core::table::parse_u64(v.as_bytes()) {
+        Some(n) => Value::Num(n),
+        None => Value::Str(v.to_string()),
+    }
+}
+
+/// The JSON array of devices (`[]` when there are none).
+pub fn json_array(devices: &[(String, Status)]) -> String {
+    let items: Vec<String> = devices.iter().map(|(n, s)| json(n, s)).collect();
+    json::array(&items)
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Prometheus text exposition format (version 0.0.4) for the devices.
+pub fn metrics(devices: &[(String, Status)]) -> String {
+    type Get = fn(&Status) -> u64;
+    let families: [(&str, &str, &str, Get); 21] = [
+        (
+            "rcopy_size_bytes",
+            "gauge",
+            "Size of the replicated volume.",
+            |s| s.size,
+        ),
+        (
+            "rcopy_track_size_bytes",
+            "gauge",
+            "Dirty-track unit.",
+            |s| s.track_size,
+        ),
+        (
+            "rcopy_connected",
+            "gauge",
+            "1 if the replication link is up.",
+            |s| u64::from(s.conn == Conn::Connected),
+        ),
+        (
+            "rcopy_consistent",
+            "gauge",
+            "1 if this side holds a usable image.",
+            |s| u64::from(s.consistent),
+        ),
+        (
+            "rcopy_health",
+            "gauge",
+            "0 healthy, 1 degraded, 2 inconsistent or failed (as status --check).",
+            |s| health(s) as u64,
+        ),
+        (
+            "rcopy_dirty_bytes",
+            "gauge",
+            "Bytes covered by dirty tracks (to resync).",
+            |s| s.dirty_bytes,
+        ),
+        (
+            "rcopy_cache_used_bytes",
+            "gauge",
+            "Bytes held in the async write cache.",
+            |s| s.cache_used,
+        ),
+        (
+            "rcopy_cache_max_bytes",
+            "gauge",
+            "Limit of the async write cache.",
+            |s| s.cache_max,
+        ),
+        (
+            "rcopy_sync_done_bytes",
+            "gauge",
+            "Progress of the running copy or resync.",
+            |s| s.sync_done,
+        ),
+        (
+            "rcopy_sync_total_bytes",
+            "gauge",
+            "Total of the running copy or resync.",
+            |s| s.sync_total,
+        ),
+        (
+            "rcopy_sync_rate_bytes_per_second",
+            "gauge",
+            "Rate of the running copy or resync.",
+            |s| s.sync_rate,
+        ),
+        (
+            "rcopy_sync_eta_seconds",
+            "gauge",
+            "Time left in the running copy or resync.",
+            |s| s.eta_s,
+        ),
+        (
+            "rcopy_lag_bytes",
+            "gauge",
+            "How far the peer is behind, in bytes.",
+            |s| s.lag_bytes,
+        ),
+        (
+            "rcopy_sent_bytes_total",
+            "counter",
+            "Payload bytes sent to the peer.",
+            |s| s.sent_bytes,
+        ),
+        (
+            "rcopy_acked_bytes_total",
+            "counter",
+            "Payload bytes acknowledged by the peer.",
+            |s| s.acked_bytes,
+        ),
+        ("rcopy_reads_total", "counter", "Read bios.", |s| s.reads),
+        ("rcopy_writes_total", "counter", "Write bios.", |s| s.writes),
+        ("rcopy_flushes_total", "counter", "Flush bios.", |s| {
+            s.flushes
+        }),
+        ("rcopy_discards_total", "counter", "Discard bios.", |s| {
+            s.discards
+        }),
+        (
+            "rcopy_write_zeroes_total",
+            "counter",
+            "Write-zeroes bios.",
+            |s| s.write_zeroes,
+        ),
+        (
+            "rcopy_io_errors_total",
+            "counter",
+            "Bios failed by the data device.",
+            |s| s.io_errors,
+        ),
+    ];
+    let mut out = String::new();
+    out.push_str(
+        "# HELP rcopy_info Static facts of a device (value always 1).\n# TYPE rcopy_info gauge\n",
+    );
+    for (n, s) in devices {
+        out.push_str(&format!(
+            "rcopy_info{{device=\"{}\",role=\"{}\",mode=\"{}\",peer=\"{}\"}} 1\n",
+            label(n),
+            s.role,
+            s.mode,
+            label(s.peer.as_str())
+        ));
+    }
+    out.push_str(
+        "# HELP rcopy_state 1 for the device's current pair state.\n# TYPE rcopy_state gauge\n",
+    );
+    for (n, s) in devices {
+        for st in State::ALL {
+            out.push_str(&format!(
+                "rcopy_state{{device=\"{}\",state=\"{}\"}} {}\n",
+                label(n),
+                st,
+                u64::from(*st == s.state)
+            ));
+        }
+    }
+    out.push_str("# HELP rcopy_lag_seconds How far the peer is behind, in seconds.\n# TYPE rcopy_lag_seconds gauge\n");
+    for (n, s) in devices {
+        out.push_str(&format!(
+            "rcopy_lag_seconds{{device=\"{}\"}} {}.{:03}\n",
+            label(n),
+            s.lag_ms / 1000,
+            s.lag_ms % 1000
+        ));
+    }
+    for (name, kind, help, get) in families {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (n, s) in devices {
+            out.push_str(&format!("{name}{{device=\"{}\"}} {}\n", label(n), get(s)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -229,7 +493,7 @@ mod tests {
         let s = Status::parse(LINE).unwrap();
         let j = json("r0", &s);
         assert!(
-            j.starts_with("{\"name\": \"r0\", \"state\": \"copying\""),
+            j.starts_with("{\"schema_version\": 2, \"name\": \"r0\", \"state\": \"copying\""),
             "{j}"
         );
         assert!(j.contains("\"peer\": \"10.0.0.2:7788\""), "{j}");
@@ -237,10 +501,231 @@ mod tests {
             j.contains("\"cache_used\": 1048576, \"cache_max\": 67108864"),
             "{j}"
         );
-        assert!(j.ends_with("\"io_errors\": 0}"), "{j}");
+        assert!(
+            j.ends_with("\"sync_rate\": 0, \"eta_s\": 0, \"consistent\": true}"),
+            "{j}"
+        );
         let mut s = s;
         s.peer = rcopy_core::status::Peer::NONE;
-        assert!(json("r0", &s).contains("\"peer\": null"));
+        s.consistent = false;
+        s.sync_rate = 5 << 20;
+        s.eta_s = 42;
+        let j = json("r0", &s);
+        assert!(j.contains("\"peer\": null"), "{j}");
+        assert!(
+            j.contains("\"sync_rate\": 5242880, \"eta_s\": 42, \"consistent\": false"),
+            "{j}"
+        );
+    }
+
+    /// The JSON array parses, and every key of the core's status line is in
+    /// each object, with the right type: no key can be left out again.
+    #[test]
+    fn json_schema() {
+        let s = Status::parse(LINE).unwrap();
+        let text = json_array(&[("r0".to_string(), s), ("r\"1".to_string(), s)]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), 2);
+        assert_eq!(arr[1]["name"], "r\"1");
+        for o in arr {
+            let o = o.as_object().unwrap();
+            assert_eq!(o["schema_version"], JSON_SCHEMA_VERSION);
+            for key in rcopy_core::status::KEYS {
+                match key {
+                    "cache_fill" => {
+                        assert!(o["cache_used"].is_u64());
+                        assert!(o["cache_max"].is_u64());
+                    }
+                    "consistent" => assert!(o[key].is_boolean(), "{key}"),
+                    "state" | "role" | "mode" | "conn" | "peer" => {
+                        assert!(o[key].is_string(), "{key}")
+                    }
+                    _ => assert!(o[key].is_u64(), "{key} missing or not a number: {text}"),
+                }
+            }
+            // Nothing else but those and ours.
+            assert_eq!(o.len(), rcopy_core::status::KEYS.len() + 3);
+        }
+        // No device: still an array.
+        assert_eq!(json_array(&[]), "[]");
+        let v: serde_json::Value = serde_json::from_str(&json_array(&[])).unwrap();
+        assert!(v.as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn compact_lines() {
+        let mut s = Status::parse(LINE).unwrap();
+        s.sync_rate = 10 << 20;
+        s.eta_s = 80;
+        s.consistent = true;
+        assert_eq!(
+            compact("r0", &s),
+            "r0 role:primary mode:async state:copying conn:connected peer:10.0.0.2:7788 \
+             consistent:yes dirty:128KiB lag:1250ms progress:25.0% rate:10MiB/s eta:1m20s"
+        );
+        assert!(human("r0", &s)
+            .contains("  progress:   25.0% (256 MiB of 1 GiB), 10 MiB/s, ETA 1m20s\n"));
+        s.state = State::Duplex;
+        s.role = Role::Secondary;
+        s.consistent = false;
+        s.io_errors = 3;
+        assert_eq!(
+            compact("r0", &s),
+            "r0 role:secondary mode:async state:duplex conn:connected peer:10.0.0.2:7788 \
+             consistent:no dirty:128KiB lag:1250ms io_errors:3"
+        );
+        let h = human("r0", &s);
+        assert!(h.contains("  consistent: no (not a usable image"), "{h}");
+        let line = "state=simplex role=primary mode=sync conn=standalone peer=- \
+            track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
+            sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
+            writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=0";
+        assert_eq!(
+            compact("r1", &Status::parse(line).unwrap()),
+            "r1 standalone state:simplex consistent:yes"
+        );
+    }
+
+    #[test]
+    fn healths() {
+        let mut s = Status::parse(LINE).unwrap();
+        // Copying: the primary is fine, the pair is not redundant yet.
+        assert_eq!(health(&s), Health::Degraded);
+        s.state = State::Duplex;
+        assert_eq!(health(&s), Health::Healthy);
+        s.conn = Conn::Connecting;
+        assert_eq!(health(&s), Health::Degraded);
+        s.state = State::Suspended;
+        assert_eq!(health(&s), Health::Degraded);
+        s.consistent = false;
+        assert_eq!(health(&s), Health::Failed);
+        s.consistent = true;
+        s.io_errors = 1;
+        assert_eq!(health(&s), Health::Failed);
+        let mut st = Status::default();
+        assert_eq!(health(&st), Health::Healthy);
+        st.io_errors = 1;
+        assert_eq!(health(&st), Health::Failed);
+        assert_eq!(Health::Failed as u8, 2);
+    }
+
+    /// A strict reader of the Prometheus text format: every sample belongs
+    /// to a family announced by HELP and TYPE, names and labels are well
+    /// formed, values are numbers, no sample repeats.
+    fn check_exposition(text: &str) -> Vec<(String, String, f64)> {
+        let mut typed: std::collections::HashMap<String, String> = Default::default();
+        let mut helped = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut samples = Vec::new();
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.chars().enumerate().all(|(i, c)| {
+                    c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+                })
+        };
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (n, help) = rest.split_once(' ').unwrap();
+                assert!(name_ok(n) && !help.is_empty(), "{line}");
+                assert!(helped.insert(n.to_string()), "HELP twice: {line}");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (n, t) = rest.split_once(' ').unwrap();
+                assert!(["gauge", "counter"].contains(&t), "{line}");
+                assert!(
+                    typed.insert(n.to_string(), t.to_string()).is_none(),
+                    "{line}"
+                );
+                continue;
+            }
+            assert!(!line.starts_with('#') && !line.is_empty(), "{line:?}");
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let v: f64 = value.parse().unwrap_or_else(|_| panic!("value: {line}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.strip_suffix('}').unwrap_or_else(|| panic!("{line}"))),
+                None => (series, ""),
+            };
+            assert!(name_ok(name), "{line}");
+            assert!(
+                typed.contains_key(name) && helped.contains(name),
+                "undeclared: {line}"
+            );
+            if typed[name] == "counter" {
+                assert!(name.ends_with("_total"), "{line}");
+            }
+            // label="value" pairs, values with \\, \" and \n escapes only.
+            let mut rest = labels;
+            while !rest.is_empty() {
+                let (k, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
+                assert!(name_ok(k), "{line}");
+                let mut chars = after.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((_, '\\')) => {
+                            let (_, e) = chars.next().unwrap();
+                            assert!(['\\', '"', 'n'].contains(&e), "{line}");
+                        }
+                        Some((i, '"')) => break i,
+                        Some(_) => {}
+                        None => panic!("unterminated label: {line}"),
+                    }
+                };
+                rest = &after[end + 1..];
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+            }
+            assert!(seen.insert(series.to_string()), "repeated: {line}");
+            samples.push((name.to_string(), labels.to_string(), v));
+        }
+        samples
+    }
+
+    #[test]
+    fn metrics_parse() {
+        let mut s = Status::parse(LINE).unwrap();
+        s.sync_rate = 1000;
+        let text = metrics(&[
+            ("r0".to_string(), s),
+            ("we\"ird".to_string(), Status::default()),
+        ]);
+        let samples = check_exposition(&text);
+        let get = |n: &str, l: &str| {
+            samples
+                .iter()
+                .find(|(name, labels, _)| name == n && labels == l)
+                .map(|x| x.2)
+        };
+        assert_eq!(get("rcopy_dirty_bytes", "device=\"r0\""), Some(131072.0));
+        assert_eq!(get("rcopy_lag_seconds", "device=\"r0\""), Some(1.25));
+        assert_eq!(get("rcopy_sent_bytes_total", "device=\"r0\""), Some(3e8));
+        assert_eq!(
+            get("rcopy_acked_bytes_total", "device=\"r0\""),
+            Some(2.99e8)
+        );
+        assert_eq!(
+            get("rcopy_sync_rate_bytes_per_second", "device=\"r0\""),
+            Some(1000.0)
+        );
+        assert_eq!(
+            get("rcopy_state", "device=\"r0\",state=\"copying\""),
+            Some(1.0)
+        );
+        assert_eq!(
+            get("rcopy_state", "device=\"r0\",state=\"duplex\""),
+            Some(0.0)
+        );
+        assert_eq!(get("rcopy_connected", "device=\"r0\""), Some(1.0));
+        assert_eq!(get("rcopy_health", "device=\"r0\""), Some(1.0));
+        assert_eq!(get("rcopy_dirty_bytes", "device=\"we\\\"ird\""), Some(0.0));
+        // The checker itself refuses bad text.
+        assert!(std::panic::catch_unwind(|| check_exposition("rcopy_x 1\n")).is_err());
+        assert!(std::panic::catch_unwind(|| {
+            check_exposition("# HELP a h\n# TYPE a gauge\na{d=\"x} 1\n")
+        })
+        .is_err());
+        // No device: the families are announced, no samples.
+        assert!(check_exposition(&metrics(&[])).is_empty());
     }
 
     #[test]
