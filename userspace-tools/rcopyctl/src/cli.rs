@@ -122,6 +122,20 @@ pub enum Command {
         #[arg(value_parser = parse_name)]
         name: Option<String>,
     },
+    /// Print state changes as they happen, one line each (JSON Lines with
+    /// --json): `exists` for each device at the start, then `create`,
+    /// `change` (the fields that changed, old->new) and `destroy`.
+    Events {
+        /// Name of the device (default: every rcopy device).
+        #[arg(value_parser = parse_name)]
+        name: Option<String>,
+        /// One JSON object per line, each with a schema_version.
+        #[arg(long)]
+        json: bool,
+        /// Print the current state (`exists` events) and exit.
+        #[arg(long)]
+        now: bool,
+    },
     /// Bring resources up from their resource files: create each device
     /// with this host's section. A device already up with the same table is
     /// left alone.

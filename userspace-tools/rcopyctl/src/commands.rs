@@ -120,12 +120,16 @@ pub const CHECK_UNKNOWN: u8 = 4;
 /// The parsed status of NAME, or of every rcopy device, and the last error
 /// met (a device that could not be read).
 pub fn collect(name: Option<&str>) -> (Vec<(String, Status)>, Option<Error>) {
-    let ctl = match open_control() {
-        Ok(c) => c,
-        Err(e) => return (Vec::new(), Some(e)),
-    };
+    match open_control() {
+        Ok(ctl) => collect_with(&ctl, name),
+        Err(e) => (Vec::new(), Some(e)),
+    }
+}
+
+/// [`collect`] on an open control node.
+pub fn collect_with(ctl: &Control, name: Option<&str>) -> (Vec<(String, Status)>, Option<Error>) {
     if let Some(name) = name {
-        return match device_status(&ctl, name) {
+        return match device_status(ctl, name) {
             Ok(s) => (vec![(name.to_string(), s)], None),
             Err(e) => (Vec::new(), Some(e)),
         };
@@ -142,7 +146,7 @@ pub fn collect(name: Option<&str>) -> (Vec<(String, Status)>, Option<Error>) {
     let mut shown = Vec::new();
     let mut failed = None;
     for d in devices {
-        let t = match rcopy_status(&ctl, &d.name) {
+        let t = match rcopy_status(ctl, &d.name) {
             Ok(Some(t)) => t,
             Ok(None) => continue,
             // Removed between the list and the query.

@@ -7,6 +7,7 @@ mod create;
 mod devnode;
 mod dm_ioctl;
 mod error;
+mod events;
 mod json;
 mod kmsg;
 mod meta;
@@ -100,6 +101,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             return commands::status(name.as_deref(), format);
         }
         Command::Metrics { name } => commands::metrics(name.as_deref()),
+        Command::Events { name, json, now } => events::run(name.as_deref(), json, now),
         Command::Up(a) => operate::run(Action::Up, &a),
         Command::Down(a) => operate::run(Action::Down, &a),
         Command::Adjust(a) => operate::run(Action::Adjust, &a),
