@@ -227,6 +227,9 @@ test_safety_rails_and_usage_errors() {
 	assert_not_contains "$out" "t0p-s3cr3t"
 	assert_contains "$(vm_run s "$pair --dry-run --show-secret")" "secret t0p-s3cr3t"
 	assert_not_contains "$(vm_run s 'dmsetup ls')" "r0"
+	# a host name is resolved to its IPv4 address; IPv6 is refused as a usage error
+	assert_contains "$(vm_run s "${pair/10.77.0.9/localhost} --dry-run")" "role primary peer 127.0.0.1:7788 secret -"
+	assert_fail --rc 2 --contains "IPv6 addresses are not supported yet" vm_run s "${pair/10.77.0.9:7788/[::1]:7788}"
 
 	# usage errors exit 2 and quote what was typed; a missing device exits 1
 	assert_fail --rc 2 --contains '--role "primry": Invalid role: must be primary or secondary; did you mean "primary"?' \

@@ -114,6 +114,10 @@ pub enum Command {
         /// inconsistent or failed, 4 if the status cannot be read.
         #[arg(long, conflicts_with_all = ["json", "verbose"])]
         check: bool,
+        /// Redraw every second, with a progress bar, rate and ETA for a
+        /// running copy or resync, until interrupted.
+        #[arg(long, conflicts_with_all = ["json", "check"])]
+        watch: bool,
     },
     /// Print Prometheus text-format metrics for every rcopy device (or NAME),
     /// for node_exporter's textfile collector.
@@ -239,10 +243,11 @@ pub struct ResourceArgs {
 /// against the kernel's table rules in `create::table_options`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct LinkArgs {
-    /// Primary: the secondary's address to connect to (IPv4 a.b.c.d:port).
+    /// Primary: the secondary's address to connect to: IPv4 a.b.c.d:port, or
+    /// HOST:PORT (resolved to its IPv4 address when the table is built).
     #[arg(long, value_name = "ADDR:PORT")]
     pub peer: Option<String>,
-    /// Secondary: the address to listen on (IPv4 a.b.c.d:port).
+    /// Secondary: the address to listen on: IPv4 a.b.c.d:port, or HOST:PORT.
     #[arg(long, value_name = "ADDR:PORT")]
     pub local: Option<String>,
     /// Replication mode: sync (a write completes once on both disks) or
@@ -594,6 +599,7 @@ mod tests {
                 json: true,
                 verbose: false,
                 check: false,
+                watch: false,
             }
         ));
         let c = Cli::try_parse_from(["rcopyctl", "message", "r0", "stats_reset"]).unwrap();

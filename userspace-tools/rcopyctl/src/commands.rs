@@ -202,6 +202,20 @@ pub fn status(name: Option<&str>, format: StatusFormat) -> Result<u8, Error> {
     }
 }
 
+/// Runs `rcopyctl status --watch`: redraws the status every second.
+pub fn watch(name: Option<&str>, verbose: bool) -> Result<(), Error> {
+    loop {
+        let (shown, failed) = collect(name);
+        let mut screen = String::from("\x1b[H\x1b[2J");
+        screen.push_str(&status_view::watch_screen(&shown, verbose));
+        if let Some(e) = failed {
+            screen.push_str(&format!("rcopyctl: {e}\n"));
+        }
+        out(screen.trim_end());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// Runs `rcopyctl metrics`. Prints the metrics of what could be read, then
 /// fails if something could not.
 pub fn metrics(name: Option<&str>) -> Result<(), Error> {

@@ -88,7 +88,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
             json,
             verbose,
             check,
+            watch,
         } => {
+            if watch {
+                return commands::watch(name.as_deref(), verbose).map(|()| 0);
+            }
             let format = if check {
                 StatusFormat::Check
             } else if json {

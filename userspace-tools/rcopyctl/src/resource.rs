@@ -25,10 +25,10 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use rcopy_core::addr::SockAddr;
 use rcopy_core::table;
 
 use crate::cli::{parse_name, DeviceArgs, LinkArgs};
+use crate::create;
 use crate::error::Error;
 use crate::size::{parse_size, Size};
 use crate::suggest;
@@ -236,11 +236,8 @@ pub fn parse(path: &str, stem: &str, text: &str) -> Result<Resource, Error> {
         };
         let address = match &h.address {
             Some(a) => {
-                if SockAddr::parse(a.get_ref().as_bytes()).is_none() {
-                    return Err(loc.at(
-                        a.span(),
-                        format!("address {:?}: must be a.b.c.d:port", a.get_ref()),
-                    ));
+                if let Err(e) = create::check_addr_syntax("address", a.get_ref()) {
+                    return Err(loc.at(a.span(), e));
                 }
                 Some(a.get_ref().clone())
             }
@@ -510,9 +507,18 @@ address = "10.77.0.2:7788"
             "/etc/rcopy.d/r0.toml:8:14: timeout_ms 5: must be from 500 to 600000"
         );
         assert_eq!(
-            err(&GOOD.replace("\"10.77.0.2:7788\"", "\"beta:7788\"")),
-            "/etc/rcopy.d/r0.toml:21:11: address \"beta:7788\": must be a.b.c.d:port"
+            err(&GOOD.replace("\"10.77.0.2:7788\"", "\"beta\"")),
+            "/etc/rcopy.d/r0.toml:21:11: address \"beta\": must be a.b.c.d:port or HOST:PORT"
         );
+        assert!(err(&GOOD.replace("\"10.77.0.2:7788\"", "\"[::1]:7788\""))
+            .starts_with("/etc/rcopy.d/r0.toml:21:11: address \"[::1]:7788\": IPv6"));
+        // A host name is accepted (resolved when the device is set up).
+        assert!(parse(
+            "r0.toml",
+            "r0",
+            &GOOD.replace("\"10.77.0.2:7788\"", "\"beta:7788\"")
+        )
+        .is_ok());
         assert_eq!(
             err(&GOOD.replace("pair_id = \"r0\"", "pair_id = \"r 0\"")),
             "/etc/rcopy.d/r0.toml:4:11: pair_id \"r 0\": must be one word (no spaces, \

@@ -94,6 +94,48 @@ pub fn compact(name: &str, s: &Status) -> String {
     w.join(" ")
 }
 
+/// A progress bar `[#####...............]` of `width` cells.
+pub fn bar(done: u64, total: u64, width: usize) -> String {
+    let filled = if total == 0 {
+        0
+    } else {
+        let f = u128::from(done.min(total)) * width as u128 / u128::from(total);
+        f as usize
+    };
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+/// What `status --watch` draws: per device its line (or block), and during
+/// a copy or resync a bar with the percentage, rate and ETA.
+pub fn watch_screen(devices: &[(String, Status)], verbose: bool) -> String {
+    if devices.is_empty() {
+        return "no rcopy devices\n".to_string();
+    }
+    let mut out = String::new();
+    for (n, s) in devices {
+        if verbose {
+            out.push_str(&human(n, s));
+        } else {
+            out.push_str(&compact(n, s));
+            out.push('\n');
+        }
+        if matches!(s.state, State::Copying | State::Resyncing) && s.sync_total > 0 {
+            out.push_str(&format!(
+                "  {} {} {}/s ETA {}\n",
+                bar(s.sync_done, s.sync_total, 40),
+                percent(s.sync_done, s.sync_total).unwrap_or_default(),
+                human_bytes(s.sync_rate),
+                if s.sync_rate == 0 {
+                    "-".to_string()
+                } else {
+                    human_secs(s.eta_s)
+                }
+            ));
+        }
+    }
+    out
+}
+
 /// How healthy a device is, for `status --check` (mdadm `--test` style).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {
@@ -585,6 +627,37 @@ mod tests {
             compact("r1", &Status::parse(line).unwrap()),
             "r1 standalone state:simplex consistent:yes"
         );
+    }
+
+    #[test]
+    fn watch_screens() {
+        assert_eq!(bar(0, 0, 4), "[....]");
+        assert_eq!(bar(1, 4, 4), "[#...]");
+        assert_eq!(bar(9, 4, 4), "[####]");
+        let mut s = Status::parse(LINE).unwrap();
+        s.sync_rate = 1 << 20;
+        s.eta_s = 768;
+        let w = watch_screen(&[("r0".to_string(), s)], false);
+        let lines: Vec<&str> = w.lines().collect();
+        assert_eq!(lines.len(), 2, "{w}");
+        assert!(lines[0].starts_with("r0 role:primary"), "{w}");
+        assert_eq!(
+            lines[1],
+            format!(
+                "  [{}{}] 25.0% 1 MiB/s ETA 12m48s",
+                "#".repeat(10),
+                ".".repeat(30)
+            )
+        );
+        s.state = State::Duplex;
+        assert_eq!(
+            watch_screen(&[("r0".to_string(), s)], false)
+                .lines()
+                .count(),
+            1
+        );
+        assert!(watch_screen(&[("r0".to_string(), s)], true).contains("  consistent: yes\n"));
+        assert_eq!(watch_screen(&[], false), "no rcopy devices\n");
     }
 
     #[test]
