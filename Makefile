@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS := $(ROOT)/userspace-tools
 RCOPYCTL := $(TOOLS)/target/x86_64-unknown-linux-gnu/release/rcopyctl
 
-.PHONY: all module kernel toolchain tools check test-cargo lint lint-module vmtest demo bench clean
+.PHONY: all module kernel toolchain tools check test-cargo lint lint-module vmtest demo bench torture clean
 
 all: module tools
 
@@ -42,6 +42,10 @@ check: test-cargo lint module lint-module tools
 
 demo: module tools
 	$(ROOT)/scripts/demo.sh
+
+# Many-round crash tests (not in CI): ROUNDS=100 by default; ends with "N passed, N failed".
+torture: module tools
+	$(ROOT)/scripts/torture.sh
 
 # Side-by-side figures: raw disk, rcopy sync/async, in-tree DRBD 8.4. Fails nothing on speed.
 bench: module tools

@@ -102,6 +102,12 @@ pub(crate) trait TargetOps: Sized + Send + Sync {
     fn iterate_devices(&self, ti: &Target<'_>, f: &mut DevCallout<'_>) -> i32;
     /// Adjusts the stacked queue limits.
     fn io_hints(&self, limits: &mut bindings::queue_limits);
+    /// Before the table goes live (process context, no I/O of this table in
+    /// flight): start background work. An error fails the resume.
+    fn preresume(&self) -> Result;
+    /// After the table was suspended and all its I/O completed: stop background
+    /// work and write out state.
+    fn postsuspend(&self);
 }
 
 /// A borrowed `struct dm_target`, valid for the duration of one DM callback.
@@ -470,6 +476,21 @@ impl BioList {
             .is_null()
     }
 
+    /// Calls `f` on every bio without taking them. Only for a list no other thread
+    /// pushes to or drains (a private batch).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Bio<'_>)) {
+        let mut cur = self.head.load(core::sync::atomic::Ordering::Acquire);
+        while !cur.is_null() {
+            // SAFETY: every pushed bio is live and owned by the target; the list is
+            // private to the caller, so nothing unlinks it meanwhile.
+            unsafe {
+                let next = (*cur).bi_next;
+                f(&Bio::from_raw_waiting(cur));
+                cur = next;
+            }
+        }
+    }
+
     /// Takes every bio, calling `f` on each (in no particular order).
     pub(crate) fn drain(&self, mut f: impl FnMut(Bio<'static>)) {
         let mut cur = self
@@ -744,6 +765,31 @@ unsafe extern "C" fn io_hints<T: TargetOps>(
     ctx.io_hints(limits);
 }
 
+/// DM's `preresume` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `preresume`.
+unsafe extern "C" fn preresume<T: TargetOps>(ti: *mut raw::dm_target) -> ffi::c_int {
+    // SAFETY: DM calls this on a constructed target.
+    let ctx = unsafe { context::<T>(ti) };
+    match ctx.preresume() {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// DM's `postsuspend` callback for targets of type `T`.
+///
+/// # Safety
+///
+/// Called only by device-mapper, with the pointers it documents for `postsuspend`.
+unsafe extern "C" fn postsuspend<T: TargetOps>(ti: *mut raw::dm_target) {
+    // SAFETY: DM calls this on a constructed target.
+    let ctx = unsafe { context::<T>(ti) };
+    ctx.postsuspend();
+}
+
 /// A registered target type; unregistered on drop.
 pub(crate) struct Registration {
     tt: KBox<raw::target_type>,
@@ -769,6 +815,8 @@ impl Registration {
         tt.message = Some(message::<T>);
         tt.iterate_devices = Some(iterate_devices::<T>);
         tt.io_hints = Some(io_hints::<T>);
+        tt.preresume = Some(preresume::<T>);
+        tt.postsuspend = Some(postsuspend::<T>);
         // SAFETY: `tt` is fully initialised and lives until `drop` unregisters it.
         let ret = unsafe { raw::dm_register_target(&mut *tt) };
         if ret != 0 {

@@ -6,17 +6,22 @@
 
 use kernel::prelude::*;
 
+mod activity;
 mod blk;
 mod dm;
 mod engine;
+mod inflight;
 mod kthread;
 mod link;
+mod mdthread;
 mod metadata;
 mod net;
+mod primary;
 #[allow(dead_code, unreachable_pub)]
 #[path = "core/mod.rs"]
 mod rcore;
 mod registry;
+mod secondary;
 mod target;
 
 module! {

@@ -1,24 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The per-pair replication engine.
+//! One side of a replicated pair: the bio path, the transfer log, lifecycle and status.
 //!
-//! Primary: `map` copies each write into an [`Entry`] of the time-ordered cache (a ring
-//! in sequence order) while the local write goes down in parallel; the sender thread
-//! ships entries in order, and when the cache is idle it copies dirty tracks (the
-//! initial copy is a resync with every bit set). In sync mode a write completes when
-//! both its local write and the peer's ACK are done; in async mode when it is local.
-//! A write that cannot be shipped (no link, a dirty track, a full cache) sets the bits
-//! of its tracks instead, and again when it completes, so the copier never misses it.
+//! Primary: `map` copies each write into an [`Entry`] of the transfer log (a ring in
+//! sequence order) while the local write goes down in parallel; `primary.rs` ships
+//! entries in order and copies dirty tracks when the log is idle. An entry is kept
+//! until the peer confirms it *durable* (an ACK with `ACK_DURABLE`, which the peer
+//! sends after a flush covering it): host flushes travel as such, and the sender adds
+//! a barrier (an empty flush) when entries wait unconfirmed. When the link drops,
+//! every unconfirmed entry's tracks are marked. In sync mode a write completes when
+//! both its local write and the peer's ACK are done; a flush or FUA write waits for
+//! the durable ACK. In async mode a write (and a host flush) completes when local.
 //!
-//! Secondary: one thread accepts the connection and applies writes strictly in
-//! sequence order, each completed on disk before the next starts, so its disk always
-//! holds an image the primary had at some moment; it acknowledges each after the write.
+//! A write shipped while connected first takes its extents in the activity log
+//! (`activity.rs`); one that cannot be shipped (no link, a dirty track, a full cache)
+//! sets the bits of its tracks instead, on disk before it goes down, and again when
+//! it completes so the copier never misses it.
 //!
-//! Locking: `sh` (a spinlock, never taken in interrupt context) protects the ring and
-//! connection state; bio completion touches only atomics.
+//! Secondary: `secondary.rs` applies writes strictly in sequence order, so its disk
+//! always holds an image the primary had at some moment.
+//!
+//! Lifecycle: the constructor builds a [`Pair`] and starts nothing. `preresume` calls
+//! [`Pair::start`]: the metadata is taken over (activity log replayed) and the threads
+//! start. `postsuspend` calls [`Pair::stop`]: threads stop, everything unconfirmed is
+//! marked, the bitmap is written and the stop recorded as clean. So a table reload
+//! never runs two engines on one metadata device: DM suspends the old table (its
+//! postsuspend) before it resumes the new one (its preresume).
+//!
+//! Locking: `sh` ([`Shared`], a spinlock never taken in interrupt context) guards the
+//! transfer log and connection state; the activity log has its own spinlock, never
+//! held together with `sh`. Bio completion (`end_io`, interrupt context) touches only
+//! atomics.
 
-use crate::blk::{self, Bdev, IoBuf};
+use crate::activity::ActivityLog;
+use crate::blk::{self, Bdev};
 use crate::dm::{Bio, BioList, Op, TableRef};
+use crate::inflight::Inflight;
 use crate::kthread::{self, Thread};
 use crate::link::{now_ns, Identity, Link, LinkError, D};
 use crate::metadata::Metadata;
@@ -27,7 +44,7 @@ use crate::rcore::addr::SockAddr;
 use crate::rcore::bitmap::TrackBitmap;
 use crate::rcore::format;
 use crate::rcore::geometry;
-use crate::rcore::proto::{self, Header, Kind};
+use crate::rcore::proto::{self, Header};
 use crate::rcore::status::{Conn, Mode, Role, State};
 use crate::rcore::table::TableArgs;
 use core::ops::Range;
@@ -36,11 +53,26 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 
-/// Per-bio state, in DM's per-bio data.
+/// Per-bio state, in DM's per-bio data. Written in full by `map` before anything
+/// else, so `end_io` always finds it initialised.
 pub(crate) struct PerBio {
-    flags: AtomicU32,
+    pub(crate) flags: AtomicU32,
     seq: u64,
+    sector: u64,
+    nr: u64,
     tracks: Range<u64>,
+}
+
+impl PerBio {
+    /// First sector of the write on the data device.
+    pub(crate) fn sector(&self) -> u64 {
+        self.sector
+    }
+
+    /// Length of the write in sectors.
+    pub(crate) fn nr(&self) -> u64 {
+        self.nr
+    }
 }
 
 /// The local write has completed.
@@ -52,15 +84,20 @@ const PB_SHIPPED: u32 = 4;
 /// The write was not shipped: set its tracks' bits again when it completes.
 const PB_MARK: u32 = 8;
 /// Held back by `map` until its bits are on disk; then submitted.
-const PB_DEFER_SUBMIT: u32 = 16;
+pub(crate) const PB_DEFER_SUBMIT: u32 = 16;
 /// Held back by `end_io` until its bits are on disk; then completed.
-const PB_DEFER_ENDIO: u32 = 32;
+pub(crate) const PB_DEFER_ENDIO: u32 = 32;
+/// Held back by `map` until its extents are hot or a conflicting write completed;
+/// the metadata thread then decides again (ship or mark) and submits it.
+pub(crate) const PB_HELD: u32 = 64;
+/// Counted in [`Inflight`] until its local write completes.
+const PB_COUNTED: u32 = 128;
 
 /// What `map` does with a write.
 pub(crate) enum Decision {
     /// Send it down now.
     Go,
-    /// Kept until its bitmap bits are on disk (the caller returns `Submitted`).
+    /// Kept by the target (the caller returns `Submitted`).
     Defer,
     /// Fail it.
     Kill,
@@ -69,7 +106,7 @@ pub(crate) enum Decision {
 /// Whether DM may complete a bio now.
 pub(crate) enum Completion {
     Done,
-    /// The peer's ACK will complete it.
+    /// The peer's ACK (or the metadata thread) will complete it.
     Later,
 }
 
@@ -86,6 +123,8 @@ pub(crate) struct Config {
     pub(crate) resync_rate: u64,
     pub(crate) track_size: u32,
     pub(crate) size_bytes: u64,
+    pub(crate) al_extents: u32,
+    pub(crate) al_extent_size: u64,
 }
 
 impl Config {
@@ -106,6 +145,8 @@ impl Config {
             resync_rate: a.resync_rate,
             track_size: a.track_size,
             size_bytes,
+            al_extents: a.al_extents,
+            al_extent_size: a.al_extent_size,
         })
     }
 
@@ -122,6 +163,8 @@ impl Config {
         a.cache_size = self.cache_size;
         a.timeout_ms = self.timeout_ms;
         a.resync_rate = self.resync_rate;
+        a.al_extents = self.al_extents;
+        a.al_extent_size = self.al_extent_size;
         a
     }
 
@@ -130,62 +173,97 @@ impl Config {
         proto::pair_id_from_name(&self.pair_word)
     }
 
-    fn ping_ms(&self) -> u32 {
+    pub(crate) fn ping_ms(&self) -> u32 {
         (self.timeout_ms / 4).max(100)
     }
 }
 
-/// One write in the time-ordered cache.
-struct Entry {
-    seq: u64,
-    dep: u64,
-    sector: u64,
-    nr_sectors: u32,
-    flags: u16,
-    len: u32,
-    data: Option<blk::NoIoBuf>,
+/// One write (or copy run, or barrier) in the transfer log.
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    pub(crate) dep: u64,
+    pub(crate) sector: u64,
+    pub(crate) nr_sectors: u32,
+    pub(crate) flags: u16,
+    pub(crate) len: u32,
+    /// The payload, until it is sent.
+    pub(crate) data: Option<blk::NoIoBuf>,
     /// Sync mode: the bio waiting for this entry's ACK.
-    bio: Option<BioRef>,
-    tracks: Range<u64>,
-    issued_ns: u64,
+    pub(crate) bio: Option<BioRef>,
+    /// Tracks to mark if the peer never confirms the entry durable.
+    pub(crate) tracks: Range<u64>,
+    /// Activity-log extents referenced until then.
+    pub(crate) al: Range<u64>,
+    pub(crate) issued_ns: u64,
+}
+
+impl Entry {
+    /// An empty flush: once the peer acknowledges it, everything before it is durable.
+    pub(crate) fn barrier(seq: u64) -> Entry {
+        Entry {
+            seq,
+            dep: seq - 1,
+            sector: 0,
+            nr_sectors: 0,
+            flags: proto::WRITE_PREFLUSH,
+            len: 0,
+            data: None,
+            bio: None,
+            tracks: 0..0,
+            al: 0..0,
+            issued_ns: now_ns(),
+        }
+    }
 }
 
 /// A bio whose completion waits for the peer.
-struct BioRef(*mut kernel::bindings::bio);
+pub(crate) struct BioRef(pub(crate) *mut kernel::bindings::bio);
 // SAFETY: a bio may be completed from any thread.
 unsafe impl Send for BioRef {}
 
-struct Shared {
-    conn: Conn,
-    link: Option<Arc<Link>>,
+/// The fields of [`Pair`] guarded by its spinlock `sh`.
+///
+/// Ring positions: `head` (oldest entry not confirmed durable) <= `applied` (oldest
+/// not acknowledged) <= `unsent` (oldest not sent) <= `tail` (next free).
+pub(crate) struct Shared {
+    pub(crate) conn: Conn,
+    pub(crate) link: Option<Arc<Link>>,
     /// The first full copy to the current peer has finished.
-    synced: bool,
+    pub(crate) synced: bool,
     /// The first full copy has started (every bit was set once).
-    copy_started: bool,
-    next_seq: u64,
-    ring: KVec<Option<Entry>>,
-    /// Oldest unacknowledged, first unsent, and next free ring positions.
-    head: u64,
-    unsent: u64,
-    tail: u64,
-    cache_bytes: u64,
-    copy_cursor: u64,
-    last_state: State,
+    pub(crate) copy_started: bool,
+    pub(crate) next_seq: u64,
+    pub(crate) ring: KVVec<Option<Entry>>,
+    pub(crate) head: u64,
+    pub(crate) applied: u64,
+    pub(crate) unsent: u64,
+    pub(crate) tail: u64,
+    /// Payload bytes not yet acknowledged.
+    pub(crate) cache_bytes: u64,
+    pub(crate) copy_cursor: u64,
+    /// Sequence number of the last barrier queued.
+    pub(crate) barrier_seq: u64,
+    /// A write was marked instead of shipped while connected: the peer must hear it
+    /// is no longer a prefix before anything later is sent.
+    pub(crate) gap: bool,
+    /// The peer was told (this connection) that its image is not a usable prefix.
+    pub(crate) peer_inconsistent: bool,
+    pub(crate) last_state: State,
     /// Secondary: the state the primary last reported.
-    peer_state: Option<State>,
+    pub(crate) peer_state: Option<State>,
     /// Secondary: the mode the connected primary runs in.
-    peer_mode: Option<Mode>,
+    pub(crate) peer_mode: Option<Mode>,
 }
 
 impl Shared {
-    fn slot(&mut self, pos: u64) -> Option<&mut Option<Entry>> {
+    pub(crate) fn slot(&mut self, pos: u64) -> Option<&mut Option<Entry>> {
         let cap = self.ring.len() as u64;
         self.ring.get_mut((pos % cap.max(1)) as usize)
     }
 
     /// Retires the oldest entry if it sits below ring position `limit` and its
     /// sequence number is at most `max_seq`.
-    fn pop_head(&mut self, limit: u64, max_seq: u64) -> Option<Entry> {
+    pub(crate) fn pop_head(&mut self, limit: u64, max_seq: u64) -> Option<Entry> {
         while self.head < limit {
             let head = self.head;
             let slot = self.slot(head)?;
@@ -195,15 +273,35 @@ impl Shared {
             let e = slot.take();
             self.head += 1;
             if let Some(e) = e {
-                self.cache_bytes = self.cache_bytes.saturating_sub(u64::from(e.len));
                 return Some(e);
             }
         }
         None
     }
 
-    fn ring_full(&self) -> bool {
+    pub(crate) fn ring_full(&self) -> bool {
         self.tail - self.head >= self.ring.len() as u64
+    }
+
+    /// Queues `e` at the tail (the caller checked for room).
+    pub(crate) fn push(&mut self, e: Entry) {
+        let tail = self.tail;
+        self.cache_bytes += u64::from(e.len);
+        if let Some(slot) = self.slot(tail) {
+            *slot = Some(e);
+        }
+        self.tail += 1;
+    }
+
+    /// Queues a barrier unless the newest entry already is one.
+    pub(crate) fn push_barrier(&mut self) {
+        if self.ring_full() || self.barrier_seq + 1 == self.next_seq || self.head == self.tail {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.barrier_seq = seq;
+        self.push(Entry::barrier(seq));
     }
 }
 
@@ -225,54 +323,60 @@ pub(crate) struct LinkStats {
 #[pin_data]
 pub(crate) struct Pair {
     pub(crate) cfg: Config,
-    data: Bdev,
+    pub(crate) data: Bdev,
     table: TableRef,
     name: KVec<u8>,
     node_id: u64,
-    md: Pin<KBox<Metadata>>,
-    /// Writes waiting for their bitmap bits to reach the disk.
-    deferred: BioList,
+    pub(crate) md: Pin<KBox<Metadata>>,
+    #[pin]
+    pub(crate) al: ActivityLog,
+    pub(crate) inflight: Inflight,
+    /// Bios the metadata thread must handle (`PB_DEFER_*`, `PB_HELD`).
+    pub(crate) deferred: BioList,
+    /// Bios held with `PB_HELD`, to wake the metadata thread when that may end.
+    pub(crate) held: Atomic<u32>,
     md_task: core::sync::atomic::AtomicPtr<kernel::bindings::task_struct>,
     #[pin]
-    sh: SpinLock<Shared>,
+    pub(crate) sh: SpinLock<Shared>,
     #[pin]
-    wake: CondVar,
+    pub(crate) wake: CondVar,
+    /// The running threads; empty while suspended.
     #[pin]
     threads: Mutex<KVec<Thread>>,
     #[pin]
-    listener: Mutex<Option<Arc<Socket>>>,
-    max_completed: Atomic<u64>,
-    shipping: Atomic<u32>,
+    pub(crate) listener: Mutex<Option<Arc<Socket>>>,
+    pub(crate) max_completed: Atomic<u64>,
+    pub(crate) shipping: Atomic<u32>,
     stopping: Atomic<u32>,
-    /// The operator suspended the pair (`suspend` message).
-    held: Atomic<u32>,
+    /// The operator disconnected the pair (`suspend`/`disconnect` message).
+    pub(crate) held_off: Atomic<u32>,
     refused_log: Atomic<u64>,
-    sent_bytes: Atomic<u64>,
-    acked_bytes: Atomic<u64>,
-    sync_done: Atomic<u64>,
-    sync_total: Atomic<u64>,
-    copy_t0: Atomic<u64>,
+    pub(crate) sent_bytes: Atomic<u64>,
+    pub(crate) acked_bytes: Atomic<u64>,
+    pub(crate) sync_done: Atomic<u64>,
+    pub(crate) sync_total: Atomic<u64>,
+    pub(crate) copy_t0: Atomic<u64>,
+    /// The last apply on this secondary failed (cleared by a completed resync).
+    pub(crate) apply_failed: Atomic<u32>,
 }
 
 impl Pair {
-    /// Creates the pair and starts its threads.
+    /// Builds the pair (constructor context). Nothing runs until [`Pair::start`].
     ///
     /// # Safety
     ///
-    /// `data` must stay open, and `table` valid, until [`Pair::stop`] has returned.
-    pub(crate) unsafe fn start(
+    /// `data` must stay open, and `table` valid, until the pair is dropped.
+    pub(crate) unsafe fn new(
         cfg: Config,
         data: Bdev,
         md: Pin<KBox<Metadata>>,
         table: TableRef,
         name: &str,
     ) -> Result<Arc<Pair>> {
-        let sb = md.sb();
-        let synced = cfg.role == Role::Primary && sb.flags & format::SB_SYNCED != 0;
         let cap = (cfg.cache_size / 4096)
             .clamp(256, 65536)
             .next_power_of_two() as usize;
-        let mut ring = KVec::with_capacity(cap, GFP_KERNEL)?;
+        let mut ring = KVVec::with_capacity(cap, GFP_KERNEL)?;
         for _ in 0..cap {
             ring.push(None, GFP_KERNEL)?;
         }
@@ -281,29 +385,38 @@ impl Pair {
         let mut node_id = 0u64;
         // SAFETY: `node_id` is a writable 8-byte buffer.
         unsafe { kernel::bindings::get_random_bytes((&raw mut node_id).cast(), 8) };
-        let role = cfg.role;
-        let pair = Arc::pin_init(
-            pin_init!(Pair {
+        // An extent holds whole tracks.
+        let extent = cfg.al_extent_size.max(u64::from(cfg.track_size));
+        let al = ActivityLog::new(cfg.al_extents, extent)?;
+        Arc::pin_init(
+            try_pin_init!(Pair {
                 cfg,
                 data,
                 table,
                 name: nm,
                 node_id,
                 md,
+                al <- al,
+                inflight: Inflight::new()?,
                 deferred: BioList::new(),
+                held: Atomic::new(0),
                 md_task: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
                 sh <- kernel::new_spinlock!(Shared {
                     conn: Conn::Connecting,
                     link: None,
-                    synced,
-                    copy_started: synced,
+                    synced: false,
+                    copy_started: false,
                     next_seq: 1,
                     ring,
                     head: 0,
+                    applied: 0,
                     unsent: 0,
                     tail: 0,
                     cache_bytes: 0,
                     copy_cursor: 0,
+                    barrier_seq: 0,
+                    gap: false,
+                    peer_inconsistent: false,
                     last_state: State::Suspended,
                     peer_state: None,
                     peer_mode: None,
@@ -314,46 +427,91 @@ impl Pair {
                 max_completed: Atomic::new(0),
                 shipping: Atomic::new(0),
                 stopping: Atomic::new(0),
-                held: Atomic::new(0),
+                held_off: Atomic::new(0),
                 refused_log: Atomic::new(0),
                 sent_bytes: Atomic::new(0),
                 acked_bytes: Atomic::new(0),
                 sync_done: Atomic::new(0),
                 sync_total: Atomic::new(0),
                 copy_t0: Atomic::new(0),
-            }),
+                apply_failed: Atomic::new(0),
+            }? Error),
             GFP_KERNEL,
-        )?;
-        let mut threads = KVec::new();
-        let main: fn(&Arc<Pair>) = match role {
-            Role::Primary => primary_main,
-            Role::Secondary => secondary_main,
+        )
+    }
+
+    /// Takes the metadata over and starts the threads (`preresume`). A no-op if
+    /// they run already.
+    pub(crate) fn start(self: &Arc<Self>) -> Result {
+        let mut threads = self.threads.lock();
+        if !threads.is_empty() {
+            return Ok(());
+        }
+        let act = self.md.activate().map_err(|e| match e {
+            crate::metadata::LoadError::Io(e) => e,
+            crate::metadata::LoadError::Meta(_) => EINVAL,
+        })?;
+        self.al.reset();
+        if !act.clean || act.al_extents > 0 {
+            pr_warn!(
+                "{}: not stopped cleanly: marked {} tracks of {} activity-log extents for resync\n",
+                self.name(),
+                act.al_tracks,
+                act.al_extents
+            );
+        }
+        let sb = self.md.sb();
+        {
+            let mut sh = self.sh.lock();
+            let synced = self.cfg.role == Role::Primary && sb.flags & format::SB_SYNCED != 0;
+            sh.synced = synced;
+            sh.copy_started = synced;
+            sh.conn = Conn::Connecting;
+            sh.link = None;
+            sh.last_state = State::Suspended;
+            sh.peer_state = None;
+        }
+        self.stopping.store(0, Relaxed);
+        let name = self.name();
+        let main: fn(&Arc<Pair>) = match self.cfg.role {
+            Role::Primary => crate::primary::primary_main,
+            Role::Secondary => crate::secondary::secondary_main,
         };
         let r = (|| -> Result {
-            threads.push(
-                Thread::spawn(format_args!("rcopy-{name}"), pair.clone(), main)?,
-                GFP_KERNEL,
+            let mdt = Thread::spawn(
+                format_args!("rcopy-md-{name}"),
+                self.clone(),
+                crate::mdthread::md_main,
             )?;
-            let mdt = Thread::spawn(format_args!("rcopy-md-{name}"), pair.clone(), md_main)?;
-            pair.md_task.store(mdt.task(), Ordering::Release);
+            self.md_task.store(mdt.task(), Ordering::Release);
             threads.push(mdt, GFP_KERNEL)?;
             threads.push(
-                Thread::spawn(format_args!("rcopy-wd-{name}"), pair.clone(), watchdog_main)?,
+                Thread::spawn(format_args!("rcopy-{name}"), self.clone(), main)?,
+                GFP_KERNEL,
+            )?;
+            threads.push(
+                Thread::spawn(format_args!("rcopy-wd-{name}"), self.clone(), watchdog_main)?,
                 GFP_KERNEL,
             )?;
             Ok(())
         })();
-        *pair.threads.lock() = threads;
+        drop(threads);
         if let Err(e) = r {
-            pair.stop();
+            self.stop();
             return Err(e);
         }
-        Ok(pair)
+        Ok(())
     }
 
-    /// Stops every thread and drops the connection. Pending sync-mode writes complete
-    /// (their tracks are marked).
+    /// Stops every thread and drops the connection (`postsuspend`, and the
+    /// destructor): everything the peer did not confirm durable is marked, the
+    /// bitmap written, the activity log emptied and the stop recorded as clean. DM
+    /// has completed every bio of the device before it calls this.
     pub(crate) fn stop(&self) {
+        let mut threads = core::mem::take(&mut *self.threads.lock());
+        if threads.is_empty() {
+            return;
+        }
         self.stopping.store(1, Relaxed);
         if let Some(l) = self.listener.lock().take() {
             l.shutdown();
@@ -362,60 +520,80 @@ impl Pair {
             link.kill();
         }
         self.wake.notify_all();
-        let threads = core::mem::take(&mut *self.threads.lock());
-        drop(threads);
+        // Newest first: the metadata thread (started first) goes last, as it handles
+        // what the others leave.
+        while let Some(t) = threads.pop() {
+            drop(t);
+        }
+        self.md_task.store(core::ptr::null_mut(), Ordering::Release);
         self.fail_inflight();
+        self.set_link(None, Conn::Connecting);
+        if let Err(e) = self.md.deactivate() {
+            pr_err!(
+                "{}: writing the metadata at stop failed: errno {}; the next start resyncs what the activity log holds\n",
+                self.name(),
+                -e.to_errno()
+            );
+        }
     }
 
-    /// The operator suspends the pair: the primary disconnects (orderly) and marks
-    /// every write until [`Pair::resume`].
-    pub(crate) fn suspend(&self) -> Result {
+    /// The operator disconnects the pair: the primary disconnects (orderly) and
+    /// marks every write until [`Pair::connect`].
+    pub(crate) fn disconnect(&self) -> Result {
         if self.cfg.role != Role::Primary {
             return Err(EINVAL);
         }
-        self.held.store(1, Relaxed);
+        self.held_off.store(1, Relaxed);
         if let Some(link) = self.sh.lock().link.clone() {
             let _ = link.send(&Header::bye(), &[]);
             link.kill();
         }
         self.wake.notify_all();
-        pr_info!("{}: suspended by the operator\n", self.name());
+        pr_info!("{}: disconnected by the operator\n", self.name());
         Ok(())
     }
 
-    /// Ends an operator suspend: reconnect and resync the marked tracks.
-    pub(crate) fn resume(&self) -> Result {
+    /// Ends an operator disconnect: reconnect and resync the marked tracks.
+    pub(crate) fn connect(&self) -> Result {
         if self.cfg.role != Role::Primary {
             return Err(EINVAL);
         }
-        if self.held.xchg(0, Relaxed) != 0 {
-            pr_info!("{}: resumed by the operator\n", self.name());
+        if self.held_off.xchg(0, Relaxed) != 0 {
+            pr_info!("{}: reconnecting at the operator's request\n", self.name());
         }
         Ok(())
     }
 
-    fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Relaxed) != 0 || kthread::should_stop()
     }
 
-    fn bitmap(&self) -> TrackBitmap<'_> {
+    pub(crate) fn bitmap(&self) -> TrackBitmap<'_> {
         self.md.bitmap()
     }
 
-    /// Holds `bio` until its bits are on disk; the metadata thread then goes on with
-    /// `then` (`PB_DEFER_SUBMIT` or `PB_DEFER_ENDIO`).
-    fn defer(&self, bio: &Bio<'_>, pb: &PerBio, then: u32) {
-        pb.flags.fetch_or(then, Ordering::AcqRel);
-        self.deferred.push(bio);
+    /// Wakes the metadata thread. Any context.
+    pub(crate) fn wake_md(&self) {
         let t = self.md_task.load(Ordering::Acquire);
         if !t.is_null() {
-            // SAFETY: the metadata thread lives until `stop`, which runs only after DM
-            // has finished with every bio.
+            // SAFETY: the metadata thread lives until `stop` clears `md_task` after
+            // joining it, and `stop` runs only after DM has finished with every bio.
             unsafe { kernel::bindings::wake_up_process(t) };
         }
     }
 
-    fn name(&self) -> &str {
+    /// Hands `bio` to the metadata thread, which goes on with `then`
+    /// (`PB_DEFER_SUBMIT`, `PB_DEFER_ENDIO` or `PB_HELD`).
+    pub(crate) fn defer(&self, bio: &Bio<'_>, pb: &PerBio, then: u32) {
+        pb.flags.fetch_or(then, Ordering::AcqRel);
+        if then == PB_HELD {
+            self.held.add(1, Relaxed);
+        }
+        self.deferred.push(bio);
+        self.wake_md();
+    }
+
+    pub(crate) fn name(&self) -> &str {
         core::str::from_utf8(&self.name).unwrap_or("?")
     }
 
@@ -425,30 +603,59 @@ impl Pair {
 
     // ---------------------------------------------------------------- I/O path
 
-    /// Maps a bio on the primary (anything but a read). Returns false if it must fail.
+    /// Maps a bio on the primary (anything but a read).
     pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> Decision {
+        let nr = u64::from(bio.size() >> 9);
         // Every bio that reaches `end_io` needs its per-bio data, a killed one too.
         // SAFETY: `pb` is this bio's per-bio data, ours until the bio completes.
         unsafe {
             pb.write(PerBio {
                 flags: AtomicU32::new(PB_REMOTE),
                 seq: 0,
-                tracks: 0..0,
+                sector,
+                nr,
+                tracks: if nr > 0 {
+                    self.track_range(sector, nr)
+                } else {
+                    0..0
+                },
             })
         };
         // SAFETY: as above, now initialised.
         let pb = unsafe { &mut *pb };
         if self.cfg.role == Role::Secondary {
             // A flush changes no data: pass it down. Everything else is refused.
-            if bio.size() == 0 && bio.is_preflush() {
+            if nr == 0 && bio.is_preflush() {
                 return Decision::Go;
             }
             self.log_refused();
             return Decision::Kill;
         }
-        let size = bio.size();
-        let nr = u64::from(size >> 9);
+        self.ship(bio, pb)
+    }
+
+    /// Ships a write, or marks it. Called by `map`, and by the metadata thread for
+    /// a bio held with `PB_HELD`. `Defer` means the bio now belongs to the metadata
+    /// thread (held, or waiting for its bits).
+    pub(crate) fn ship(&self, bio: &Bio<'_>, pb: &mut PerBio) -> Decision {
+        if self.shipping.load(Relaxed) == 0 {
+            return self.mark_unshipped(bio, pb);
+        }
+        let al = self.al.extents(pb.sector, pb.nr);
+        if al.end - al.start > u64::from(self.cfg.al_extents) / 2 {
+            // Larger than the log can hold at once (a huge discard): mark instead.
+            self.note_gap();
+            return self.mark_unshipped(bio, pb);
+        }
+        // A failed metadata device cannot record extents: ship without (the status
+        // line shows the error; crash safety is gone until it is replaced).
+        if !self.md.failed() && !self.al.acquire(al.clone()) {
+            self.defer(bio, pb, PB_HELD);
+            return Decision::Defer;
+        }
+        let al = if self.md.failed() { 0..0 } else { al };
         let op = bio.op();
+        let size = bio.size();
         let mut flags = 0u16;
         match op {
             Op::Discard => flags |= proto::WRITE_DISCARD,
@@ -461,19 +668,12 @@ impl Pair {
         if bio.is_preflush() {
             flags |= proto::WRITE_PREFLUSH;
         }
-        let tracks = if nr > 0 {
-            self.track_range(sector, nr)
-        } else {
-            0..0
-        };
-        pb.tracks = tracks.clone();
-        if self.shipping.load(Relaxed) == 0 {
-            return self.mark_unshipped(bio, pb);
-        }
         let data = if op == Op::Write && size > 0 {
             match blk::copy_bio_data(bio) {
                 Ok(d) => Some(d),
                 Err(_) => {
+                    self.al.release(al);
+                    self.note_gap();
                     return self.mark_unshipped(bio, pb);
                 }
             }
@@ -487,40 +687,59 @@ impl Pair {
         if sh.conn != Conn::Connected
             || sh.ring_full()
             || over
-            || self.bitmap().any_in(tracks.clone())
+            || self.bitmap().any_in(pb.tracks.clone())
         {
+            if sh.conn == Conn::Connected && !sh.peer_inconsistent {
+                sh.gap = true;
+                sh.peer_inconsistent = true;
+            }
             drop(sh);
+            self.al.release(al);
             return self.mark_unshipped(bio, pb);
         }
+        if self.inflight.busy(pb.sector, pb.nr) {
+            // An overlapping write is in flight: wait for it, so both disks apply
+            // the two in the same order.
+            drop(sh);
+            self.al.release(al);
+            self.defer(bio, pb, PB_HELD);
+            return Decision::Defer;
+        }
+        self.inflight.add(pb.sector, pb.nr);
         let seq = sh.next_seq;
         sh.next_seq += 1;
         let dep = self.max_completed.load(Relaxed).min(seq - 1);
-        let entry = Entry {
+        sh.push(Entry {
             seq,
             dep,
-            sector: if nr > 0 { sector } else { 0 },
-            nr_sectors: nr as u32,
+            sector: if pb.nr > 0 { pb.sector } else { 0 },
+            nr_sectors: pb.nr as u32,
             flags,
             len: len as u32,
             data,
             bio: sync.then(|| BioRef(bio.as_raw())),
-            tracks,
+            tracks: pb.tracks.clone(),
+            al,
             issued_ns: now_ns(),
-        };
-        let tail = sh.tail;
-        if let Some(slot) = sh.slot(tail) {
-            *slot = Some(entry);
-        }
-        sh.tail += 1;
-        sh.cache_bytes += len;
+        });
         pb.seq = seq;
         pb.flags.store(
-            PB_SHIPPED | if sync { 0 } else { PB_REMOTE },
+            PB_SHIPPED | PB_COUNTED | if sync { 0 } else { PB_REMOTE },
             Ordering::Release,
         );
         drop(sh);
         self.wake.notify_one();
         Decision::Go
+    }
+
+    /// A write is marked instead of shipped while connected: the peer's image stops
+    /// being a prefix; tell it before anything later is sent.
+    fn note_gap(&self) {
+        let mut sh = self.sh.lock();
+        if sh.conn == Conn::Connected && !sh.peer_inconsistent {
+            sh.gap = true;
+            sh.peer_inconsistent = true;
+        }
     }
 
     /// Logs a refused local write on the secondary, at most once a second.
@@ -552,6 +771,14 @@ impl Pair {
     /// A bio's local write completed (interrupt context: atomics only).
     pub(crate) fn end_io(&self, bio: &Bio<'_>, pb: &PerBio, ok: bool) -> Completion {
         let f = pb.flags.load(Ordering::Acquire);
+        if f & PB_COUNTED != 0
+            && pb.flags.fetch_and(!PB_COUNTED, Ordering::AcqRel) & PB_COUNTED != 0
+        {
+            self.inflight.sub(pb.sector, pb.nr);
+            if self.held.load(Relaxed) != 0 {
+                self.wake_md();
+            }
+        }
         if (f & PB_MARK != 0 || !ok) && !self.md.mark(pb.tracks.clone()) {
             // Complete only once the bits are on disk.
             self.defer(bio, pb, PB_DEFER_ENDIO);
@@ -574,7 +801,7 @@ impl Pair {
     }
 
     /// The peer's part of a sync-mode write is done: complete it if the local part is.
-    fn complete_remote(&self, bio: BioRef) {
+    pub(crate) fn complete_remote(&self, bio: BioRef) {
         // SAFETY: a bio waiting for its ACK is alive: DM completes it only after our
         // `end_io` said `Done`, which needs `PB_REMOTE`, set only here.
         let b = unsafe { Bio::from_raw_waiting(bio.0) };
@@ -584,18 +811,31 @@ impl Pair {
         }
     }
 
-    /// Marks and completes everything in flight (the link is gone).
-    fn fail_inflight(&self) {
+    /// The link is gone: marks the tracks of everything the peer did not confirm
+    /// durable, drops their activity-log references and completes waiting writes.
+    ///
+    /// The bits are set in memory (and their blocks noted stale) before the
+    /// references drop; the activity log writes the bitmap before any transaction
+    /// that could forget their extents, so a crash at any point still resyncs them.
+    pub(crate) fn fail_inflight(&self) {
         loop {
             let mut sh = self.sh.lock();
             let tail = sh.tail;
             let Some(e) = sh.pop_head(tail, u64::MAX) else {
+                sh.applied = sh.tail;
                 sh.unsent = sh.tail;
                 sh.cache_bytes = 0;
                 return;
             };
+            if sh.applied < sh.head {
+                sh.applied = sh.head;
+            }
+            if sh.unsent < sh.head {
+                sh.unsent = sh.head;
+            }
             drop(sh);
-            self.bitmap().set_range(e.tracks.clone());
+            self.md.mark(e.tracks.clone());
+            self.al.release(e.al.clone());
             if let Some(b) = e.bio {
                 self.complete_remote(b);
             }
@@ -607,7 +847,7 @@ impl Pair {
     /// The pair state as the status line shows it.
     pub(crate) fn state(&self) -> (State, Conn) {
         let sh = self.sh.lock();
-        let conn = if self.held.load(Relaxed) != 0 && sh.conn != Conn::Connected {
+        let conn = if self.held_off.load(Relaxed) != 0 && sh.conn != Conn::Connected {
             Conn::Standalone
         } else {
             sh.conn
@@ -615,7 +855,7 @@ impl Pair {
         (self.state_locked(&sh), conn)
     }
 
-    fn state_locked(&self, sh: &Shared) -> State {
+    pub(crate) fn state_locked(&self, sh: &Shared) -> State {
         if self.cfg.role == Role::Secondary {
             return match (sh.conn, sh.peer_state) {
                 (Conn::Connected, Some(s)) => s,
@@ -647,10 +887,26 @@ impl Pair {
         }
     }
 
+    /// The sticky error the status line shows first, if any.
+    pub(crate) fn error(&self) -> Option<&'static str> {
+        if self.md.failed() {
+            Some("metadata")
+        } else if self.apply_failed.load(Relaxed) != 0 {
+            Some("apply")
+        } else {
+            None
+        }
+    }
+
+    /// Activity log: hot extents and references.
+    pub(crate) fn al_usage(&self) -> (usize, u64) {
+        self.al.usage()
+    }
+
     pub(crate) fn stats(&self) -> LinkStats {
         let sh = self.sh.lock();
-        let head = sh.head;
-        let lag_ms = if sh.head < sh.tail {
+        let head = sh.applied;
+        let lag_ms = if sh.applied < sh.tail {
             let cap = sh.ring.len() as u64;
             sh.ring
                 .get((head % cap.max(1)) as usize)
@@ -659,6 +915,7 @@ impl Pair {
         } else {
             0
         };
+        let cache_used = sh.cache_bytes;
         drop(sh);
         let done = self.sync_done.load(Relaxed);
         let dirty_bytes = self.bitmap().count() * u64::from(self.cfg.track_size);
@@ -678,13 +935,15 @@ impl Pair {
             .unwrap_or(0);
         let consistent = match self.cfg.role {
             Role::Primary => true,
-            Role::Secondary => self.md.sb().flags & format::SB_CONSISTENT != 0,
+            Role::Secondary => {
+                self.md.sb().flags & format::SB_CONSISTENT != 0
+                    && self.apply_failed.load(Relaxed) == 0
+            }
         };
-        let cache_used = self.sh.lock().cache_bytes;
         LinkStats {
             sent_bytes: self.sent_bytes.load(Relaxed),
             acked_bytes: self.acked_bytes.load(Relaxed),
-            sync_done: self.sync_done.load(Relaxed),
+            sync_done: done,
             sync_total: total,
             cache_used,
             lag_ms,
@@ -695,35 +954,37 @@ impl Pair {
         }
     }
 
-    /// Raises a DM event and tells the peer when the state changed.
-    fn publish(&self, link: Option<&Link>) {
+    /// Raises a DM event, and tells the peer (primary) when the state changed.
+    pub(crate) fn publish(&self, link: Option<&Link>) {
         let mut sh = self.sh.lock();
         let st = self.state_locked(&sh);
         if st == sh.last_state {
             return;
         }
         sh.last_state = st;
+        if matches!(st, State::Copying | State::Resyncing) {
+            sh.peer_inconsistent = true;
+        }
         drop(sh);
         self.table.event();
         if let (Some(l), Role::Primary) = (link, self.cfg.role) {
-            let me = crate::rcore::state::Pair {
-                state: st,
-                role: Role::Primary,
-                conn: Conn::Connected,
-                held: false,
-                consistent: true,
-                took_over: false,
-            };
-            let _ = l.send(&Header::state(me.encode()), &[]);
+            let _ = l.send(&Header::state(state_word(st)), &[]);
         }
     }
 
-    fn set_link(&self, link: Option<Arc<Link>>, conn: Conn) {
+    /// Raises a DM event (a change the state does not show, e.g. an error).
+    pub(crate) fn event(&self) {
+        self.table.event();
+    }
+
+    pub(crate) fn set_link(&self, link: Option<Arc<Link>>, conn: Conn) {
         let mut sh = self.sh.lock();
         sh.link = link;
         sh.conn = conn;
         if conn != Conn::Connected {
             sh.peer_state = None;
+            sh.gap = false;
+            sh.peer_inconsistent = false;
         }
         drop(sh);
         self.shipping.store(
@@ -732,7 +993,7 @@ impl Pair {
         );
     }
 
-    fn identity(&self) -> Identity<'_> {
+    pub(crate) fn identity(&self) -> Identity<'_> {
         Identity {
             secret: &self.cfg.secret,
             pair_id: proto::pair_id_from_name(&self.cfg.pair_word),
@@ -745,47 +1006,22 @@ impl Pair {
     }
 }
 
-fn log_link_end(p: &Pair, what: &str, e: &LinkError) {
+/// The STATE frame's word for a primary in state `st`.
+pub(crate) fn state_word(st: State) -> u64 {
+    crate::rcore::state::Pair {
+        state: st,
+        role: Role::Primary,
+        conn: Conn::Connected,
+        held: false,
+        consistent: true,
+        took_over: false,
+    }
+    .encode()
+}
+
+pub(crate) fn log_link_end(p: &Pair, what: &str, e: &LinkError) {
     pr_warn!("{}: {}: {}\n", p.name(), what, D(e));
 }
-
-// -------------------------------------------------------------------- metadata
-
-/// Writes new bitmap bits to disk, then releases the writes that waited for them.
-fn md_main(p: &Arc<Pair>) {
-    while !p.stopping() {
-        if p.deferred.is_empty() {
-            kthread::nap_ms(100);
-            continue;
-        }
-        md_flush(p);
-    }
-    md_flush(p);
-}
-
-fn md_flush(p: &Pair) {
-    if let Err(e) = p.md.persist() {
-        pr_err!(
-            "{}: writing the bitmap to the metadata device failed: errno {}; bits are kept in memory only\n",
-            p.name(),
-            -e.to_errno()
-        );
-        p.md.set_failed();
-    }
-    p.deferred.drain(|bio| {
-        let pb = crate::dm::per_bio::<PerBio>(&bio);
-        let f = pb
-            .flags
-            .fetch_and(!(PB_DEFER_SUBMIT | PB_DEFER_ENDIO), Ordering::AcqRel);
-        if f & PB_DEFER_SUBMIT != 0 {
-            bio.submit_remapped();
-        } else {
-            bio.endio();
-        }
-    });
-}
-
-// -------------------------------------------------------------------- watchdog
 
 /// Declares a silent peer dead: no frame for `timeout_ms` ends the connection.
 fn watchdog_main(p: &Arc<Pair>) {
@@ -805,462 +1041,5 @@ fn watchdog_main(p: &Arc<Pair>) {
                 p.wake.notify_all();
             }
         }
-    }
-}
-
-// -------------------------------------------------------------------- primary
-
-fn primary_main(p: &Arc<Pair>) {
-    let Some(peer) = p.cfg.peer else { return };
-    let mut buf = match blk::iobuf(proto::MAX_PAYLOAD as usize) {
-        Ok(b) => b,
-        Err(_) => return,
-    };
-    let mut copy_buf = match blk::iobuf(blk::MAX_IO) {
-        Ok(b) => b,
-        Err(_) => return,
-    };
-    let mut quiet = false;
-    while !p.stopping() {
-        if p.held.load(Relaxed) != 0 {
-            // Suspended by the operator: stay away until `resume`.
-            kthread::nap_ms(500);
-            continue;
-        }
-        let sock = match Socket::connect(&peer, p.cfg.timeout_ms) {
-            Ok(s) => s,
-            Err(e) => {
-                if !quiet {
-                    pr_info!(
-                        "{}: cannot connect to {}: errno {}; retrying\n",
-                        p.name(),
-                        D(&peer),
-                        -e.to_errno()
-                    );
-                    quiet = true;
-                }
-                kthread::sleep_ms(1000);
-                continue;
-            }
-        };
-        let Ok(link) = Link::new(sock) else { continue };
-        p.set_link(Some(link.clone()), Conn::Connecting);
-        if let Err(e) = link.handshake(&p.identity(), true, &mut buf) {
-            log_link_end(p, "handshake with peer failed", &e);
-            link.kill();
-            p.set_link(None, Conn::Connecting);
-            kthread::sleep_ms(1000);
-            continue;
-        }
-        quiet = false;
-        pr_info!(
-            "{}: connected to {} ({} mode)\n",
-            p.name(),
-            D(&peer),
-            D(&p.cfg.mode)
-        );
-        {
-            let mut sh = p.sh.lock();
-            if !sh.copy_started {
-                // The initial copy: every track is dirty. A copy interrupted by a
-                // link loss resumes where it was: copied tracks stay clean.
-                sh.copy_started = true;
-                sh.copy_cursor = 0;
-                drop(sh);
-                p.bitmap().set_all();
-            }
-        }
-        p.set_link(Some(link.clone()), Conn::Connected);
-        p.publish(Some(&*link));
-        let rx = Thread::spawn(
-            format_args!("rcopy-rx-{}", p.name()),
-            p.clone(),
-            primary_rx_main,
-        );
-        let r = match rx {
-            Ok(_) => primary_send_loop(p, &link, &mut copy_buf),
-            Err(e) => Err(LinkError::Io(e)),
-        };
-        link.kill();
-        drop(rx);
-        if let Err(e) = r {
-            if !p.stopping() {
-                log_link_end(p, "replication link down", &e);
-            }
-        }
-        p.set_link(None, Conn::Connecting);
-        p.fail_inflight();
-        p.publish(None);
-        if p.sh.lock().synced {
-            // Writes from now on are ones the peer lacks: a new generation.
-            let mut g = 0u64;
-            // SAFETY: `g` is a writable 8-byte buffer.
-            unsafe { kernel::bindings::get_random_bytes((&raw mut g).cast(), 8) };
-            let _ = p.md.update_sb(|sb| sb.new_generation(g | 1));
-        }
-    }
-}
-
-/// Ships cache entries in order; copies dirty tracks when the cache is idle.
-fn primary_send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), LinkError> {
-    let ping_ns = u64::from(p.cfg.ping_ms()) * 1_000_000;
-    let mut last_tx = now_ns();
-    let mut copy_pending_done = false;
-    while !p.stopping() && !link.is_dead() {
-        let mut sh = p.sh.lock();
-        // 1. the next unsent entry
-        if sh.unsent < sh.tail {
-            let pos = sh.unsent;
-            sh.unsent += 1;
-            let next = sh.slot(pos).and_then(|s| s.as_mut()).map(|e| {
-                (
-                    Header::write(e.seq, e.dep, e.sector, e.nr_sectors, e.flags),
-                    e.data.take(),
-                )
-            });
-            drop(sh);
-            if let Some((h, data)) = next {
-                let payload = data.as_deref().unwrap_or(&[]);
-                link.send(&h, payload)?;
-                p.sent_bytes.fetch_add(payload.len() as u64, Relaxed);
-                last_tx = now_ns();
-            }
-            continue;
-        }
-        // 2. copy a dirty track while the cache has room
-        let dirty = p.bitmap().count() > 0;
-        let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
-        if dirty && room && sh.cache_bytes < p.cfg.cache_size {
-            let from = sh.copy_cursor;
-            drop(sh);
-            if !copy_pending_done {
-                copy_pending_done = true;
-                p.copy_t0.store(now_ns(), Relaxed);
-                p.sync_total
-                    .store(p.bitmap().count() * u64::from(p.cfg.track_size), Relaxed);
-                p.sync_done.store(0, Relaxed);
-                p.publish(Some(link));
-            }
-            copy_track(p, link, from, copy_buf)?;
-            last_tx = now_ns();
-            continue;
-        }
-        // 3. the copy finished once everything sent is acknowledged
-        if !dirty && copy_pending_done && sh.head == sh.tail {
-            copy_pending_done = false;
-            sh.synced = true;
-            drop(sh);
-            // The last track may be short of a whole track: report the copy complete.
-            p.sync_done.store(p.sync_total.load(Relaxed), Relaxed);
-            if let Err(e) = p.md.clear_synced() {
-                pr_err!(
-                    "{}: updating the metadata failed: errno {}\n",
-                    p.name(),
-                    -e.to_errno()
-                );
-            }
-            let _ =
-                p.md.update_sb(|sb| sb.flags |= format::SB_SYNCED | format::SB_PRIMARY);
-            link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
-            pr_info!("{}: peer is in sync\n", p.name());
-            p.publish(Some(link));
-            continue;
-        }
-        // 4. idle: heartbeat, then wait for work
-        if now_ns().saturating_sub(last_tx) >= ping_ns {
-            drop(sh);
-            link.send(&Header::ping(now_ns()), &[])?;
-            last_tx = now_ns();
-            continue;
-        }
-        let _ = p
-            .wake
-            .wait_interruptible_timeout(&mut sh, kthread::jiffies(p.cfg.ping_ms()));
-    }
-    if link.is_dead() {
-        Err(LinkError::Io(ECONNRESET))
-    } else {
-        Ok(())
-    }
-}
-
-/// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so
-/// the disk and the link see large I/O): test-and-clear their bits, take sequence
-/// numbers, read, send. On failure the tracks are marked again.
-fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<(), LinkError> {
-    let Some(track) = p.bitmap().next_set(from) else {
-        return Ok(());
-    };
-    let ts = u64::from(p.cfg.track_size);
-    let chunk = buf.len() as u64;
-    let max_tracks = (chunk / ts).max(1);
-    let mut sh = p.sh.lock();
-    let free = (sh.ring.len() as u64) - (sh.tail - sh.head);
-    if free < chunk.div_ceil(ts).max(16) || sh.unsent != sh.tail {
-        return Ok(());
-    }
-    // Clear the run's bits before reading: a write that sets one again after this
-    // point is copied again later.
-    let mut n = 0;
-    while n < max_tracks && p.bitmap().test_and_clear(track + n) {
-        n += 1;
-    }
-    if n == 0 {
-        return Ok(());
-    }
-    let start = track * ts;
-    let end = ((track + n) * ts).min(p.cfg.size_bytes);
-    let chunks = (end - start).div_ceil(chunk);
-    sh.copy_cursor = track + n;
-    let first_seq = sh.next_seq;
-    for i in 0..chunks {
-        let seq = sh.next_seq;
-        sh.next_seq += 1;
-        let off = start + i * chunk;
-        let len = (end - off).min(chunk);
-        let tail = sh.tail;
-        if let Some(slot) = sh.slot(tail) {
-            *slot = Some(Entry {
-                seq,
-                dep: seq - 1,
-                sector: off >> 9,
-                nr_sectors: (len >> 9) as u32,
-                flags: proto::WRITE_COPY,
-                len: len as u32,
-                data: None,
-                bio: None,
-                tracks: geometry::track_range(off, len, p.cfg.track_size),
-                issued_ns: now_ns(),
-            });
-        }
-        sh.tail += 1;
-        sh.cache_bytes += len;
-    }
-    // Everything queued before was sent (checked above), so these are next on the wire.
-    sh.unsent = sh.tail;
-    drop(sh);
-    for i in 0..chunks {
-        let off = start + i * chunk;
-        let len = (end - off).min(chunk) as usize;
-        if let Err(e) = p.data.read(off >> 9, buf, len) {
-            pr_err!(
-                "{}: reading tracks {}..{} for the copy failed: errno {}\n",
-                p.name(),
-                track,
-                track + n,
-                -e.to_errno()
-            );
-            p.bitmap().set_range(track..track + n);
-            return Err(LinkError::Io(e));
-        }
-        let h = Header::write(
-            first_seq + i,
-            first_seq + i - 1,
-            off >> 9,
-            (len >> 9) as u32,
-            proto::WRITE_COPY,
-        );
-        link.send(&h, &buf[..len])?;
-        p.sent_bytes.fetch_add(len as u64, Relaxed);
-    }
-    p.sync_done.fetch_add(end - start, Relaxed);
-    throttle(p);
-    Ok(())
-}
-
-/// Keeps the copy at or below `resync_rate` bytes per second.
-fn throttle(p: &Pair) {
-    let rate = p.cfg.resync_rate;
-    if rate == 0 {
-        return;
-    }
-    let done = p.sync_done.load(Relaxed);
-    let due_ns = done.saturating_mul(1_000_000_000) / rate;
-    let spent = now_ns().saturating_sub(p.copy_t0.load(Relaxed));
-    if due_ns > spent && !p.stopping() {
-        kthread::nap_ms(((due_ns - spent) / 1_000_000).min(1000) as u32 + 1);
-    }
-}
-
-/// Receives ACKs and PONGs on the primary.
-fn primary_rx_main(p: &Arc<Pair>) {
-    let Some(link) = p.sh.lock().link.clone() else {
-        return;
-    };
-    let mut buf = [0u8; 512];
-    while !p.stopping() && !link.is_dead() {
-        let h = match link.recv(&mut buf) {
-            Ok(h) => h,
-            Err(e) => {
-                if !p.stopping() && !link.is_dead() {
-                    log_link_end(p, "receive failed", &e);
-                }
-                link.kill();
-                break;
-            }
-        };
-        match h.kind {
-            Kind::Ack => ack(p, h.seq, h.b),
-            Kind::Pong | Kind::Ping => {}
-            Kind::Bye => link.kill(),
-            k => {
-                log_link_end(p, "disconnecting", &LinkError::Unexpected(k));
-                link.kill();
-            }
-        }
-    }
-    p.wake.notify_all();
-}
-
-/// Retires every entry up to `seq`, completing sync-mode writes.
-fn ack(p: &Pair, seq: u64, errno: u64) {
-    loop {
-        let mut sh = p.sh.lock();
-        let unsent = sh.unsent;
-        let Some(e) = sh.pop_head(unsent, seq) else {
-            return;
-        };
-        drop(sh);
-        p.acked_bytes.fetch_add(u64::from(e.len), Relaxed);
-        if errno != 0 && e.seq == seq {
-            pr_err!("{}: peer failed write {}: errno {}\n", p.name(), seq, errno);
-            p.bitmap().set_range(e.tracks.clone());
-        }
-        if let Some(b) = e.bio {
-            p.complete_remote(b);
-        }
-        p.wake.notify_one();
-    }
-}
-
-// -------------------------------------------------------------------- secondary
-
-fn secondary_main(p: &Arc<Pair>) {
-    let Some(local) = p.cfg.local else { return };
-    let mut buf = match blk::iobuf(proto::MAX_PAYLOAD as usize) {
-        Ok(b) => b,
-        Err(_) => return,
-    };
-    let mut quiet = false;
-    while !p.stopping() {
-        let lsock = match Socket::listen(&local)
-            .and_then(|s| Arc::new(s, GFP_KERNEL).map_err(Into::into))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                if !quiet {
-                    pr_warn!(
-                        "{}: cannot listen on {}: errno {}; retrying\n",
-                        p.name(),
-                        D(&local),
-                        -e.to_errno()
-                    );
-                    quiet = true;
-                }
-                kthread::sleep_ms(1000);
-                continue;
-            }
-        };
-        quiet = false;
-        *p.listener.lock() = Some(lsock.clone());
-        if p.stopping() {
-            break;
-        }
-        while !p.stopping() {
-            let Ok(sock) = lsock.accept() else { break };
-            let Ok(link) = Link::new(sock) else { continue };
-            p.set_link(Some(link.clone()), Conn::Connecting);
-            match link.handshake(&p.identity(), false, &mut buf) {
-                Ok(hello) => {
-                    p.sh.lock().peer_mode = Some(hello.mode);
-                    pr_info!(
-                        "{}: primary {} connected\n",
-                        p.name(),
-                        D(&link.peer.unwrap_or(local))
-                    );
-                    p.set_link(Some(link.clone()), Conn::Connected);
-                    p.publish(None);
-                    if let Err(e) = serve(p, &link, &mut buf) {
-                        if !p.stopping() {
-                            log_link_end(p, "replication link down", &e);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let who = link.peer.unwrap_or(SockAddr {
-                        ip: [0; 4],
-                        port: 0,
-                    });
-                    log_link_end(p, "refused connection", &e);
-                    pr_warn!("{}: (peer {})\n", p.name(), D(&who));
-                }
-            }
-            link.kill();
-            p.set_link(None, Conn::Connecting);
-            p.publish(None);
-        }
-        p.listener.lock().take();
-    }
-}
-
-/// Applies frames from the primary, in order, acknowledging each write.
-fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
-    let mut last_seq = 0u64;
-    while !p.stopping() {
-        let h = link.recv(buf)?;
-        match h.kind {
-            Kind::Write => {
-                if !h.write_fits(p.cfg.size_bytes) {
-                    return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
-                }
-                // Writes are applied in sequence order: one out of order is a
-                // protocol error, never applied.
-                if h.seq <= last_seq {
-                    return Err(LinkError::Proto(proto::ProtoError::BadSeq));
-                }
-                last_seq = h.seq;
-                let r = apply(p, &h, buf);
-                let errno = r.err().map_or(0, |e| (-e.to_errno()) as u64);
-                link.send(&Header::ack(h.seq, proto::ACK_DURABLE, errno), &[])?;
-            }
-            Kind::Ping => link.send(&Header::pong(h.a), &[])?,
-            Kind::State => {
-                let st = crate::rcore::state::Pair::decode(h.a).map(|s| s.state);
-                p.sh.lock().peer_state = st;
-                if matches!(st, Some(State::Copying | State::Resyncing)) {
-                    // Tracks now arrive out of order: not a usable image until done.
-                    let _ = p.md.update_sb(|sb| sb.flags &= !format::SB_CONSISTENT);
-                }
-                p.publish(None);
-            }
-            Kind::CopyDone => {
-                p.sh.lock().peer_state = Some(State::Duplex);
-                let _ = p.md.update_sb(|sb| sb.flags |= format::SB_CONSISTENT);
-                p.publish(None);
-            }
-            Kind::Bye => return Ok(()),
-            k => return Err(LinkError::Unexpected(k)),
-        }
-    }
-    Ok(())
-}
-
-fn apply(p: &Pair, h: &Header, buf: &mut IoBuf) -> Result {
-    let nr = u64::from(h.nr_sectors);
-    let f = h.flags;
-    if f & proto::WRITE_DISCARD != 0 {
-        p.data.discard(h.a, nr)
-    } else if f & proto::WRITE_ZEROES != 0 {
-        p.data.zeroout(h.a, nr)
-    } else if nr == 0 {
-        p.data.flush()
-    } else {
-        p.data.write(
-            h.a,
-            buf,
-            h.len as usize,
-            f & proto::WRITE_FUA != 0,
-            f & proto::WRITE_PREFLUSH != 0,
-        )
     }
 }

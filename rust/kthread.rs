@@ -34,6 +34,12 @@ unsafe impl Sync for Thread {}
 unsafe extern "C" fn thread_main<T: Send + Sync + 'static>(data: *mut ffi::c_void) -> ffi::c_int {
     // SAFETY: guaranteed by the caller; the box is taken exactly once, here.
     let start = unsafe { KBox::from_raw(data.cast::<Start<T>>()) };
+    // Every rcopy thread sits in the I/O path (the link threads complete writes, the
+    // metadata thread releases them): its allocations must never wait for I/O that
+    // waits for it. This is `memalloc_noio_save()`, for the whole life of the thread.
+    // SAFETY: `get_current()` is this running task; only the task itself changes
+    // its `PF_MEMALLOC_*` flags.
+    unsafe { (*bindings::get_current()).flags |= bindings::PF_MEMALLOC_NOIO };
     (start.run)(&start.state);
     drop(start);
     // Never exit before `kthread_stop`: the owner's `Drop` relies on the task existing.

@@ -9,8 +9,19 @@
 //! only lazily, once the peer is in sync: first the `persisted` bits are cleared, then
 //! the block is read from memory and written, all under `io_lock`, so a bit set
 //! concurrently is either in the written block or held back by its writer.
+//!
+//! Lifecycle (only one engine ever owns a metadata device): the constructor only
+//! reads and checks ([`Metadata::open`]); the device is formatted, re-read and its
+//! activity log replayed in `preresume` ([`Metadata::activate`]), after the previous
+//! table (a reload) wrote everything out in its `postsuspend`
+//! ([`Metadata::deactivate`]). Between the two no I/O reaches the device.
+//!
+//! Errors are sticky: after a failed metadata write the device no longer holds back
+//! writes for it (they would wait forever), `error()` says so in the status line,
+//! and the pair stops claiming crash safety.
 
 use crate::blk::{self, Bdev, IoBuf};
+use crate::rcore::activity;
 use crate::rcore::bitmap::{self, TrackBitmap};
 use crate::rcore::format::{self, MetaError, Superblock};
 use crate::rcore::geometry;
@@ -44,25 +55,42 @@ impl From<kernel::alloc::AllocError> for LoadError {
 pub(crate) struct Metadata {
     dev: Bdev,
     tracks: u64,
-    bits: KVec<AtomicU64>,
+    size: u64,
+    track_size: u32,
+    bits: KVVec<AtomicU64>,
     dirty: AtomicU64,
-    persisted: KVec<AtomicU64>,
+    persisted: KVVec<AtomicU64>,
     /// Per bitmap block: memory has bits the disk lacks.
-    stale: KVec<AtomicU32>,
+    stale: KVVec<AtomicU32>,
+    /// The device held no metadata when opened: `activate` formats it.
+    fresh: AtomicU32,
     /// Writing the metadata failed: stop holding writes back for it.
     failed: AtomicU32,
     #[pin]
     io: Mutex<MdIo>,
 }
 
-/// What `io` protects: the superblock and a block buffer.
+/// What `io` protects: the superblock, a block buffer, and the AL copy buffer.
 struct MdIo {
     sb: Superblock,
     buf: IoBuf,
+    al_buf: IoBuf,
+    /// The next activity-log transaction number.
+    al_txn: u64,
 }
 
-fn zeroed_words(n: u64) -> Result<KVec<AtomicU64>> {
-    let mut v = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+/// What [`Metadata::activate`] found.
+pub(crate) struct Activated {
+    /// The previous stop was clean.
+    pub(crate) clean: bool,
+    /// Extents the activity log held (marked for resync).
+    pub(crate) al_extents: u32,
+    /// Tracks newly marked from them.
+    pub(crate) al_tracks: u64,
+}
+
+fn zeroed_words(n: u64) -> Result<KVVec<AtomicU64>> {
+    let mut v = KVVec::with_capacity(n as usize, GFP_KERNEL)?;
     for _ in 0..n {
         v.push(AtomicU64::new(0), GFP_KERNEL)?;
     }
@@ -70,9 +98,10 @@ fn zeroed_words(n: u64) -> Result<KVec<AtomicU64>> {
 }
 
 impl Metadata {
-    /// Reads (or, if the device holds no metadata, creates) the metadata for a device
-    /// of `size` bytes in `track_size` tracks of pair `pair_id`.
-    pub(crate) fn load(
+    /// Reads and checks the metadata for a device of `size` bytes in `track_size`
+    /// tracks of pair `pair_id`, and allocates the bitmap. Writes nothing (the
+    /// constructor runs while a previous table may still own the device).
+    pub(crate) fn open(
         dev: Bdev,
         size: u64,
         track_size: u32,
@@ -82,83 +111,199 @@ impl Metadata {
         let words = bitmap::words_for(tracks);
         let blocks = format::bitmap_blocks(tracks);
         let mut buf = blk::iobuf(format::BITMAP_BLOCK)?;
-        dev.read(0, &mut buf, format::SB_BYTES)?;
+        let (sb, fresh) = Self::read_sb(&dev, &mut buf, size, track_size, pair_id)?;
+        let mut stale = KVVec::with_capacity(blocks as usize, GFP_KERNEL)?;
+        for _ in 0..blocks {
+            stale.push(AtomicU32::new(0), GFP_KERNEL)?;
+        }
+        let al_buf = blk::iobuf(activity::AL_COPY_BYTES as usize)?;
+        let bits = zeroed_words(words)?;
+        let persisted = zeroed_words(words)?;
+        KBox::pin_init(
+            pin_init!(Metadata {
+                dev,
+                tracks,
+                size,
+                track_size,
+                bits,
+                dirty: AtomicU64::new(0),
+                persisted,
+                stale,
+                fresh: AtomicU32::new(u32::from(fresh)),
+                failed: AtomicU32::new(0),
+                io <- kernel::new_mutex!(MdIo { sb, buf, al_buf, al_txn: 1 }),
+            }),
+            GFP_KERNEL,
+        )
+        .map_err(|_| LoadError::Io(ENOMEM))
+    }
+
+    fn read_sb(
+        dev: &Bdev,
+        buf: &mut IoBuf,
+        size: u64,
+        track_size: u32,
+        pair_id: [u8; 16],
+    ) -> Result<(Superblock, bool), LoadError> {
+        dev.read(0, buf, format::SB_BYTES)?;
         let sb_bytes: &[u8; format::SB_BYTES] = buf
             .get(..format::SB_BYTES)
             .and_then(|b| b.try_into().ok())
             .ok_or(LoadError::Io(EINVAL))?;
-        let (sb, fresh) = match Superblock::decode(sb_bytes) {
+        match Superblock::decode(sb_bytes) {
             Ok(sb) => {
                 sb.check(size, track_size, &pair_id)
                     .map_err(LoadError::Meta)?;
-                (sb, false)
+                Ok((sb, false))
             }
             Err(MetaError::NotFormatted) => {
                 let mut r = [0u64; 2];
                 // SAFETY: `r` is a writable 16-byte buffer.
                 unsafe { kernel::bindings::get_random_bytes(r.as_mut_ptr().cast(), 16) };
-                (
+                Ok((
                     Superblock::new(pair_id, r[0], r[1] | 1, size, track_size),
                     true,
-                )
+                ))
             }
-            Err(e) => return Err(LoadError::Meta(e)),
-        };
-        let bits = zeroed_words(words)?;
-        let persisted = zeroed_words(words)?;
-        let mut stale = KVec::with_capacity(blocks as usize, GFP_KERNEL)?;
-        for _ in 0..blocks {
-            stale.push(AtomicU32::new(0), GFP_KERNEL)?;
+            Err(e) => Err(LoadError::Meta(e)),
         }
-        let mut set = 0u64;
-        if !fresh {
+    }
+
+    /// Takes the device over (`preresume`; no I/O of this device is in flight):
+    /// formats it if it was blank, else re-reads the superblock and bitmap (a
+    /// previous table may have changed them since `open`), marks every extent the
+    /// activity log holds, writes the bitmap out, empties the log, and records in the
+    /// superblock that the device runs. Thread context.
+    pub(crate) fn activate(&self) -> Result<Activated, LoadError> {
+        let blocks = self.stale.len() as u64;
+        let pair_id = self.io.lock().sb.pair_id;
+        let mut io = self.io.lock();
+        let fresh = if self.fresh.load(SeqCst) != 0 {
+            true
+        } else {
+            let (sb, fresh) =
+                Self::read_sb(&self.dev, &mut io.buf, self.size, self.track_size, pair_id)?;
+            io.sb = sb;
+            fresh
+        };
+        let mut out = Activated {
+            clean: true,
+            al_extents: 0,
+            al_tracks: 0,
+        };
+        if fresh {
+            io.buf.fill(0);
             for b in 0..blocks {
-                dev.read(format::block_offset(b) >> 9, &mut buf, format::BITMAP_BLOCK)?;
+                let off = format::block_offset(b) >> 9;
+                self.dev
+                    .write(off, &mut io.buf, format::BITMAP_BLOCK, true, false)?;
+            }
+            for w in Iterator::chain(self.bits.iter(), self.persisted.iter()) {
+                w.store(0, SeqCst);
+            }
+            self.dirty.store(0, SeqCst);
+        } else {
+            let mut set = 0u64;
+            for b in 0..blocks {
+                self.dev.read(
+                    format::block_offset(b) >> 9,
+                    &mut io.buf,
+                    format::BITMAP_BLOCK,
+                )?;
                 for i in 0..format::WORDS_PER_BLOCK {
                     let w = b as usize * format::WORDS_PER_BLOCK + i;
-                    let Some(slot) = bits.get(w) else { break };
+                    let Some(slot) = self.bits.get(w) else { break };
                     let mut v =
-                        u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                        u64::from_le_bytes(io.buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
                     // Bits past the last track mean nothing.
                     let first = w as u64 * 64;
-                    if first + 64 > tracks {
-                        v &= (1u64 << (tracks - first)) - 1;
+                    if first + 64 > self.tracks {
+                        v &= (1u64 << (self.tracks - first)) - 1;
                     }
                     set += u64::from(v.count_ones());
                     slot.store(v, SeqCst);
-                    if let Some(p) = persisted.get(w) {
+                    if let Some(p) = self.persisted.get(w) {
                         p.store(v, SeqCst);
                     }
                 }
             }
-        }
-        let md = KBox::pin_init(
-            pin_init!(Metadata {
-                dev,
-                tracks,
-                bits,
-                dirty: AtomicU64::new(set),
-                persisted,
-                stale,
-                failed: AtomicU32::new(0),
-                io <- kernel::new_mutex!(MdIo { sb, buf }),
-            }),
-            GFP_KERNEL,
-        )
-        .map_err(|_| LoadError::Io(ENOMEM))?;
-        if fresh {
-            // A new device: an empty bitmap, then the superblock.
-            let mut io = md.io.lock();
-            io.buf.fill(0);
-            for b in 0..blocks {
-                let off = format::block_offset(b) >> 9;
-                md.dev
-                    .write(off, &mut io.buf, format::BITMAP_BLOCK, true, false)?;
+            self.dirty.store(set, SeqCst);
+            out.clean = io.sb.flags & format::SB_CLEAN != 0;
+            let (txn, extents, shift) = self.read_al_locked(&mut io)?;
+            io.al_txn = txn + 1;
+            out.al_extents = extents;
+            if extents > 0 {
+                let ts_shift = self.track_size.trailing_zeros();
+                for i in 0..extents {
+                    let e = activity::entry(&io.al_buf, i);
+                    let r = activity::extent_tracks(e, shift, ts_shift);
+                    let r = r.start.min(self.tracks)..r.end.min(self.tracks);
+                    out.al_tracks += self.bitmap().set_range(r.clone());
+                    self.mark_stale(r);
+                }
             }
-            drop(io);
-            md.write_sb()?;
         }
-        Ok(md)
+        drop(io);
+        // Marked extents reach the bitmap on disk before the log forgets them.
+        self.persist()?;
+        self.write_al(0, &[])?;
+        self.update_sb(|sb| sb.flags &= !format::SB_CLEAN)?;
+        self.fresh.store(0, SeqCst);
+        Ok(out)
+    }
+
+    /// Releases the device (`postsuspend`, after the engine stopped and marked
+    /// everything unconfirmed): writes the bitmap, empties the activity log, and
+    /// records a clean stop. Thread context.
+    pub(crate) fn deactivate(&self) -> Result {
+        self.persist()?;
+        self.write_al(0, &[])?;
+        self.update_sb(|sb| sb.flags |= format::SB_CLEAN)
+    }
+
+    /// Reads both AL copies; leaves the newest valid one in `io.al_buf` and returns
+    /// its transaction, entry count and extent shift (0, 0, 22 if none is valid).
+    fn read_al_locked(&self, io: &mut MdIo) -> Result<(u64, u32, u32)> {
+        let base = geometry::al_offset(self.size, self.track_size);
+        let mut heads = [Err(activity::AlError::Empty); 2];
+        for (c, h) in heads.iter_mut().enumerate() {
+            let off = base + c as u64 * activity::AL_COPY_BYTES;
+            self.dev
+                .read(off >> 9, &mut io.al_buf, activity::AL_COPY_BYTES as usize)?;
+            *h = activity::decode(&io.al_buf);
+        }
+        let Some(c) = activity::newest(heads[0], heads[1]) else {
+            return Ok((0, 0, 22));
+        };
+        if c == 0 {
+            // The buffer holds copy 1: read copy 0 again.
+            self.dev
+                .read(base >> 9, &mut io.al_buf, activity::AL_COPY_BYTES as usize)?;
+        }
+        let h = heads[c].map_err(|_| EIO)?;
+        Ok((h.txn, h.count, h.extent_shift))
+    }
+
+    /// Writes an activity-log transaction recording `extents` (of `1 << shift`
+    /// bytes), with FUA, into the copy its number selects. Thread context.
+    pub(crate) fn write_al(&self, shift: u32, extents: &[u64]) -> Result {
+        let shift = if shift == 0 { 22 } else { shift };
+        let base = geometry::al_offset(self.size, self.track_size);
+        let mut io = self.io.lock();
+        let txn = io.al_txn;
+        io.al_txn += 1;
+        let len = activity::encode(&mut io.al_buf, txn, shift, extents);
+        let off = base + (txn % 2) * activity::AL_COPY_BYTES;
+        let r = self.dev.write(off >> 9, &mut io.al_buf, len, true, false);
+        if r.is_err() {
+            self.set_failed();
+        }
+        r
+    }
+
+    /// The metadata device failed a write: the error shown in the status line.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(SeqCst) != 0
     }
 
     /// The in-memory bitmap.
@@ -177,6 +322,19 @@ impl Metadata {
     pub(crate) fn mark(&self, tracks: Range<u64>) -> bool {
         self.bitmap().set_range(tracks.clone());
         self.is_persisted(tracks) || self.failed.load(SeqCst) != 0
+    }
+
+    /// Notes that the blocks holding `tracks` must be written by the next persist.
+    pub(crate) fn mark_stale(&self, tracks: Range<u64>) {
+        let (first, last) = (tracks.start, tracks.end.min(self.tracks));
+        if first >= last {
+            return;
+        }
+        for b in format::block_of_track(first)..=format::block_of_track(last - 1) {
+            if let Some(s) = self.stale.get(b as usize) {
+                s.store(1, SeqCst);
+            }
+        }
     }
 
     /// The metadata device failed: keep the bitmap in memory only.
@@ -208,6 +366,7 @@ impl Metadata {
             if s.swap(0, SeqCst) != 0 {
                 if let Err(e) = self.write_block(b as u64, false) {
                     s.store(1, SeqCst);
+                    self.set_failed();
                     return Err(e);
                 }
             }
@@ -261,12 +420,11 @@ impl Metadata {
     pub(crate) fn update_sb(&self, f: impl FnOnce(&mut Superblock)) -> Result {
         let mut io = self.io.lock();
         f(&mut io.sb);
-        Self::write_sb_locked(&self.dev, &mut io, self.dirty.load(SeqCst))
-    }
-
-    fn write_sb(&self) -> Result {
-        let mut io = self.io.lock();
-        Self::write_sb_locked(&self.dev, &mut io, self.dirty.load(SeqCst))
+        let r = Self::write_sb_locked(&self.dev, &mut io, self.dirty.load(SeqCst));
+        if r.is_err() {
+            self.set_failed();
+        }
+        r
     }
 
     fn write_sb_locked(dev: &Bdev, io: &mut MdIo, dirty: u64) -> Result {

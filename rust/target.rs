@@ -24,7 +24,7 @@ pub(crate) const VERSION_STR: &str = "0.1.0";
 /// Replication wire protocol version.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 /// On-disk metadata format version.
-pub(crate) const METADATA_VERSION: u32 = 1;
+pub(crate) const METADATA_VERSION: u32 = crate::rcore::format::META_VERSION;
 
 /// Bio counters shown in the status line.
 struct Counters {
@@ -70,6 +70,10 @@ impl Drop for Claim {
 }
 
 /// One rcopy target.
+///
+/// Lifecycle: `new` (the constructor) parses, opens the devices and reads the
+/// metadata, writing nothing; `preresume` starts the engine, `postsuspend` stops it
+/// (see `engine.rs`); `Drop` (the destructor) stops it if DM never suspended it.
 pub(crate) struct Rcopy {
     /// The replication engine; `None` in simplex. Declared first: it is stopped (in
     /// `Drop`) before the devices it uses are released.
@@ -134,7 +138,20 @@ impl Rcopy {
             st.eta_s = l.eta_s;
             st.consistent = l.consistent;
         }
-        st.write(out)
+        st.write(out)?;
+        if let Some(p) = &self.pair {
+            // Keys after the first version's: a sticky error (what the pair can no
+            // longer guarantee) and the activity log's use.
+            let (hot, refs) = p.al_usage();
+            write!(
+                out,
+                " error={} al_hot={} al_refs={}",
+                p.error().unwrap_or("none"),
+                hot,
+                refs
+            )?;
+        }
+        Ok(())
     }
 
     fn write_table(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {
@@ -230,7 +247,7 @@ impl TargetOps for Rcopy {
                 // SAFETY: `meta` is moved into the target below, whose `Drop` stops
                 // the pair (the only user of the metadata) before `meta` is released.
                 let mdev = unsafe { Bdev::new(&meta) };
-                let md = Metadata::load(mdev, cfg.size_bytes, cfg.track_size, cfg.pair_id())
+                let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, cfg.pair_id())
                     .map_err(|e| match e {
                         LoadError::Meta(m) => CtrError::inval(m.reason()),
                         LoadError::Io(err) => CtrError {
@@ -240,11 +257,8 @@ impl TargetOps for Rcopy {
                     })?;
                 // SAFETY: `data` is moved into the target below, whose `Drop` stops
                 // the pair before `data` is released; the table outlives the target.
-                let p = unsafe { Pair::start(cfg, Bdev::new(&data), md, ti.table(), name) }
-                    .map_err(|err| CtrError {
-                        err,
-                        reason: c"Cannot start the replication threads",
-                    })?;
+                let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, ti.table(), name) }
+                    .map_err(nomem)?;
                 Some(p)
             }
         };
@@ -343,20 +357,20 @@ impl TargetOps for Rcopy {
                 );
                 Ok(true)
             }
-            ("suspend" | "resume", 0) => {
+            ("suspend" | "resume" | "disconnect" | "connect", 0) => {
                 let Some(p) = &self.pair else {
                     pr_warn!("{name}: not a replicated device\n");
                     return Err(EINVAL);
                 };
-                let r = if name == "suspend" {
-                    p.suspend()
+                let r = if matches!(name, "suspend" | "disconnect") {
+                    p.disconnect()
                 } else {
-                    p.resume()
+                    p.connect()
                 };
                 r.inspect_err(|_| pr_warn!("{name}: only the primary of a pair can {name}\n"))?;
                 Ok(false)
             }
-            ("stats_reset" | "version" | "suspend" | "resume", _) => {
+            ("stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect", _) => {
                 pr_warn!("{name}: wrong number of arguments\n");
                 Err(EINVAL)
             }
@@ -374,5 +388,22 @@ impl TargetOps for Rcopy {
     fn io_hints(&self, _limits: &mut bindings::queue_limits) {
         // The limits DM stacked from the data device (via `iterate_devices`) are
         // already right for a pass-through mapping.
+    }
+
+    fn preresume(&self) -> Result {
+        let Some(p) = &self.pair else { return Ok(()) };
+        p.start().inspect_err(|e| {
+            pr_err!(
+                "{}: cannot start: errno {} (metadata device unreadable or threads unavailable)\n",
+                p.name(),
+                -e.to_errno()
+            )
+        })
+    }
+
+    fn postsuspend(&self) {
+        if let Some(p) = &self.pair {
+            p.stop();
+        }
     }
 }

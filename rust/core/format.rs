@@ -7,7 +7,8 @@
 //! bytes (with the CRC field zeroed). Bitmap block `i` (at byte
 //! `BITMAP_OFFSET + i * 4096`) holds tracks `i * 32768 .. (i + 1) * 32768`, as 512
 //! little-endian 64-bit words, track `t` being bit `t % 64` of word `t / 64`.
-//! See `Documentation/rcopy.rst`, *On-disk format*.
+//! The activity log follows the bitmap (version 2; see [`super::activity`] and
+//! [`super::geometry::al_offset`]). See `Documentation/rcopy.rst`, *On-disk format*.
 
 use super::crc32c::{crc32c, Crc32c};
 use super::le::{get, put, u32_at, u64_at};
@@ -16,7 +17,7 @@ use core::fmt;
 /// Magic at byte 0.
 pub const META_MAGIC: [u8; 8] = *b"RCPYMETA";
 /// Format version.
-pub const META_VERSION: u32 = 1;
+pub const META_VERSION: u32 = 2;
 /// Superblock size in bytes.
 pub const SB_BYTES: usize = 4096;
 /// Byte offset of the bitmap on the metadata device.
@@ -38,8 +39,11 @@ pub const SB_COPY_STARTED: u32 = 1 << 1;
 pub const SB_CONSISTENT: u32 = 1 << 2;
 /// This side was last the primary.
 pub const SB_PRIMARY: u32 = 1 << 3;
+/// The device was stopped cleanly (postsuspend): the activity log is empty and the
+/// bitmap holds every track the peer may lack. Cleared while the device runs.
+pub const SB_CLEAN: u32 = 1 << 4;
 /// Every flag this version knows.
-pub const SB_FLAGS: u32 = SB_SYNCED | SB_COPY_STARTED | SB_CONSISTENT | SB_PRIMARY;
+pub const SB_FLAGS: u32 = SB_SYNCED | SB_COPY_STARTED | SB_CONSISTENT | SB_PRIMARY | SB_CLEAN;
 
 // Field offsets in the superblock.
 const O_MAGIC: usize = 0;

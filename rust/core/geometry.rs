@@ -34,10 +34,17 @@ pub fn bitmap_bytes(len_bytes: u64, track_size: u32) -> u64 {
     round_up(t.div_ceil(8), META_BLOCK_BYTES)
 }
 
-/// Bytes the metadata device must hold for a volume of `len_bytes`:
+/// Byte offset of the activity log region: right after the bitmap,
 /// `4096 + roundup(ceil(tracks / 8), 4096)`. Saturates at `u64::MAX`.
-pub fn meta_bytes_needed(len_bytes: u64, track_size: u32) -> u64 {
+pub fn al_offset(len_bytes: u64, track_size: u32) -> u64 {
     SUPERBLOCK_BYTES.saturating_add(bitmap_bytes(len_bytes, track_size))
+}
+
+/// Bytes the metadata device must hold for a volume of `len_bytes`: superblock,
+/// bitmap, then the activity log ([`super::activity::AL_REGION_BYTES`]).
+/// Saturates at `u64::MAX`.
+pub fn meta_bytes_needed(len_bytes: u64, track_size: u32) -> u64 {
+    al_offset(len_bytes, track_size).saturating_add(super::activity::AL_REGION_BYTES)
 }
 
 /// Rounds `v` up to a multiple of `align` (saturating; `align` 0 leaves `v`).
@@ -100,10 +107,11 @@ mod tests {
     #[test]
     fn meta() {
         // 1 TiB at 64 KiB: 16 Mi tracks, 2 MiB of bitmap, plus the superblock.
-        assert_eq!(meta_bytes_needed(1 << 40, 65536), (2 << 20) + 4096);
-        assert_eq!(meta_bytes_needed(0, 65536), 4096);
-        assert_eq!(meta_bytes_needed(1, 65536), 8192);
-        assert_eq!(meta_bytes_needed(u64::MAX, 4096), 4096 + (1u64 << 49));
+        let al = super::super::activity::AL_REGION_BYTES;
+        assert_eq!(meta_bytes_needed(1 << 40, 65536), (2 << 20) + 4096 + al);
+        assert_eq!(meta_bytes_needed(0, 65536), 4096 + al);
+        assert_eq!(meta_bytes_needed(1, 65536), 8192 + al);
+        assert_eq!(al_offset(u64::MAX, 4096), 4096 + (1u64 << 49));
     }
 
     #[test]

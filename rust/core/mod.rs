@@ -7,8 +7,10 @@
 //! (`#[path = "core/mod.rs"] mod rcore;`) and userspace includes it from the
 //! `rcopy-core` crate, so this file must not carry inner crate attributes.
 
+pub mod activity;
 pub mod addr;
 pub mod bitmap;
+pub mod conflict;
 pub mod crc32c;
 pub mod fmtbuf;
 pub mod format;

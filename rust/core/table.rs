@@ -11,6 +11,9 @@
 //! [`TableArgs`] (and its default in [`TableArgs::new`]), an arm in
 //! `apply_option`, and the non-default case in [`format_table`].
 
+use super::activity::{
+    AL_MAX_EXTENTS, AL_MIN_EXTENTS, DEFAULT_AL_EXTENTS, DEFAULT_AL_EXTENT_SIZE, MAX_AL_EXTENT_SIZE,
+};
 use super::addr::SockAddr;
 use super::status::{Mode, Role};
 use core::fmt;
@@ -88,6 +91,14 @@ pub const OPTIONS: &[OptSpec] = &[
         name: "resync_rate",
         values: 1,
     },
+    OptSpec {
+        name: "al_extents",
+        values: 1,
+    },
+    OptSpec {
+        name: "al_extent_size",
+        values: 1,
+    },
 ];
 
 /// Looks an option word up in [`OPTIONS`].
@@ -122,6 +133,10 @@ pub struct TableArgs<'a> {
     pub timeout_ms: u32,
     /// Resync rate limit in bytes per second; 0 for none.
     pub resync_rate: u64,
+    /// Activity log: how many extents may be hot at once.
+    pub al_extents: u32,
+    /// Activity log: extent size in bytes (a power of two; a track at least is used).
+    pub al_extent_size: u64,
 }
 
 impl<'a> TableArgs<'a> {
@@ -140,6 +155,8 @@ impl<'a> TableArgs<'a> {
             cache_size: DEFAULT_CACHE_SIZE,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             resync_rate: 0,
+            al_extents: DEFAULT_AL_EXTENTS,
+            al_extent_size: DEFAULT_AL_EXTENT_SIZE,
         }
     }
 }
@@ -195,6 +212,10 @@ pub enum TableError {
     MissingRole,
     /// `resync_rate` not a number.
     BadResyncRate,
+    /// `al_extents` out of range.
+    BadAlExtents,
+    /// `al_extent_size` not a power of two from the track size to 1 GiB.
+    BadAlExtentSize,
 }
 
 impl TableError {
@@ -227,6 +248,10 @@ impl TableError {
             TableError::MissingSecret => c"A replicated device needs a secret",
             TableError::MissingRole => c"Replication options need a role",
             TableError::BadResyncRate => c"Invalid resync_rate: bytes per second, 0 for no limit",
+            TableError::BadAlExtents => c"Invalid al_extents: must be from 7 to 4096",
+            TableError::BadAlExtentSize => {
+                c"Invalid al_extent_size: must be a power of two up to 1073741824"
+            }
         }
     }
 
@@ -302,6 +327,17 @@ fn apply_option<'a>(
                 .ok_or(TableError::BadTimeout)?
         }
         "resync_rate" => args.resync_rate = parse_u64(word).ok_or(TableError::BadResyncRate)?,
+        "al_extents" => {
+            args.al_extents = parse_u64(word)
+                .filter(|v| (u64::from(AL_MIN_EXTENTS)..=u64::from(AL_MAX_EXTENTS)).contains(v))
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(TableError::BadAlExtents)?
+        }
+        "al_extent_size" => {
+            args.al_extent_size = parse_u64(word)
+                .filter(|v| v.is_power_of_two() && *v <= MAX_AL_EXTENT_SIZE)
+                .ok_or(TableError::BadAlExtentSize)?
+        }
         _ => return Err(TableError::UnknownOption),
     }
     Ok(())
@@ -371,7 +407,7 @@ pub fn format_table(
     let d = TableArgs::new(&[], &[]);
     let secret = core::str::from_utf8(args.secret).unwrap_or("?");
     let pair_id = core::str::from_utf8(args.pair_id).unwrap_or("?");
-    let opts: [(&str, Option<&dyn fmt::Display>); 10] = [
+    let opts: [(&str, Option<&dyn fmt::Display>); 12] = [
         (
             OPT_TRACK_SIZE,
             (args.track_size != d.track_size).then_some(&args.track_size as &dyn fmt::Display),
@@ -402,6 +438,15 @@ pub fn format_table(
         (
             "resync_rate",
             (args.resync_rate != d.resync_rate).then_some(&args.resync_rate as &dyn fmt::Display),
+        ),
+        (
+            "al_extents",
+            (args.al_extents != d.al_extents).then_some(&args.al_extents as &dyn fmt::Display),
+        ),
+        (
+            "al_extent_size",
+            (args.al_extent_size != d.al_extent_size)
+                .then_some(&args.al_extent_size as &dyn fmt::Display),
         ),
     ];
     let words = opts.iter().filter(|(_, v)| v.is_some()).count() * 2;

@@ -70,7 +70,7 @@ fn arbitrary_block(
         put(&mut b, OFF_MAGIC, b"RCPYMETA");
     }
     if version {
-        put(&mut b, OFF_VERSION, &1u32.to_le_bytes());
+        put(&mut b, OFF_VERSION, &2u32.to_le_bytes());
     }
     if sealed {
         seal(&mut b);
@@ -135,7 +135,7 @@ fn documented_layout() {
     };
     let b = sb.encode();
     assert_eq!(&b[OFF_MAGIC..OFF_MAGIC + 8], b"RCPYMETA");
-    assert_eq!(u32_at(&b, OFF_VERSION), 1);
+    assert_eq!(u32_at(&b, OFF_VERSION), 2);
     assert_eq!(u32_at(&b, OFF_FLAGS), 0b1001);
     assert_eq!(&b[OFF_PAIR_ID..OFF_PAIR_ID + 16], b"0123456789abcdef");
     assert_eq!(u64_at(&b, OFF_NODE_ID), 0x1122_3344_5566_7788);
@@ -155,10 +155,10 @@ fn documented_layout() {
         (SB_SYNCED, SB_COPY_STARTED, SB_CONSISTENT, SB_PRIMARY),
         (1, 2, 4, 8)
     );
-    assert_eq!(SB_FLAGS, 0xf);
+    assert_eq!(SB_FLAGS, 0x1f);
     assert_eq!((SB_BYTES, BITMAP_OFFSET, BITMAP_BLOCK), (4096, 4096, 4096));
     assert_eq!((WORDS_PER_BLOCK, TRACKS_PER_BLOCK), (512, 32768));
-    assert_eq!(META_VERSION, 1);
+    assert_eq!(META_VERSION, 2);
 }
 
 #[test]
@@ -258,7 +258,11 @@ fn block_examples() {
     assert_eq!(bitmap_blocks(tracks(1 << 40, 65536)), 512);
     assert_eq!(
         block_offset(bitmap_blocks(tracks(1 << 40, 65536))),
-        meta_bytes_needed(1 << 40, 65536)
+        rcopy_core::geometry::al_offset(1 << 40, 65536)
+    );
+    assert_eq!(
+        meta_bytes_needed(1 << 40, 65536),
+        rcopy_core::geometry::al_offset(1 << 40, 65536) + rcopy_core::activity::AL_REGION_BYTES
     );
 }
 
@@ -353,7 +357,7 @@ proptest! {
         let (pair_id, node_id, gen_bitmap, gen_history, dirty) = rest;
         let mut b = [0u8; SB_BYTES];
         put(&mut b, OFF_MAGIC, b"RCPYMETA");
-        put(&mut b, OFF_VERSION, &1u32.to_le_bytes());
+        put(&mut b, OFF_VERSION, &2u32.to_le_bytes());
         put(&mut b, OFF_FLAGS, &flags.to_le_bytes());
         put(&mut b, OFF_PAIR_ID, &pair_id);
         put(&mut b, OFF_NODE_ID, &node_id.to_le_bytes());
@@ -468,7 +472,7 @@ proptest! {
     fn bitmap_area_matches_geometry(len in any::<u64>(), ts in valid_track_size()) {
         let n = tracks(len, ts);
         prop_assert_eq!(bitmap_blocks(n) * BITMAP_BLOCK as u64, bitmap_bytes(len, ts));
-        prop_assert_eq!(block_offset(bitmap_blocks(n)), meta_bytes_needed(len, ts));
+        prop_assert_eq!(block_offset(bitmap_blocks(n)), rcopy_core::geometry::al_offset(len, ts));
         if n > 0 {
             // The last track's block is the last block.
             prop_assert_eq!(block_of_track(n - 1) + 1, bitmap_blocks(n));

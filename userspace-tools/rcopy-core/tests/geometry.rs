@@ -22,8 +22,9 @@ fn track_size() -> impl Strategy<Value = u32> {
 
 #[test]
 fn documented_metadata_size() {
-    assert_eq!(meta_bytes_needed(1 << 40, 65536), (2 << 20) + 4096);
-    assert_eq!(meta_bytes_needed(1 << 30, 1 << 20), 8192);
+    // Superblock, bitmap, then two 36 KiB copies of the activity log.
+    assert_eq!(meta_bytes_needed(1 << 40, 65536), (2 << 20) + 4096 + 73728);
+    assert_eq!(meta_bytes_needed(1 << 30, 1 << 20), 8192 + 73728);
 }
 
 proptest! {
@@ -68,7 +69,11 @@ proptest! {
         let t = u128::from(tracks(len, ts));
         let bits_bytes = t.div_ceil(8);
         let expect = 4096 + bits_bytes.div_ceil(4096) * 4096;
-        prop_assert_eq!(u128::from(meta_bytes_needed(len, ts)), expect);
+        prop_assert_eq!(u128::from(rcopy_core::geometry::al_offset(len, ts)), expect);
+        prop_assert_eq!(
+            u128::from(meta_bytes_needed(len, ts)),
+            (expect + 73728).min(u128::from(u64::MAX))
+        );
         prop_assert_eq!(bitmap_bytes(len, ts) % 4096, 0);
     }
 

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The primary's link threads: connect, ship the transfer log in order, copy dirty
+//! tracks, and retire entries as the peer acknowledges them.
+//!
+//! What if the link drops here: every entry not confirmed durable is marked
+//! (`fail_inflight`) and resynced after the reconnect. What if the peer loses its
+//! volatile cache: only a durable ACK (sent after a flush covering the entry) retires
+//! an entry, so everything it lost is still marked on the primary when the link drops.
+
+use crate::blk::{self, IoBuf};
+use crate::engine::{log_link_end, state_word, Entry, Pair};
+use crate::kthread::{self, Thread};
+use crate::link::{now_ns, Link, LinkError, D};
+use crate::net::Socket;
+use crate::rcore::format;
+use crate::rcore::geometry;
+use crate::rcore::proto::{self, Header, Kind};
+use crate::rcore::status::{Conn, State};
+use kernel::prelude::*;
+use kernel::sync::atomic::Relaxed;
+use kernel::sync::Arc;
+
+/// A barrier follows unconfirmed entries once the oldest is this old.
+const BARRIER_AFTER_MS: u64 = 10;
+
+/// Connects to the peer, over and over, until the pair stops.
+///
+/// Context: the pair's main thread on a primary.
+pub(crate) fn primary_main(p: &Arc<Pair>) {
+    let Some(peer) = p.cfg.peer else { return };
+    let mut buf = match blk::iobuf(proto::MAX_PAYLOAD as usize) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut copy_buf = match blk::iobuf(blk::MAX_IO) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut quiet = false;
+    while !p.stopping() {
+        if p.held_off.load(Relaxed) != 0 {
+            // Disconnected by the operator: stay away until `connect`.
+            kthread::nap_ms(500);
+            continue;
+        }
+        let sock = match Socket::connect(&peer, p.cfg.timeout_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                if !quiet {
+                    pr_info!(
+                        "{}: cannot connect to {}: errno {}; retrying\n",
+                        p.name(),
+                        D(&peer),
+                        -e.to_errno()
+                    );
+                    quiet = true;
+                }
+                kthread::sleep_ms(1000);
+                continue;
+            }
+        };
+        let Ok(link) = Link::new(sock) else { continue };
+        p.set_link(Some(link.clone()), Conn::Connecting);
+        if let Err(e) = link.handshake(&p.identity(), true, &mut buf) {
+            log_link_end(p, "handshake with peer failed", &e);
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            kthread::sleep_ms(1000);
+            continue;
+        }
+        quiet = false;
+        pr_info!(
+            "{}: connected to {} ({} mode)\n",
+            p.name(),
+            D(&peer),
+            D(&p.cfg.mode)
+        );
+        {
+            let mut sh = p.sh.lock();
+            if !sh.copy_started {
+                // The initial copy: every track is dirty. A copy interrupted by a
+                // link loss resumes where it was: copied tracks stay clean.
+                sh.copy_started = true;
+                sh.copy_cursor = 0;
+                drop(sh);
+                p.bitmap().set_all();
+            }
+        }
+        p.set_link(Some(link.clone()), Conn::Connected);
+        p.publish(Some(&*link));
+        let rx = Thread::spawn(
+            format_args!("rcopy-rx-{}", p.name()),
+            p.clone(),
+            primary_rx_main,
+        );
+        let r = match rx {
+            Ok(_) => send_loop(p, &link, &mut copy_buf),
+            Err(e) => Err(LinkError::Io(e)),
+        };
+        link.kill();
+        drop(rx);
+        if let Err(e) = r {
+            if !p.stopping() {
+                log_link_end(p, "replication link down", &e);
+            }
+        }
+        p.set_link(None, Conn::Connecting);
+        p.fail_inflight();
+        p.publish(None);
+        if p.sh.lock().synced {
+            // Writes from now on are ones the peer lacks: a new generation.
+            let mut g = 0u64;
+            // SAFETY: `g` is a writable 8-byte buffer.
+            unsafe { kernel::bindings::get_random_bytes((&raw mut g).cast(), 8) };
+            let _ = p.md.update_sb(|sb| sb.new_generation(g | 1));
+        }
+    }
+}
+
+/// Ships log entries in order; copies dirty tracks when the log is idle; adds
+/// barriers so the peer confirms what it holds as durable.
+///
+/// Context: the pair's main thread, while connected.
+fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), LinkError> {
+    let ping_ns = u64::from(p.cfg.ping_ms()) * 1_000_000;
+    let mut last_tx = now_ns();
+    let mut copy_pending_done = false;
+    while !p.stopping() && !link.is_dead() {
+        let mut sh = p.sh.lock();
+        // 0. the peer must hear it is no longer a prefix before anything later
+        if sh.gap {
+            sh.gap = false;
+            drop(sh);
+            pr_warn!(
+                "{}: a write was marked instead of shipped: the peer is not consistent until the resync ends\n",
+                p.name()
+            );
+            link.send(&Header::state(state_word(State::Resyncing)), &[])?;
+            p.publish(Some(link));
+            continue;
+        }
+        // 1. the next unsent entry; a barrier first when the log is half full of
+        //    unconfirmed entries
+        if sh.unsent < sh.tail {
+            if (sh.applied - sh.head) * 2 >= sh.ring.len() as u64 {
+                sh.push_barrier();
+            }
+            let pos = sh.unsent;
+            sh.unsent += 1;
+            let next = sh.slot(pos).and_then(|s| s.as_mut()).map(|e| {
+                (
+                    Header::write(e.seq, e.dep, e.sector, e.nr_sectors, e.flags),
+                    e.data.take(),
+                )
+            });
+            drop(sh);
+            if let Some((h, data)) = next {
+                let payload = data.as_deref().unwrap_or(&[]);
+                link.send(&h, payload)?;
+                p.sent_bytes.fetch_add(payload.len() as u64, Relaxed);
+                last_tx = now_ns();
+            }
+            continue;
+        }
+        // 2. copy a dirty track while the log has room
+        let dirty = p.bitmap().count() > 0;
+        let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
+        if dirty && room && sh.cache_bytes < p.cfg.cache_size {
+            let from = sh.copy_cursor;
+            drop(sh);
+            if !copy_pending_done {
+                copy_pending_done = true;
+                p.copy_t0.store(now_ns(), Relaxed);
+                p.sync_total
+                    .store(p.bitmap().count() * u64::from(p.cfg.track_size), Relaxed);
+                p.sync_done.store(0, Relaxed);
+                p.publish(Some(link));
+            }
+            if !copy_track(p, link, from, copy_buf)? {
+                // Nothing copyable now (writes in flight on it, or no room left by
+                // unconfirmed entries): ask the peer to confirm, then wait a little.
+                let mut sh = p.sh.lock();
+                sh.push_barrier();
+                if sh.unsent == sh.tail {
+                    let _ = p.wake.wait_interruptible_timeout(&mut sh, 1);
+                }
+            }
+            last_tx = now_ns();
+            continue;
+        }
+        // 3. the copy finished once everything sent is confirmed durable
+        if !dirty && copy_pending_done && sh.head == sh.tail {
+            copy_pending_done = false;
+            sh.synced = true;
+            sh.peer_inconsistent = false;
+            drop(sh);
+            // The last track may be short of a whole track: report the copy complete.
+            p.sync_done.store(p.sync_total.load(Relaxed), Relaxed);
+            if let Err(e) = p.md.clear_synced() {
+                pr_err!(
+                    "{}: updating the metadata failed: errno {}\n",
+                    p.name(),
+                    -e.to_errno()
+                );
+            }
+            let _ =
+                p.md.update_sb(|sb| sb.flags |= format::SB_SYNCED | format::SB_PRIMARY);
+            link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
+            pr_info!("{}: peer is in sync\n", p.name());
+            p.publish(Some(link));
+            continue;
+        }
+        // 4. unconfirmed entries: a barrier once the oldest has waited a little (or
+        //    at once when a copy waits to finish)
+        if sh.head < sh.tail && sh.barrier_seq + 1 != sh.next_seq {
+            let head = sh.head;
+            let age_ms = sh
+                .slot(head)
+                .and_then(|e| e.as_ref())
+                .map_or(0, |e| now_ns().saturating_sub(e.issued_ns) / 1_000_000);
+            if age_ms >= BARRIER_AFTER_MS || (copy_pending_done && !dirty) {
+                sh.push_barrier();
+                continue;
+            }
+            let _ = p
+                .wake
+                .wait_interruptible_timeout(&mut sh, kthread::jiffies(BARRIER_AFTER_MS as u32));
+            continue;
+        }
+        // 5. idle: heartbeat, then wait for work
+        if now_ns().saturating_sub(last_tx) >= ping_ns {
+            drop(sh);
+            link.send(&Header::ping(now_ns()), &[])?;
+            last_tx = now_ns();
+            continue;
+        }
+        let _ = p
+            .wake
+            .wait_interruptible_timeout(&mut sh, kthread::jiffies(p.cfg.ping_ms()));
+    }
+    if link.is_dead() {
+        Err(LinkError::Io(ECONNRESET))
+    } else {
+        Ok(())
+    }
+}
+
+/// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so
+/// the disk and the link see large I/O): test-and-clear their bits, take sequence
+/// numbers, read, send. On failure the tracks are marked again. Returns whether it
+/// copied anything.
+///
+/// A run with a shipped write still in flight locally is skipped for now: the read
+/// could miss that write and overwrite it on the peer, which applies the copy later.
+/// Writes that take a sequence number after the run's are applied after it on the
+/// peer too, so they need no wait.
+fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<bool, LinkError> {
+    let Some(track) = p.bitmap().next_set(from) else {
+        return Ok(false);
+    };
+    let ts = u64::from(p.cfg.track_size);
+    let chunk = buf.len() as u64;
+    let max_tracks = (chunk / ts).max(1);
+    let mut sh = p.sh.lock();
+    let free = (sh.ring.len() as u64) - (sh.tail - sh.head);
+    if free < chunk.div_ceil(ts).max(16) || sh.unsent != sh.tail {
+        return Ok(false);
+    }
+    let mut n = 0;
+    while n < max_tracks && p.bitmap().test(track + n) {
+        n += 1;
+    }
+    let sectors = |n: u64| ((track + n) * ts).min(p.cfg.size_bytes) / 512 - track * ts / 512;
+    if p.inflight.busy(track * ts / 512, sectors(n)) {
+        n = 1;
+        if p.inflight.busy(track * ts / 512, sectors(1)) {
+            sh.copy_cursor = track + 1;
+            return Ok(false);
+        }
+    }
+    // Clear the run's bits before reading: a write that sets one again after this
+    // point is copied again later.
+    let mut got = 0;
+    while got < n && p.bitmap().test_and_clear(track + got) {
+        got += 1;
+    }
+    let n = got;
+    if n == 0 {
+        return Ok(false);
+    }
+    let start = track * ts;
+    let end = ((track + n) * ts).min(p.cfg.size_bytes);
+    let chunks = (end - start).div_ceil(chunk);
+    sh.copy_cursor = track + n;
+    let first_seq = sh.next_seq;
+    for i in 0..chunks {
+        let seq = sh.next_seq;
+        sh.next_seq += 1;
+        let off = start + i * chunk;
+        let len = (end - off).min(chunk);
+        sh.push(Entry {
+            seq,
+            dep: seq - 1,
+            sector: off >> 9,
+            nr_sectors: (len >> 9) as u32,
+            flags: proto::WRITE_COPY,
+            len: len as u32,
+            data: None,
+            bio: None,
+            tracks: geometry::track_range(off, len, p.cfg.track_size),
+            al: 0..0,
+            issued_ns: now_ns(),
+        });
+    }
+    // Everything queued before was sent (checked above), so these are next on the wire.
+    sh.unsent = sh.tail;
+    drop(sh);
+    for i in 0..chunks {
+        let off = start + i * chunk;
+        let len = (end - off).min(chunk) as usize;
+        if let Err(e) = p.data.read(off >> 9, buf, len) {
+            pr_err!(
+                "{}: reading tracks {}..{} for the copy failed: errno {}\n",
+                p.name(),
+                track,
+                track + n,
+                -e.to_errno()
+            );
+            p.md.mark(track..track + n);
+            return Err(LinkError::Io(e));
+        }
+        let h = Header::write(
+            first_seq + i,
+            first_seq + i - 1,
+            off >> 9,
+            (len >> 9) as u32,
+            proto::WRITE_COPY,
+        );
+        link.send(&h, &buf[..len])?;
+        p.sent_bytes.fetch_add(len as u64, Relaxed);
+    }
+    p.sync_done.fetch_add(end - start, Relaxed);
+    throttle(p);
+    Ok(true)
+}
+
+/// Keeps the copy at or below `resync_rate` bytes per second.
+fn throttle(p: &Pair) {
+    let rate = p.cfg.resync_rate;
+    if rate == 0 {
+        return;
+    }
+    let done = p.sync_done.load(Relaxed);
+    let due_ns = done.saturating_mul(1_000_000_000) / rate;
+    let spent = now_ns().saturating_sub(p.copy_t0.load(Relaxed));
+    if due_ns > spent && !p.stopping() {
+        kthread::nap_ms(((due_ns - spent) / 1_000_000).min(1000) as u32 + 1);
+    }
+}
+
+/// Receives ACKs and PONGs on the primary.
+///
+/// Context: its own thread, for one connection.
+fn primary_rx_main(p: &Arc<Pair>) {
+    let Some(link) = p.sh.lock().link.clone() else {
+        return;
+    };
+    let mut buf = [0u8; 512];
+    while !p.stopping() && !link.is_dead() {
+        let h = match link.recv(&mut buf) {
+            Ok(h) => h,
+            Err(e) => {
+                if !p.stopping() && !link.is_dead() {
+                    log_link_end(p, "receive failed", &e);
+                }
+                link.kill();
+                break;
+            }
+        };
+        match h.kind {
+            Kind::Ack => ack(p, h.seq, h.a, h.b),
+            Kind::Pong | Kind::Ping => {}
+            Kind::Bye => link.kill(),
+            k => {
+                log_link_end(p, "disconnecting", &LinkError::Unexpected(k));
+                link.kill();
+            }
+        }
+    }
+    p.wake.notify_all();
+}
+
+/// The peer applied every entry up to `seq` (completing sync-mode writes); with
+/// `ACK_DURABLE`, they are also durable there, so they leave the log.
+fn ack(p: &Pair, seq: u64, flags: u64, errno: u64) {
+    if errno != 0 {
+        pr_err!(
+            "{}: peer failed to apply write {}: errno {}; its tracks are marked\n",
+            p.name(),
+            seq,
+            errno
+        );
+        p.event();
+    }
+    loop {
+        let mut sh = p.sh.lock();
+        if sh.applied >= sh.unsent {
+            break;
+        }
+        let pos = sh.applied;
+        let Some(e) = sh.slot(pos).and_then(|s| s.as_mut()) else {
+            sh.applied += 1;
+            continue;
+        };
+        if e.seq > seq {
+            break;
+        }
+        let len = u64::from(e.len);
+        let bio = e.bio.take();
+        let failed = (errno != 0 && e.seq == seq).then(|| e.tracks.clone());
+        sh.applied += 1;
+        sh.cache_bytes = sh.cache_bytes.saturating_sub(len);
+        drop(sh);
+        p.acked_bytes.fetch_add(len, Relaxed);
+        if let Some(t) = failed {
+            p.md.mark(t);
+        }
+        if let Some(b) = bio {
+            p.complete_remote(b);
+        }
+    }
+    if flags & proto::ACK_DURABLE != 0 {
+        loop {
+            let mut sh = p.sh.lock();
+            let limit = sh.applied;
+            let Some(e) = sh.pop_head(limit, seq) else {
+                break;
+            };
+            drop(sh);
+            p.al.release(e.al);
+        }
+        if p.held.load(Relaxed) != 0 {
+            p.wake_md();
+        }
+    }
+    p.wake.notify_one();
+}

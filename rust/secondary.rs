@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The secondary: accept the primary, apply its writes strictly in sequence order,
+//! acknowledge them.
+//!
+//! Every write is acknowledged once applied. `ACK_DURABLE` is sent only after a flush
+//! that covers everything applied so far: a write with PREFLUSH or FUA (FUA is applied
+//! as PREFLUSH + FUA, so the flush covers the writes before it), or an empty flush
+//! (the primary's barrier). Applying one write at a time, each completed before the
+//! next starts, keeps the disk a prefix of the primary's writes.
+//!
+//! What if the disk fails a write or flush here: the device stops claiming a
+//! consistent image (sticky until a resync completes), the failure goes to the
+//! primary in the ACK, which marks the tracks, and the connection is closed: nothing
+//! later is applied. What if the machine loses power here: whatever the primary did
+//! not see acknowledged as durable it still holds marked, and resyncs.
+
+use crate::blk::IoBuf;
+use crate::engine::{log_link_end, Pair};
+use crate::kthread;
+use crate::link::{Link, LinkError, D};
+use crate::net::Socket;
+use crate::rcore::addr::SockAddr;
+use crate::rcore::format;
+use crate::rcore::proto::{self, Header, Kind};
+use crate::rcore::status::{Conn, State};
+use kernel::prelude::*;
+use kernel::sync::atomic::Relaxed;
+use kernel::sync::Arc;
+
+/// Listens and serves one primary at a time, until the pair stops.
+///
+/// Context: the pair's main thread on a secondary.
+pub(crate) fn secondary_main(p: &Arc<Pair>) {
+    let Some(local) = p.cfg.local else { return };
+    let mut buf = match crate::blk::iobuf(proto::MAX_PAYLOAD as usize) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let mut quiet = false;
+    while !p.stopping() {
+        let lsock = match Socket::listen(&local)
+            .and_then(|s| Arc::new(s, GFP_KERNEL).map_err(Into::into))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                if !quiet {
+                    pr_warn!(
+                        "{}: cannot listen on {}: errno {}; retrying\n",
+                        p.name(),
+                        D(&local),
+                        -e.to_errno()
+                    );
+                    quiet = true;
+                }
+                kthread::sleep_ms(1000);
+                continue;
+            }
+        };
+        quiet = false;
+        *p.listener.lock() = Some(lsock.clone());
+        if p.stopping() {
+            break;
+        }
+        while !p.stopping() {
+            let Ok(sock) = lsock.accept() else { break };
+            let Ok(link) = Link::new(sock) else { continue };
+            p.set_link(Some(link.clone()), Conn::Connecting);
+            match link.handshake(&p.identity(), false, &mut buf) {
+                Ok(hello) => {
+                    p.sh.lock().peer_mode = Some(hello.mode);
+                    pr_info!(
+                        "{}: primary {} connected\n",
+                        p.name(),
+                        D(&link.peer.unwrap_or(local))
+                    );
+                    p.set_link(Some(link.clone()), Conn::Connected);
+                    p.publish(None);
+                    if let Err(e) = serve(p, &link, &mut buf) {
+                        if !p.stopping() {
+                            log_link_end(p, "replication link down", &e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let who = link.peer.unwrap_or(SockAddr {
+                        ip: [0; 4],
+                        port: 0,
+                    });
+                    log_link_end(p, "refused connection", &e);
+                    pr_warn!("{}: (peer {})\n", p.name(), D(&who));
+                }
+            }
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            p.publish(None);
+        }
+        p.listener.lock().take();
+    }
+}
+
+/// Records that this side's image is not a usable prefix (FUA superblock write,
+/// done before anything later is applied).
+fn mark_inconsistent(p: &Pair) {
+    if p.md.sb().flags & format::SB_CONSISTENT != 0 {
+        let _ = p.md.update_sb(|sb| sb.flags &= !format::SB_CONSISTENT);
+        p.event();
+    }
+}
+
+/// Applies frames from the primary, in order, acknowledging each write.
+fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
+    let mut last_seq = 0u64;
+    while !p.stopping() {
+        let h = link.recv(buf)?;
+        match h.kind {
+            Kind::Write => {
+                if !h.write_fits(p.cfg.size_bytes) {
+                    return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
+                }
+                // Writes are applied in sequence order: one out of order is a
+                // protocol error, never applied.
+                if h.seq <= last_seq {
+                    return Err(LinkError::Proto(proto::ProtoError::BadSeq));
+                }
+                last_seq = h.seq;
+                let durable =
+                    h.flags & (proto::WRITE_PREFLUSH | proto::WRITE_FUA) != 0 || h.nr_sectors == 0;
+                if let Err(e) = apply(p, &h, buf) {
+                    let errno = -e.to_errno();
+                    pr_err!(
+                        "{}: applying write {} (sector {}) failed: errno {}; stopping the apply\n",
+                        p.name(),
+                        h.seq,
+                        h.a,
+                        errno
+                    );
+                    p.apply_failed.store(1, Relaxed);
+                    mark_inconsistent(p);
+                    link.send(&Header::ack(h.seq, 0, errno as u64), &[])?;
+                    return Err(LinkError::Io(e));
+                }
+                let flags = if durable { proto::ACK_DURABLE } else { 0 };
+                link.send(&Header::ack(h.seq, flags, 0), &[])?;
+            }
+            Kind::Ping => link.send(&Header::pong(h.a), &[])?,
+            Kind::State => {
+                let st = crate::rcore::state::Pair::decode(h.a).map(|s| s.state);
+                p.sh.lock().peer_state = st;
+                if matches!(st, Some(State::Copying | State::Resyncing)) {
+                    // Tracks now arrive out of order: not a usable image until done.
+                    mark_inconsistent(p);
+                }
+                p.publish(None);
+            }
+            Kind::CopyDone => {
+                // Consistent only once everything copied is on stable media.
+                p.data.flush().map_err(LinkError::Io)?;
+                p.sh.lock().peer_state = Some(State::Duplex);
+                p.apply_failed.store(0, Relaxed);
+                let _ = p.md.update_sb(|sb| sb.flags |= format::SB_CONSISTENT);
+                p.publish(None);
+            }
+            Kind::Bye => return Ok(()),
+            k => return Err(LinkError::Unexpected(k)),
+        }
+    }
+    Ok(())
+}
+
+/// Applies one write frame to the data device. FUA is applied with a preceding
+/// flush, so its durable ACK covers every write before it.
+fn apply(p: &Pair, h: &Header, buf: &mut IoBuf) -> Result {
+    let nr = u64::from(h.nr_sectors);
+    let f = h.flags;
+    let fua = f & proto::WRITE_FUA != 0;
+    let preflush = f & proto::WRITE_PREFLUSH != 0 || fua;
+    if f & (proto::WRITE_DISCARD | proto::WRITE_ZEROES) != 0 && preflush {
+        p.data.flush()?;
+    }
+    if f & proto::WRITE_DISCARD != 0 {
+        p.data.discard(h.a, nr)?;
+    } else if f & proto::WRITE_ZEROES != 0 {
+        p.data.zeroout(h.a, nr)?;
+    } else if nr == 0 {
+        return p.data.flush();
+    } else {
+        return p.data.write(h.a, buf, h.len as usize, fua, preflush);
+    }
+    if fua {
+        p.data.flush()?;
+    }
+    Ok(())
+}
