@@ -85,23 +85,22 @@ PY
 
 test_pair_from_a_resource_file() {
 	pair_boot 32
-	fill_primary
-	write_res a 1M
-	write_res b 1M
+	write_res a 512K
+	write_res b 512K
 	local out rc
 	# up on both hosts from the one file: secondary first, then primary
 	assert_eq "r0: up" "$(ctl b up r0)"
 	assert_eq "r0: up" "$(ctl a up r0)"
 	assert_eq "RCOPY-r0" "$(vm_run a 'dmsetup info -c --noheadings -o uuid r0')" "DM UUID"
 	assert_contains "$(vm_run a 'dmsetup table r0')" "role primary peer 10.77.0.2:$PAIR_PORT secret"
-	assert_contains "$(vm_run a 'dmsetup table r0')" "resync_rate 1048576"
+	assert_contains "$(vm_run a 'dmsetup table r0')" "resync_rate 524288"
 	assert_contains "$(vm_run b 'dmsetup table r0')" "role secondary local 10.77.0.2:$PAIR_PORT secret"
 	# up again, adjust with nothing changed: nothing is touched
 	assert_eq "r0: already up" "$(ctl a up r0)"
 	assert_eq "r0: unchanged" "$(ctl b adjust r0)"
 	assert_eq "r0: unchanged" "$(ctl a adjust --all)"
 
-	# the initial copy at 1 MiB/s: the primary is degraded, the secondary inconsistent
+	# the initial copy at 512 KiB/s (a minute): the primary is degraded, the secondary inconsistent
 	wait_state a copying 60
 	assert_eq 1 "$(check_rc a)" "status --check on the copying primary"
 	assert_eq 2 "$(check_rc b)" "status --check on the secondary during the copy"
@@ -123,11 +122,11 @@ test_pair_from_a_resource_file() {
 	write_res a 0
 	write_res b 0
 	assert_contains "$(ctl a adjust r0 --dry-run)" "r0: would reload:"
-	assert_contains "$(vm_run a 'dmsetup table r0')" "resync_rate 1048576"
+	assert_contains "$(vm_run a 'dmsetup table r0')" "resync_rate 524288"
 	local sent_before
 	sent_before=$(field a sent_bytes)
 	out=$(ctl a adjust r0)
-	assert_eq "r0: reloaded (resync_rate 1048576 -> (default))" "$out"
+	assert_eq "r0: reloaded (resync_rate 524288 -> (default))" "$out"
 	assert_not_contains "$(vm_run a 'dmsetup table r0')" "resync_rate"
 	assert_eq "r0: unchanged" "$(ctl b adjust r0)" "the secondary's table has no resync_rate to change"
 	echo "sent_bytes before the reload $sent_before, after $(field a sent_bytes); status $(vm_run a 'dmsetup status r0')"

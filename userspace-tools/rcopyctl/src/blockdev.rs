@@ -46,10 +46,12 @@ pub fn size_of_file(f: &File) -> io::Result<u64> {
     Ok(size)
 }
 
-/// Checks that `path` is a block device nobody holds exclusively (not
-/// mounted, not claimed by another device) and reads its size. `role` names
-/// it in errors ("data device", "metadata device").
-pub fn inspect(role: &str, path: &str) -> Result<BlockDev, Error> {
+/// Checks that `path` is a block device and reads its size; with
+/// `exclusive`, also that nobody holds it exclusively (not mounted, not
+/// claimed by another device). A device that a live table of ours holds is
+/// checked without it (for a comparison or a reload). `role` names it in
+/// errors ("data device", "metadata device").
+pub fn inspect_with(role: &str, path: &str, exclusive: bool) -> Result<BlockDev, Error> {
     let md =
         fs::metadata(path).map_err(|e| Error::new(format!("{role} {path}: {}", os_msg(&e))))?;
     if !md.file_type().is_block_device() {
@@ -57,9 +59,10 @@ pub fn inspect(role: &str, path: &str) -> Result<BlockDev, Error> {
     }
     // O_EXCL on a block device fails with EBUSY while it is mounted or
     // claimed (by a filesystem, md, another device-mapper device...).
+    let excl = if exclusive { libc::O_EXCL } else { 0 };
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+        .custom_flags(excl | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::EBUSY) {
@@ -90,12 +93,12 @@ mod tests {
 
     #[test]
     fn missing_and_not_block() {
-        let e = inspect("data device", "/dev/does-not-exist-rcopy").unwrap_err();
+        let e = inspect_with("data device", "/dev/does-not-exist-rcopy", true).unwrap_err();
         assert_eq!(
             e.to_string(),
             "data device /dev/does-not-exist-rcopy: No such file or directory"
         );
-        let e = inspect("metadata device", "/dev/null").unwrap_err();
+        let e = inspect_with("metadata device", "/dev/null", false).unwrap_err();
         assert_eq!(
             e.to_string(),
             "metadata device /dev/null: not a block device"

@@ -178,6 +178,12 @@ pub struct Request<'a> {
 
 /// The target `req` asks for, after every check that needs no device-mapper.
 pub fn prepare(req: &Request<'_>) -> Result<Target, Error> {
+    prepare_with(req, true)
+}
+
+/// [`prepare`]; with `exclusive` false the devices may be held (by the
+/// live table of the device being compared or reloaded).
+pub fn prepare_with(req: &Request<'_>, exclusive: bool) -> Result<Target, Error> {
     // Options first: a wrong flag is reported before any device is touched.
     let ts = check_track_size(req.dev.track_size.as_ref())?;
     let secret = secret(req.link)?;
@@ -194,8 +200,8 @@ pub fn prepare(req: &Request<'_>) -> Result<Target, Error> {
         .transpose()?;
     let opts = table_options(ts, req.role, &link, secret.as_ref())?;
     let args = opts.args();
-    let data_dev = blockdev::inspect("data device", &req.dev.data)?;
-    let meta_dev = blockdev::inspect("metadata device", &req.dev.meta)?;
+    let data_dev = blockdev::inspect_with("data device", &req.dev.data, exclusive)?;
+    let meta_dev = blockdev::inspect_with("metadata device", &req.dev.meta, exclusive)?;
     plan_args(&data_dev, &meta_dev, &args)
 }
 

@@ -91,14 +91,19 @@ fn live_params(ctl: &Control, name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-/// The target this host's section of `r` asks for.
-fn wanted(r: &Resource, host: &str) -> Result<Target, Error> {
+/// The target this host's section of `r` asks for. `live`: the device is
+/// up, so its devices are held by its own table (not checked for exclusive
+/// use).
+fn wanted(r: &Resource, host: &str, live: bool) -> Result<Target, Error> {
     let (dev, role, link) = r.args_for(host)?;
-    create::prepare(&Request {
-        dev: &dev,
-        role: role.as_deref(),
-        link: &link,
-    })
+    create::prepare_with(
+        &Request {
+            dev: &dev,
+            role: role.as_deref(),
+            link: &link,
+        },
+        !live,
+    )
     .map_err(|e| {
         let code = e.exit_code();
         let e2 = Error::new(format!("{}: {e}", r.path));
@@ -156,9 +161,12 @@ fn one(action: Action, r: &Resource, host: &str, dry_run: bool) -> Result<(), Er
         out(&format!("{name}: down"));
         return Ok(());
     }
-    let target = wanted(r, host)?;
+    // The file is checked before device-mapper is needed.
+    r.args_for(host)?;
     let ctl = open_control()?;
-    let Some(live) = live_params(&ctl, name)? else {
+    let live = live_params(&ctl, name)?;
+    let target = wanted(r, host, live.is_some())?;
+    let Some(live) = live else {
         if dry_run {
             out(&format!(
                 "{name}: would create: {}",
