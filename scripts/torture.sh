@@ -41,7 +41,7 @@ for ((i = 1; i <= ROUNDS; i++)); do
 	grep -E '^(ok|not ok) ' "$log" | sed "s/^/round $i: /"
 	if ((f > 0)); then
 		# the evidence of each failure: assertion lines and checksums
-		grep -E 'ASSERTION FAILED|CHECK FAILED|FAILED CHECK|FAIL:|sha256 a=' "$log" | sed 's/^/    /' | head -n 20
+		grep -E 'ASSERTION FAILED|CHECK FAILED|FAILED CHECK|FAIL:|sha256 a=|blocks of 4 KiB differ' "$log" | sed 's/^/    /' | head -n 20
 	fi
 	echo "# after round $i: $passed passed, $failed failed"
 done
