@@ -4,6 +4,7 @@
 //! replicated writes, and copying data out of a bio.
 
 use crate::dm::{Bio, DmDev};
+use core::ptr;
 use kernel::alloc::allocator::Vmalloc;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -78,6 +79,61 @@ unsafe impl Send for Bdev {}
 // SAFETY: as above.
 unsafe impl Sync for Bdev {}
 
+/// rcopy's own bio set, for the engine threads' I/O (metadata, resync reads, applied
+/// writes). Not `fs_bio_set`: filesystems above rcopy allocate from that one, and a
+/// thread completing their writes must not wait for bios they hold. Its mempool
+/// reserve means an allocation (`GFP_NOIO`) always ends, at worst once one of our
+/// own bios completes. One per module; every device shares it.
+pub(crate) struct BioSet {
+    bs: KBox<bindings::bio_set>,
+}
+
+// SAFETY: the bio set is used only through the kernel's bio API, which locks what it
+// shares; dropping it (`bioset_exit`) from another thread is allowed.
+unsafe impl Send for BioSet {}
+// SAFETY: `&BioSet` gives no access to the bio set.
+unsafe impl Sync for BioSet {}
+
+/// The registered [`BioSet`], null before module init and after module exit.
+static BIOSET: core::sync::atomic::AtomicPtr<bindings::bio_set> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+impl BioSet {
+    /// Bios kept in reserve.
+    const POOL: u32 = 16;
+
+    /// Creates the module's bio set and makes it the one engine I/O uses.
+    pub(crate) fn new() -> Result<Self> {
+        let mut bs = KBox::new(bindings::bio_set::default(), GFP_KERNEL)?;
+        // SAFETY: `bs` is zeroed memory that will not move (boxed) until
+        // `bioset_exit` in `drop`.
+        errno(unsafe {
+            bindings::bioset_init(&mut *bs, Self::POOL, 0, bindings::BIOSET_NEED_BVECS as i32)
+        })?;
+        BIOSET.store(&mut *bs, core::sync::atomic::Ordering::Release);
+        Ok(Self { bs })
+    }
+}
+
+impl Drop for BioSet {
+    fn drop(&mut self) {
+        BIOSET.store(ptr::null_mut(), core::sync::atomic::Ordering::Release);
+        // SAFETY: initialised in `new`; no device exists at module exit, so no bio
+        // from it is in flight.
+        unsafe { bindings::bioset_exit(&mut *self.bs) };
+    }
+}
+
+/// The bio set for engine I/O: rcopy's own, or `fs_bio_set` before it exists.
+fn bioset() -> *mut bindings::bio_set {
+    let p = BIOSET.load(core::sync::atomic::Ordering::Acquire);
+    if p.is_null() {
+        &raw mut bindings::fs_bio_set
+    } else {
+        p
+    }
+}
+
 /// A page-aligned buffer for synchronous I/O and network transfers.
 pub(crate) type IoBuf = Vec<u8, Vmalloc>;
 
@@ -112,16 +168,9 @@ impl Bdev {
             return Err(EINVAL);
         }
         let pages = len.div_ceil(4096) as u16;
-        // SAFETY: `fs_bio_set` is the kernel's general bio set; the device is open.
-        let bio = unsafe {
-            bindings::bio_alloc_bioset(
-                self.raw,
-                pages,
-                opf,
-                GFP_NOIO,
-                &raw mut bindings::fs_bio_set,
-            )
-        };
+        // SAFETY: `bioset()` is initialised (ours, or the kernel's general one); the
+        // device is open.
+        let bio = unsafe { bindings::bio_alloc_bioset(self.raw, pages, opf, GFP_NOIO, bioset()) };
         if bio.is_null() {
             return Err(ENOMEM);
         }

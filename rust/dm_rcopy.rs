@@ -34,14 +34,20 @@ module! {
 }
 
 struct RcopyModule {
+    // Dropped in this order: the target type goes before the bio set its devices use.
     _target: dm::Registration,
+    _bioset: blk::BioSet,
 }
 
 impl kernel::Module for RcopyModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         registry::init();
+        let bioset = blk::BioSet::new()?;
         let reg = dm::Registration::new::<target::Rcopy>(module)?;
         pr_info!("rcopy {} loaded\n", target::VERSION_STR);
-        Ok(Self { _target: reg })
+        Ok(Self {
+            _target: reg,
+            _bioset: bioset,
+        })
     }
 }

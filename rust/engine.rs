@@ -45,7 +45,7 @@ use crate::rcore::bitmap::TrackBitmap;
 use crate::rcore::format;
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header};
-use crate::rcore::status::{Conn, Mode, Role, State};
+use crate::rcore::status::{Conn, DevError, Mode, Role, State};
 use crate::rcore::table::TableArgs;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -887,14 +887,14 @@ impl Pair {
         }
     }
 
-    /// The sticky error the status line shows first, if any.
-    pub(crate) fn error(&self) -> Option<&'static str> {
+    /// The sticky error the status line shows.
+    pub(crate) fn error(&self) -> DevError {
         if self.md.failed() {
-            Some("metadata")
+            DevError::Metadata
         } else if self.apply_failed.load(Relaxed) != 0 {
-            Some("apply")
+            DevError::Apply
         } else {
-            None
+            DevError::None
         }
     }
 

@@ -137,21 +137,12 @@ impl Rcopy {
             st.sync_rate = l.sync_rate;
             st.eta_s = l.eta_s;
             st.consistent = l.consistent;
-        }
-        st.write(out)?;
-        if let Some(p) = &self.pair {
-            // Keys after the first version's: a sticky error (what the pair can no
-            // longer guarantee) and the activity log's use.
+            st.error = p.error();
             let (hot, refs) = p.al_usage();
-            write!(
-                out,
-                " error={} al_hot={} al_refs={}",
-                p.error().unwrap_or("none"),
-                hot,
-                refs
-            )?;
+            st.al_hot = hot as u64;
+            st.al_refs = refs;
         }
-        Ok(())
+        st.write(out)
     }
 
     fn write_table(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {

@@ -251,13 +251,15 @@ for wl in seq r16 r1; do run_fio raw "$wl" /dev/vde; done
 # ------------------------------------------------------------------ rcopy
 rstatus() { vm_run "$1" --timeout 30 'dmsetup status r0'; }
 
-# rcopy_pair MODE: secondary on b, then primary on a; wait for duplex and time the
-# initial copy
+# rcopy_pair MODE [CFG [OPTION WORDS...]]: secondary on b, then primary on a (with the
+# extra table options); wait for duplex and time the initial copy
 rcopy_pair() {
-	local mode=$1 cfg=rcopy_$1 out t tc
+	local mode=$1 cfg=${2:-rcopy_$1} out t tc
+	shift 2 || shift $#
+	local extra="$*" nopt=$((8 + $#))
 	vm_run b --timeout 60 "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 6 role secondary local 10.77.0.2:$PORT secret $SECRET\"" ||
 		{ rcopy_fail "cannot create the secondary on b"; return 1; }
-	out=$(vm_run a --timeout 700 "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 8 role primary peer 10.77.0.2:$PORT secret $SECRET mode $mode\" || exit 99
+	out=$(vm_run a --timeout 700 "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb $nopt role primary peer 10.77.0.2:$PORT secret $SECRET mode $mode $extra\" || exit 99
 		bash $BENCH_HELPERS/watch.sh rcopy-sync 600 0.2")
 	case $? in
 	0) ;;
@@ -318,18 +320,23 @@ rcopy_unpair() {
 		rcopy_fail "cannot remove r0"
 }
 
-# rcopy_mode MODE: the whole rcopy phase of one mode
+# rcopy_mode MODE [CFG OPTION WORDS...]: the whole rcopy phase of one mode; with a CFG
+# (a variant), the fio jobs only, on a pair with the extra table options
 rcopy_mode() {
-	local mode=$1 cfg=rcopy_$1 wl
+	local mode=$1 cfg=${2:-rcopy_$1} wl
 	[[ -z $RCOPY_BROKEN ]] || return 1
-	say "rcopy $mode mode (/dev/mapper/r0 on a, secondary on b)"
-	rcopy_pair "$mode" || return 1
+	say "rcopy $mode mode${3:+ with ${*:3}} (/dev/mapper/r0 on a, secondary on b)"
+	rcopy_pair "$mode" "$cfg" "${@:3}" || return 1
 	for wl in seq r16 r1; do
 		[[ $wl == r1 ]] && ping_stats "$cfg"
 		run_fio "$cfg" "$wl" /dev/mapper/r0 'dmsetup status r0' || { rcopy_fail "fio on r0 failed ($mode, $wl)"; return 1; }
 		drain "$cfg" "$wl" rcopy-drain || { rcopy_fail "the $mode pair did not drain after $wl"; return 1; }
 	done
-	rcopy_resync "$cfg" || return 1
+	if [[ -z ${2:-} ]]; then
+		rcopy_resync "$cfg" || return 1
+	else
+		rec "$cfg.al_status" "$(kv_of "$(rstatus a)" al_hot) hot"
+	fi
 	rcopy_unpair
 }
 
@@ -441,6 +448,10 @@ drbd_phase() {
 # ------------------------------------------------------------------ run
 # same-protocol pairs next to each other in time: the host may be shared and noisy
 rcopy_mode sync
+# the activity log's cost: 7 hot extents of one track each, so nearly every random
+# write first waits for an activity-log transaction (its worst case; the default
+# 512 x 4 MiB covers these disks whole)
+rcopy_mode sync rcopy_sync_alcold al_extents 7 al_extent_size 65536
 drbd_phase C
 rcopy_mode async
 drbd_phase A

@@ -172,7 +172,7 @@ impl fmt::Display for Peer {
 pub const REQUIRED_KEYS: usize = 21;
 
 /// Status keys in line order.
-pub const KEYS: [&str; 24] = [
+pub const KEYS: [&str; 27] = [
     "state",
     "role",
     "mode",
@@ -197,7 +197,40 @@ pub const KEYS: [&str; 24] = [
     "sync_rate",
     "eta_s",
     "consistent",
+    "error",
+    "al_hot",
+    "al_refs",
 ];
+
+/// A sticky error: what the device can no longer guarantee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DevError {
+    /// None.
+    #[default]
+    None,
+    /// A metadata write failed: no crash safety until the device is reloaded.
+    Metadata,
+    /// This secondary failed to apply a write: not consistent until a resync ends.
+    Apply,
+}
+
+impl DevError {
+    /// The status-line word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DevError::None => "none",
+            DevError::Metadata => "metadata",
+            DevError::Apply => "apply",
+        }
+    }
+
+    /// Parses a status-line word.
+    pub fn parse(s: &str) -> Option<DevError> {
+        [DevError::None, DevError::Metadata, DevError::Apply]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+    }
+}
 
 /// Everything the status line reports. Byte counts are in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +285,12 @@ pub struct Status {
     pub eta_s: u64,
     /// This side's data is a usable image (false on a secondary during a copy).
     pub consistent: bool,
+    /// The sticky error, if any.
+    pub error: DevError,
+    /// Activity-log extents hot.
+    pub al_hot: u64,
+    /// Activity-log references held by writes the peer has not confirmed durable.
+    pub al_refs: u64,
 }
 
 impl Default for Status {
@@ -282,6 +321,9 @@ impl Default for Status {
             sync_rate: 0,
             eta_s: 0,
             consistent: true,
+            error: DevError::None,
+            al_hot: 0,
+            al_refs: 0,
         }
     }
 }
@@ -325,7 +367,7 @@ impl Status {
              dirty_bytes={} cache_fill={}/{} sync_done={} sync_total={} \
              sent_bytes={} acked_bytes={} lag_ms={} lag_bytes={} reads={} \
              writes={} flushes={} discards={} write_zeroes={} io_errors={} \
-             sync_rate={} eta_s={} consistent={}",
+             sync_rate={} eta_s={} consistent={} error={} al_hot={} al_refs={}",
             self.state.as_str(),
             self.role.as_str(),
             self.mode.as_str(),
@@ -351,6 +393,9 @@ impl Status {
             self.sync_rate,
             self.eta_s,
             if self.consistent { "yes" } else { "no" },
+            self.error.as_str(),
+            self.al_hot,
+            self.al_refs,
         )
     }
 
@@ -415,6 +460,9 @@ impl Status {
                     _ => return Err(bad),
                 }
             }
+            24 => self.error = DevError::parse(v).ok_or(bad)?,
+            25 => self.al_hot = num(key, v)?,
+            26 => self.al_refs = num(key, v)?,
             _ => {}
         }
         Ok(())
@@ -429,7 +477,8 @@ mod tests {
     const LINE: &str = "state=simplex role=primary mode=sync conn=standalone peer=- \
         track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
         sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
-        writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6 sync_rate=0 eta_s=0 consistent=yes";
+        writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6 sync_rate=0 eta_s=0 consistent=yes \
+        error=none al_hot=0 al_refs=0";
 
     #[test]
     fn round_trip() {

@@ -16,6 +16,7 @@ import sys
 CONFIGS = [  # (key, column title)
     ("raw", "raw disk"),
     ("rcopy_sync", "rcopy sync"),
+    ("rcopy_sync_alcold", "sync cold AL"),
     ("drbd_C", "DRBD C"),
     ("rcopy_async", "rcopy async"),
     ("drbd_A", "DRBD A"),

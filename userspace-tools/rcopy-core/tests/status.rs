@@ -11,7 +11,7 @@ fn status() -> impl Strategy<Value = Status> {
         prop::sample::select(Conn::ALL.to_vec()),
         prop_oneof![Just("-".to_string()), "[!-<>-~]{1,64}"],
     );
-    (enums, prop::array::uniform19(any::<u64>()), any::<bool>()).prop_map(
+    (enums, prop::array::uniform21(any::<u64>()), any::<bool>()).prop_map(
         |((state, role, mode, conn, peer), n, consistent)| Status {
             state,
             role,
@@ -38,6 +38,9 @@ fn status() -> impl Strategy<Value = Status> {
             sync_rate: n[17],
             eta_s: n[18],
             consistent,
+            error: rcopy_core::status::DevError::None,
+            al_hot: n[19],
+            al_refs: n[20],
         },
     )
 }
@@ -58,7 +61,7 @@ fn documented_order() {
         "state=simplex role=primary mode=sync conn=standalone peer=- track_size=0 size=0 \
          dirty_bytes=0 cache_fill=0/0 sync_done=0 sync_total=0 sent_bytes=0 acked_bytes=0 \
          lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0 \
-         sync_rate=0 eta_s=0 consistent=yes"
+         sync_rate=0 eta_s=0 consistent=yes error=none al_hot=0 al_refs=0"
     );
 }
 
