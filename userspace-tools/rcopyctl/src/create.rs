@@ -617,7 +617,7 @@ mod tests {
     #[test]
     fn odd_size_rounds_down_to_sectors() {
         let d = dev("/dev/vdb", 8, 16, 1000);
-        let m = dev("/dev/vdc", 8, 32, 8192);
+        let m = dev("/dev/vdc", 8, 32, meta_bytes_needed(512, 4096));
         assert_eq!(plan(&d, &m, 4096).unwrap().length, 1);
         let tiny = dev("/dev/vdb", 8, 16, 511);
         assert!(plan(&tiny, &m, 4096).is_err());
@@ -632,17 +632,24 @@ mod tests {
             e.starts_with("Data and metadata devices must differ"),
             "{e}"
         );
-        // 1 TiB at 64 KiB needs 2 MiB + 4 KiB.
+        // 1 TiB at 64 KiB needs a 2 MiB bitmap and more (see geometry).
+        let need = meta_bytes_needed(1 << 40, DEFAULT_TRACK_SIZE);
+        assert!(need > 2 << 20);
         let small = dev("/dev/vdc", 254, 32, 2 << 20);
         let e = plan(&d, &small, DEFAULT_TRACK_SIZE)
             .unwrap_err()
             .to_string();
         assert_eq!(
             e,
-            "metadata device /dev/vdc too small: 2097152 bytes, needs 2101248 bytes \
-             (2.0 MiB) for 1 TiB with 64 KiB tracks"
+            format!(
+                "metadata device /dev/vdc too small: 2097152 bytes, needs {need} bytes \
+                 ({}) for 1 TiB with 64 KiB tracks",
+                human_bytes(need)
+            )
         );
-        let enough = dev("/dev/vdc", 254, 32, (2 << 20) + 4096);
+        let short = dev("/dev/vdc", 254, 32, need - 1);
+        assert!(plan(&d, &short, DEFAULT_TRACK_SIZE).is_err());
+        let enough = dev("/dev/vdc", 254, 32, need);
         assert!(plan(&d, &enough, DEFAULT_TRACK_SIZE).is_ok());
     }
 

@@ -42,7 +42,7 @@ pub struct Event {
 }
 
 /// The fields an event reports, as words.
-fn fields(s: &Status) -> [(&'static str, String); 6] {
+fn fields(s: &Status) -> [(&'static str, String); 7] {
     [
         ("role", s.role.to_string()),
         ("mode", s.mode.to_string()),
@@ -53,6 +53,7 @@ fn fields(s: &Status) -> [(&'static str, String); 6] {
             "consistent",
             if s.consistent { "yes" } else { "no" }.to_string(),
         ),
+        ("error", s.error.as_str().to_string()),
     ]
 }
 
@@ -273,7 +274,8 @@ mod tests {
         assert_eq!(ev[1].kind, "create");
         assert_eq!(
             human("T", &ev[1]),
-            "T create r1 role:primary mode:sync state:simplex conn:standalone peer:- consistent:yes event:0"
+            "T create r1 role:primary mode:sync state:simplex conn:standalone peer:- consistent:yes \
+             error:none event:0"
         );
         // An event counter that moves alone is an event too.
         let mut c = a.clone();

@@ -493,7 +493,7 @@ pub fn created_text(c: &Created) -> String {
                 "metadata",
                 format!(
                     "{} used of {}",
-                    human_bytes(BITMAP_OFFSET + bitmap),
+                    human_bytes(meta_bytes_needed(sb.size_bytes, sb.track_size)),
                     human_bytes(c.meta_size)
                 ),
             ),
@@ -555,9 +555,10 @@ impl Inspection {
             .saturating_mul(u64::from(self.sb.track_size))
     }
 
-    /// Bytes of the metadata device in use: superblock and bitmap.
+    /// Bytes of the metadata device in use: superblock, bitmap and
+    /// activity log.
     pub fn meta_used(&self) -> u64 {
-        BITMAP_OFFSET + bitmap_blocks(self.tracks) * BITMAP_BLOCK as u64
+        meta_bytes_needed(self.sb.size_bytes, self.sb.track_size)
     }
 }
 
@@ -894,13 +895,23 @@ mod tests {
             t.contains("  bitmap:       4 KiB at offset 4096, zeroed\n"),
             "{t}"
         );
-        assert!(t.contains("  metadata:     8 KiB used of 1 MiB\n"), "{t}");
+        let used = meta_bytes_needed(1 << 30, 65536);
+        assert!(
+            t.contains(&format!(
+                "  metadata:     {} used of 1 MiB\n",
+                human_bytes(used)
+            )),
+            "{t}"
+        );
 
         let i = inspect_md(meta.path()).unwrap();
         assert_eq!(i.sb, want);
         assert_eq!((i.tracks, i.dirty_tracks, i.stray_bits), (16384, 0, 0));
         let t = inspection_text(&i);
-        assert!(t.contains("  version:      1\n"), "{t}");
+        assert!(
+            t.contains(&format!("  version:      {META_VERSION}\n")),
+            "{t}"
+        );
         assert!(t.contains(" (pair_id default)\n"), "{t}");
         assert!(
             t.contains("  size:         1 GiB (1073741824 bytes)\n"),
@@ -944,7 +955,7 @@ mod tests {
         let i = inspect_md(meta.path()).unwrap();
         assert_eq!((i.tracks, i.dirty_tracks, i.stray_bits), (163840, 5, 0));
         assert_eq!(i.dirty_bytes(), 5 * 65536);
-        assert_eq!(i.meta_used(), 4096 + 5 * 4096);
+        assert_eq!(i.meta_used(), meta_bytes_needed(10 << 30, 65536));
         let t = inspection_text(&i);
         assert!(!t.contains("(pair_id default)"), "{t}");
         assert!(t.contains("  flags:        synced, primary (0x9)\n"), "{t}");
@@ -965,7 +976,7 @@ mod tests {
         let j = inspection_json(&i);
         assert!(
             j.starts_with(&format!(
-                "{{\"path\": \"{}\", \"version\": 1, ",
+                "{{\"path\": \"{}\", \"version\": {META_VERSION}, ",
                 meta.path()
             )),
             "{j}"
@@ -996,7 +1007,10 @@ mod tests {
             "{j}"
         );
         assert!(
-            j.ends_with("\"meta_size\": 1048576, \"meta_used\": 24576}"),
+            j.ends_with(&format!(
+                "\"meta_size\": 1048576, \"meta_used\": {}}}",
+                meta_bytes_needed(10 << 30, 65536)
+            )),
             "{j}"
         );
     }
@@ -1005,7 +1019,7 @@ mod tests {
     fn stray_bits_are_reported() {
         // 1 MiB at 64 KiB: 16 tracks; bits 16.. of the block are slack.
         let data = TempFile::new("data", 1 << 20);
-        let meta = TempFile::new("meta", 8192);
+        let meta = TempFile::new("meta", 128 << 10);
         create_md(&req(&meta, &data), counter()).unwrap();
         meta.write_at(BITMAP_OFFSET, &((1u64 << 15) | (1 << 16)).to_le_bytes());
         meta.write_at(BITMAP_OFFSET + 4088, &[0x80]);
@@ -1022,7 +1036,7 @@ mod tests {
     #[test]
     fn refuses_to_overwrite_without_force() {
         let data = TempFile::new("data", 256 << 20);
-        let meta = TempFile::new("meta", 64 << 10);
+        let meta = TempFile::new("meta", 128 << 10);
         create_md(&req(&meta, &data), counter()).unwrap();
         let mut sb = inspect_md(meta.path()).unwrap().sb;
         sb.flags = SB_SYNCED;
@@ -1150,10 +1164,11 @@ mod tests {
         meta.write_at(0, &sb.encode());
         let e = inspect_md(meta.path()).unwrap_err().to_string();
         assert!(
-            e.ends_with(
+            e.ends_with(&format!(
                 "metadata device too small for the bitmap its superblock describes: \
-                 1048576 bytes, needs 33558528 bytes (1 TiB with 4 KiB tracks)"
-            ),
+                 1048576 bytes, needs {} bytes (1 TiB with 4 KiB tracks)",
+                meta_bytes_needed(1 << 40, 4096)
+            )),
             "{e}"
         );
         let tiny = TempFile::new("tiny", 100);
@@ -1183,16 +1198,18 @@ mod tests {
     fn create_refusals() {
         let data = TempFile::new("data", 1 << 40);
         let meta = TempFile::new("meta", 2 << 20);
-        // 1 TiB at 64 KiB needs 2 MiB + 4 KiB.
+        // 1 TiB at 64 KiB needs more than 2 MiB (bitmap, superblock, activity log).
+        let need = meta_bytes_needed(1 << 40, 65536);
         let e = create_md(&req(&meta, &data), counter())
             .unwrap_err()
             .to_string();
         assert_eq!(
             e,
             format!(
-                "metadata device {} too small: 2097152 bytes, needs 2101248 bytes (2.0 MiB) \
+                "metadata device {} too small: 2097152 bytes, needs {need} bytes ({}) \
                  for 1 TiB with 64 KiB tracks",
-                meta.path()
+                meta.path(),
+                human_bytes(need)
             )
         );
         // 1 MiB tracks fit.
@@ -1278,7 +1295,7 @@ mod tests {
     #[test]
     fn size_is_whole_sectors() {
         let data = TempFile::new("data", 1000 * 512 + 300);
-        let meta = TempFile::new("meta", 8192);
+        let meta = TempFile::new("meta", 128 << 10);
         let mut r = req(&meta, &data);
         r.track_size = Some(ts(4096));
         let c = create_md(&r, counter()).unwrap();

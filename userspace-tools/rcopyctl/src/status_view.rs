@@ -1,6 +1,6 @@
 //! Presenting rcopy status lines: a readable block, or JSON.
 
-use rcopy_core::status::{Conn, Role, State, Status};
+use rcopy_core::status::{Conn, DevError, Role, State, Status};
 
 use crate::json::{self, Value};
 use crate::size::{human_bytes, human_secs};
@@ -91,6 +91,9 @@ pub fn compact(name: &str, s: &Status) -> String {
     if s.io_errors > 0 {
         w.push(format!("io_errors:{}", s.io_errors));
     }
+    if s.error != DevError::None {
+        w.push(format!("error:{}", s.error.as_str()));
+    }
     w.join(" ")
 }
 
@@ -144,13 +147,14 @@ pub enum Health {
     /// Usable but without a current copy on the peer: disconnected,
     /// connecting, copying or resyncing.
     Degraded = 1,
-    /// This side's data is not a usable image, or I/O errors were seen.
+    /// This side's data is not a usable image, I/O errors were seen, or the
+    /// device reports a sticky error (`error` not `none`).
     Failed = 2,
 }
 
 /// Classifies one device.
 pub fn health(s: &Status) -> Health {
-    if !s.consistent || s.io_errors > 0 {
+    if !s.consistent || s.io_errors > 0 || s.error != DevError::None {
         return Health::Failed;
     }
     if s.state == State::Simplex && s.conn == Conn::Standalone {
@@ -544,7 +548,7 @@ mod tests {
             "{j}"
         );
         assert!(
-            j.ends_with("\"sync_rate\": 0, \"eta_s\": 0, \"consistent\": true}"),
+            j.contains("\"sync_rate\": 0, \"eta_s\": 0, \"consistent\": true"),
             "{j}"
         );
         let mut s = s;
@@ -573,18 +577,28 @@ mod tests {
         for o in arr {
             let o = o.as_object().unwrap();
             assert_eq!(o["schema_version"], JSON_SCHEMA_VERSION);
-            for key in rcopy_core::status::KEYS {
+            // Every key the core writes, typed from the line itself.
+            let mut line = String::new();
+            s.write(&mut line).unwrap();
+            for (key, v) in rcopy_core::status::parse_kv(&line) {
                 match key {
                     "cache_fill" => {
                         assert!(o["cache_used"].is_u64());
                         assert!(o["cache_max"].is_u64());
                     }
                     "consistent" => assert!(o[key].is_boolean(), "{key}"),
-                    "state" | "role" | "mode" | "conn" | "peer" => {
-                        assert!(o[key].is_string(), "{key}")
+                    "peer" if v == "-" => assert!(o[key].is_null()),
+                    _ if v.bytes().all(|b| b.is_ascii_digit()) => {
+                        assert!(o[key].is_u64(), "{key} missing or not a number: {text}")
                     }
-                    _ => assert!(o[key].is_u64(), "{key} missing or not a number: {text}"),
+                    _ => assert_eq!(o[key], v, "{key}"),
                 }
+            }
+            for key in rcopy_core::status::KEYS {
+                assert!(
+                    key == "cache_fill" || o.contains_key(key),
+                    "{key} missing: {text}"
+                );
             }
             // Nothing else but those and ours.
             assert_eq!(o.len(), rcopy_core::status::KEYS.len() + 3);
@@ -678,6 +692,14 @@ mod tests {
         assert_eq!(health(&s), Health::Failed);
         let mut st = Status::default();
         assert_eq!(health(&st), Health::Healthy);
+        st.error = DevError::Metadata;
+        assert_eq!(health(&st), Health::Failed);
+        assert!(
+            compact("r1", &st).ends_with(" error:metadata"),
+            "{}",
+            compact("r1", &st)
+        );
+        st.error = DevError::None;
         st.io_errors = 1;
         assert_eq!(health(&st), Health::Failed);
         assert_eq!(Health::Failed as u8, 2);
