@@ -394,8 +394,9 @@ pub fn create_md(
     // 1. No superblock: the device reads as unformatted from here on.
     meta.write_at(0, &AlignedBuf::zeroed(SB_BYTES))?;
     meta.sync()?;
-    // 2. An empty bitmap.
-    let bitmap_len = bitmap_blocks(tracks(size, track_size)) * BITMAP_BLOCK as u64;
+    // 2. An empty bitmap and an empty activity log (right after the bitmap): a log left
+    // by an earlier use of the device would mark its extents again at the first start.
+    let bitmap_len = meta_bytes_needed(size, track_size) - BITMAP_OFFSET;
     let zeroes = AlignedBuf::zeroed(CHUNK);
     let mut done = 0u64;
     while done < bitmap_len {
@@ -858,8 +859,13 @@ mod tests {
     fn create_then_inspect() {
         let data = TempFile::new("data", (1 << 30) + 500);
         let meta = TempFile::new("meta", 1 << 20);
-        // Junk where the bitmap goes: create-md zeroes it.
-        meta.write_at(BITMAP_OFFSET, &[0xff; 8192]);
+        // Junk where the bitmap and the activity log go, and past them: create-md
+        // zeroes the first two.
+        let used = meta_bytes_needed(1 << 30, 65536);
+        meta.write_at(
+            BITMAP_OFFSET,
+            &vec![0xff; (used + 4096 - BITMAP_OFFSET) as usize],
+        );
         let c = create_md(&req(&meta, &data), counter()).unwrap();
         assert!(c.warnings.is_empty());
         assert_eq!(c.replaced, None);
@@ -870,12 +876,13 @@ mod tests {
             Superblock::decode(meta.read_at(0, 4096).as_slice().try_into().unwrap()),
             Ok(want)
         );
-        // 16384 tracks: one bitmap block, zeroed; the next one untouched.
-        assert!(meta.read_at(BITMAP_OFFSET, 4096).iter().all(|&b| b == 0));
+        // 16384 tracks: one bitmap block and the activity log, zeroed; the block
+        // after them untouched.
         assert!(meta
-            .read_at(BITMAP_OFFSET + 4096, 4096)
+            .read_at(BITMAP_OFFSET, (used - BITMAP_OFFSET) as usize)
             .iter()
-            .all(|&b| b == 0xff));
+            .all(|&b| b == 0));
+        assert!(meta.read_at(used, 4096).iter().all(|&b| b == 0xff));
         let t = created_text(&c);
         assert!(
             t.starts_with(&format!("{}: wrote rcopy metadata\n", meta.path())),
@@ -895,7 +902,6 @@ mod tests {
             t.contains("  bitmap:       4 KiB at offset 4096, zeroed\n"),
             "{t}"
         );
-        let used = meta_bytes_needed(1 << 30, 65536);
         assert!(
             t.contains(&format!(
                 "  metadata:     {} used of 1 MiB\n",
