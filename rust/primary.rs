@@ -163,10 +163,12 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
             }
             continue;
         }
-        // 2. copy a dirty track while the log has room
+        // 2. copy a dirty track while the log has room (and `resync_rate` allows:
+        //    the sender never sleeps for it, so host writes are never held back)
         let dirty = p.bitmap().count() > 0;
         let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
-        if dirty && room && sh.cache_bytes < p.cfg.cache_size {
+        let throttled_ms = if copy_pending_done { throttle_ms(p) } else { 0 };
+        if dirty && room && sh.cache_bytes < p.cfg.cache_size && throttled_ms == 0 {
             let from = sh.copy_cursor;
             drop(sh);
             if !copy_pending_done {
@@ -228,16 +230,21 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
                 .wait_interruptible_timeout(&mut sh, kthread::jiffies(BARRIER_AFTER_MS as u32));
             continue;
         }
-        // 5. idle: heartbeat, then wait for work
+        // 5. idle: heartbeat, then wait for work (or for the rate limit)
         if now_ns().saturating_sub(last_tx) >= ping_ns {
             drop(sh);
             link.send(&Header::ping(now_ns()), &[])?;
             last_tx = now_ns();
             continue;
         }
+        let wait_ms = if dirty && throttled_ms > 0 {
+            throttled_ms.min(p.cfg.ping_ms())
+        } else {
+            p.cfg.ping_ms()
+        };
         let _ = p
             .wake
-            .wait_interruptible_timeout(&mut sh, kthread::jiffies(p.cfg.ping_ms()));
+            .wait_interruptible_timeout(&mut sh, kthread::jiffies(wait_ms));
     }
     if link.is_dead() {
         Err(LinkError::Io(ECONNRESET))
@@ -341,21 +348,22 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
         p.sent_bytes.fetch_add(len as u64, Relaxed);
     }
     p.sync_done.fetch_add(end - start, Relaxed);
-    throttle(p);
     Ok(true)
 }
 
-/// Keeps the copy at or below `resync_rate` bytes per second.
-fn throttle(p: &Pair) {
+/// Milliseconds until the copy may go on at `resync_rate` bytes per second (0: now).
+fn throttle_ms(p: &Pair) -> u32 {
     let rate = p.cfg.resync_rate;
     if rate == 0 {
-        return;
+        return 0;
     }
     let done = p.sync_done.load(Relaxed);
     let due_ns = done.saturating_mul(1_000_000_000) / rate;
     let spent = now_ns().saturating_sub(p.copy_t0.load(Relaxed));
-    if due_ns > spent && !p.stopping() {
-        kthread::nap_ms(((due_ns - spent) / 1_000_000).min(1000) as u32 + 1);
+    if due_ns > spent {
+        ((due_ns - spent) / 1_000_000).min(1000) as u32 + 1
+    } else {
+        0
     }
 }
 
