@@ -8,6 +8,7 @@ use kernel::prelude::*;
 
 mod activity;
 mod blk;
+mod config;
 mod dm;
 mod engine;
 mod inflight;
@@ -23,6 +24,7 @@ mod rcore;
 mod registry;
 mod secondary;
 mod target;
+mod tlog;
 
 module! {
     type: RcopyModule,

@@ -32,6 +32,9 @@
 //! held together with `sh`. Bio completion (`end_io`, interrupt context) touches only
 //! atomics.
 
+pub(crate) use crate::config::Config;
+pub(crate) use crate::tlog::{BioRef, Entry, Shared};
+
 use crate::activity::ActivityLog;
 use crate::blk::{self, Bdev};
 use crate::dm::{Bio, BioList, Op, TableRef};
@@ -46,7 +49,6 @@ use crate::rcore::format;
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header};
 use crate::rcore::status::{Conn, DevError, Mode, Role, State};
-use crate::rcore::table::TableArgs;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -108,201 +110,6 @@ pub(crate) enum Completion {
     Done,
     /// The peer's ACK (or the metadata thread) will complete it.
     Later,
-}
-
-/// The pair configuration, from the table line.
-pub(crate) struct Config {
-    pub(crate) role: Role,
-    pub(crate) mode: Mode,
-    pub(crate) peer: Option<SockAddr>,
-    pub(crate) local: Option<SockAddr>,
-    pub(crate) secret: KVec<u8>,
-    pub(crate) pair_word: KVec<u8>,
-    pub(crate) cache_size: u64,
-    pub(crate) timeout_ms: u32,
-    pub(crate) resync_rate: u64,
-    pub(crate) track_size: u32,
-    pub(crate) size_bytes: u64,
-    pub(crate) al_extents: u32,
-    pub(crate) al_extent_size: u64,
-}
-
-impl Config {
-    pub(crate) fn new(a: &TableArgs<'_>, role: Role, size_bytes: u64) -> Result<Config> {
-        let mut secret = KVec::new();
-        secret.extend_from_slice(a.secret, GFP_KERNEL)?;
-        let mut pair_word = KVec::new();
-        pair_word.extend_from_slice(a.pair_id, GFP_KERNEL)?;
-        Ok(Config {
-            role,
-            mode: a.mode,
-            peer: a.peer,
-            local: a.local,
-            secret,
-            pair_word,
-            cache_size: a.cache_size,
-            timeout_ms: a.timeout_ms,
-            resync_rate: a.resync_rate,
-            track_size: a.track_size,
-            size_bytes,
-            al_extents: a.al_extents,
-            al_extent_size: a.al_extent_size,
-        })
-    }
-
-    /// The table arguments this configuration came from (devices left empty).
-    pub(crate) fn args(&self) -> TableArgs<'_> {
-        let mut a = TableArgs::new(&[], &[]);
-        a.track_size = self.track_size;
-        a.role = Some(self.role);
-        a.mode = self.mode;
-        a.peer = self.peer;
-        a.local = self.local;
-        a.secret = &self.secret;
-        a.pair_id = &self.pair_word;
-        a.cache_size = self.cache_size;
-        a.timeout_ms = self.timeout_ms;
-        a.resync_rate = self.resync_rate;
-        a.al_extents = self.al_extents;
-        a.al_extent_size = self.al_extent_size;
-        a
-    }
-
-    /// The 16-byte pair id the handshake and the metadata carry.
-    pub(crate) fn pair_id(&self) -> [u8; 16] {
-        proto::pair_id_from_name(&self.pair_word)
-    }
-
-    pub(crate) fn ping_ms(&self) -> u32 {
-        (self.timeout_ms / 4).max(100)
-    }
-}
-
-/// One write (or copy run, or barrier) in the transfer log.
-pub(crate) struct Entry {
-    pub(crate) seq: u64,
-    pub(crate) dep: u64,
-    pub(crate) sector: u64,
-    pub(crate) nr_sectors: u32,
-    pub(crate) flags: u16,
-    pub(crate) len: u32,
-    /// The payload, until it is sent.
-    pub(crate) data: Option<blk::NoIoBuf>,
-    /// Sync mode: the bio waiting for this entry's ACK.
-    pub(crate) bio: Option<BioRef>,
-    /// Tracks to mark if the peer never confirms the entry durable.
-    pub(crate) tracks: Range<u64>,
-    /// Activity-log extents referenced until then.
-    pub(crate) al: Range<u64>,
-    pub(crate) issued_ns: u64,
-}
-
-impl Entry {
-    /// An empty flush: once the peer acknowledges it, everything before it is durable.
-    pub(crate) fn barrier(seq: u64) -> Entry {
-        Entry {
-            seq,
-            dep: seq - 1,
-            sector: 0,
-            nr_sectors: 0,
-            flags: proto::WRITE_PREFLUSH,
-            len: 0,
-            data: None,
-            bio: None,
-            tracks: 0..0,
-            al: 0..0,
-            issued_ns: now_ns(),
-        }
-    }
-}
-
-/// A bio whose completion waits for the peer.
-pub(crate) struct BioRef(pub(crate) *mut kernel::bindings::bio);
-// SAFETY: a bio may be completed from any thread.
-unsafe impl Send for BioRef {}
-
-/// The fields of [`Pair`] guarded by its spinlock `sh`.
-///
-/// Ring positions: `head` (oldest entry not confirmed durable) <= `applied` (oldest
-/// not acknowledged) <= `unsent` (oldest not sent) <= `tail` (next free).
-pub(crate) struct Shared {
-    pub(crate) conn: Conn,
-    pub(crate) link: Option<Arc<Link>>,
-    /// The first full copy to the current peer has finished.
-    pub(crate) synced: bool,
-    /// The first full copy has started (every bit was set once).
-    pub(crate) copy_started: bool,
-    pub(crate) next_seq: u64,
-    pub(crate) ring: KVVec<Option<Entry>>,
-    pub(crate) head: u64,
-    pub(crate) applied: u64,
-    pub(crate) unsent: u64,
-    pub(crate) tail: u64,
-    /// Payload bytes not yet acknowledged.
-    pub(crate) cache_bytes: u64,
-    pub(crate) copy_cursor: u64,
-    /// Sequence number of the last barrier queued.
-    pub(crate) barrier_seq: u64,
-    /// A write was marked instead of shipped while connected: the peer must hear it
-    /// is no longer a prefix before anything later is sent.
-    pub(crate) gap: bool,
-    /// The peer was told (this connection) that its image is not a usable prefix.
-    pub(crate) peer_inconsistent: bool,
-    pub(crate) last_state: State,
-    /// Secondary: the state the primary last reported.
-    pub(crate) peer_state: Option<State>,
-    /// Secondary: the mode the connected primary runs in.
-    pub(crate) peer_mode: Option<Mode>,
-}
-
-impl Shared {
-    pub(crate) fn slot(&mut self, pos: u64) -> Option<&mut Option<Entry>> {
-        let cap = self.ring.len() as u64;
-        self.ring.get_mut((pos % cap.max(1)) as usize)
-    }
-
-    /// Retires the oldest entry if it sits below ring position `limit` and its
-    /// sequence number is at most `max_seq`.
-    pub(crate) fn pop_head(&mut self, limit: u64, max_seq: u64) -> Option<Entry> {
-        while self.head < limit {
-            let head = self.head;
-            let slot = self.slot(head)?;
-            if slot.as_ref().is_some_and(|e| e.seq > max_seq) {
-                return None;
-            }
-            let e = slot.take();
-            self.head += 1;
-            if let Some(e) = e {
-                return Some(e);
-            }
-        }
-        None
-    }
-
-    pub(crate) fn ring_full(&self) -> bool {
-        self.tail - self.head >= self.ring.len() as u64
-    }
-
-    /// Queues `e` at the tail (the caller checked for room).
-    pub(crate) fn push(&mut self, e: Entry) {
-        let tail = self.tail;
-        self.cache_bytes += u64::from(e.len);
-        if let Some(slot) = self.slot(tail) {
-            *slot = Some(e);
-        }
-        self.tail += 1;
-    }
-
-    /// Queues a barrier unless the newest entry already is one.
-    pub(crate) fn push_barrier(&mut self) {
-        if self.ring_full() || self.barrier_seq + 1 == self.next_seq || self.head == self.tail {
-            return;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.barrier_seq = seq;
-        self.push(Entry::barrier(seq));
-    }
 }
 
 /// Counters shown in the status line.

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The transfer log: a ring of the primary's entries in sequence order, from the
+//! write's `map` until the peer confirms it durable, and the connection state kept
+//! with it under the pair's spinlock (see `engine.rs` for the locking and
+//! `primary.rs` for how entries move).
+//!
+//! What if the link drops here: `Pair::fail_inflight` pops every entry, marks its
+//! tracks and drops its activity-log references. What if the machine dies: the
+//! entries are lost with it, and the activity log and the bitmap say what to resync.
+
+use crate::blk;
+use crate::link::{now_ns, Link};
+use crate::rcore::proto;
+use crate::rcore::status::{Conn, Mode, State};
+use core::ops::Range;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// One write (or copy run, or barrier) in the transfer log.
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    pub(crate) dep: u64,
+    pub(crate) sector: u64,
+    pub(crate) nr_sectors: u32,
+    pub(crate) flags: u16,
+    pub(crate) len: u32,
+    /// The payload, until it is sent.
+    pub(crate) data: Option<blk::NoIoBuf>,
+    /// Sync mode: the bio waiting for this entry's ACK.
+    pub(crate) bio: Option<BioRef>,
+    /// Tracks to mark if the peer never confirms the entry durable.
+    pub(crate) tracks: Range<u64>,
+    /// Activity-log extents referenced until then.
+    pub(crate) al: Range<u64>,
+    pub(crate) issued_ns: u64,
+}
+
+impl Entry {
+    /// An empty flush: once the peer acknowledges it, everything before it is durable.
+    pub(crate) fn barrier(seq: u64) -> Entry {
+        Entry {
+            seq,
+            dep: seq - 1,
+            sector: 0,
+            nr_sectors: 0,
+            flags: proto::WRITE_PREFLUSH,
+            len: 0,
+            data: None,
+            bio: None,
+            tracks: 0..0,
+            al: 0..0,
+            issued_ns: now_ns(),
+        }
+    }
+}
+
+/// A bio whose completion waits for the peer.
+pub(crate) struct BioRef(pub(crate) *mut kernel::bindings::bio);
+// SAFETY: a bio may be completed from any thread.
+unsafe impl Send for BioRef {}
+
+/// The fields of [`crate::engine::Pair`] guarded by its spinlock `sh`.
+///
+/// Ring positions: `head` (oldest entry not confirmed durable) <= `applied` (oldest
+/// not acknowledged) <= `unsent` (oldest not sent) <= `tail` (next free).
+pub(crate) struct Shared {
+    pub(crate) conn: Conn,
+    pub(crate) link: Option<Arc<Link>>,
+    /// The first full copy to the current peer has finished.
+    pub(crate) synced: bool,
+    /// The first full copy has started (every bit was set once).
+    pub(crate) copy_started: bool,
+    pub(crate) next_seq: u64,
+    pub(crate) ring: KVVec<Option<Entry>>,
+    pub(crate) head: u64,
+    pub(crate) applied: u64,
+    pub(crate) unsent: u64,
+    pub(crate) tail: u64,
+    /// Payload bytes not yet acknowledged.
+    pub(crate) cache_bytes: u64,
+    pub(crate) copy_cursor: u64,
+    /// Sequence number of the last barrier queued.
+    pub(crate) barrier_seq: u64,
+    /// A write was marked instead of shipped while connected: the peer must hear it
+    /// is no longer a prefix before anything later is sent.
+    pub(crate) gap: bool,
+    /// The peer was told (this connection) that its image is not a usable prefix.
+    pub(crate) peer_inconsistent: bool,
+    pub(crate) last_state: State,
+    /// Secondary: the state the primary last reported.
+    pub(crate) peer_state: Option<State>,
+    /// Secondary: the mode the connected primary runs in.
+    pub(crate) peer_mode: Option<Mode>,
+}
+
+impl Shared {
+    pub(crate) fn slot(&mut self, pos: u64) -> Option<&mut Option<Entry>> {
+        let cap = self.ring.len() as u64;
+        self.ring.get_mut((pos % cap.max(1)) as usize)
+    }
+
+    /// Retires the oldest entry if it sits below ring position `limit` and its
+    /// sequence number is at most `max_seq`.
+    pub(crate) fn pop_head(&mut self, limit: u64, max_seq: u64) -> Option<Entry> {
+        while self.head < limit {
+            let head = self.head;
+            let slot = self.slot(head)?;
+            if slot.as_ref().is_some_and(|e| e.seq > max_seq) {
+                return None;
+            }
+            let e = slot.take();
+            self.head += 1;
+            if let Some(e) = e {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn ring_full(&self) -> bool {
+        self.tail - self.head >= self.ring.len() as u64
+    }
+
+    /// Queues `e` at the tail (the caller checked for room).
+    pub(crate) fn push(&mut self, e: Entry) {
+        let tail = self.tail;
+        self.cache_bytes += u64::from(e.len);
+        if let Some(slot) = self.slot(tail) {
+            *slot = Some(e);
+        }
+        self.tail += 1;
+    }
+
+    /// Queues a barrier unless the newest entry already is one.
+    pub(crate) fn push_barrier(&mut self) {
+        if self.ring_full() || self.barrier_seq + 1 == self.next_seq || self.head == self.tail {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.barrier_seq = seq;
+        self.push(Entry::barrier(seq));
+    }
+}
