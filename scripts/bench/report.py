@@ -161,7 +161,7 @@ def main():
             s["left_after_mib"] = None if left is None else left / 1048576
 
     sync_info = {}
-    for cfg in ("rcopy_sync", "rcopy_async", "drbd_C", "drbd_A"):
+    for cfg in [c for c, _ in CONFIGS if c != "raw"]:
         d = {}
         for what in ("copy", "resync"):
             b = num(kv.get(f"{cfg}.{what}_bytes"))
