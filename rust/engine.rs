@@ -451,7 +451,7 @@ impl Pair {
         let al = self.al.extents(pb.sector, pb.nr);
         if al.end - al.start > u64::from(self.cfg.al_extents) / 2 {
             // Larger than the log can hold at once (a huge discard): mark instead.
-            self.note_gap();
+            self.sh.lock().note_gap();
             return self.mark_unshipped(bio, pb);
         }
         // A failed metadata device cannot record extents: ship without (the status
@@ -480,7 +480,7 @@ impl Pair {
                 Ok(d) => Some(d),
                 Err(_) => {
                     self.al.release(al);
-                    self.note_gap();
+                    self.sh.lock().note_gap();
                     return self.mark_unshipped(bio, pb);
                 }
             }
@@ -496,10 +496,7 @@ impl Pair {
             || over
             || self.bitmap().any_in(pb.tracks.clone())
         {
-            if sh.conn == Conn::Connected && !sh.peer_inconsistent {
-                sh.gap = true;
-                sh.peer_inconsistent = true;
-            }
+            sh.note_gap();
             drop(sh);
             self.al.release(al);
             return self.mark_unshipped(bio, pb);
@@ -537,16 +534,6 @@ impl Pair {
         drop(sh);
         self.wake.notify_one();
         Decision::Go
-    }
-
-    /// A write is marked instead of shipped while connected: the peer's image stops
-    /// being a prefix; tell it before anything later is sent.
-    fn note_gap(&self) {
-        let mut sh = self.sh.lock();
-        if sh.conn == Conn::Connected && !sh.peer_inconsistent {
-            sh.gap = true;
-            sh.peer_inconsistent = true;
-        }
     }
 
     /// Logs a refused local write on the secondary, at most once a second.

@@ -11,7 +11,6 @@
 use crate::dm::{Bio, BioList};
 use crate::engine::{Decision, Pair, PerBio, PB_DEFER_ENDIO, PB_DEFER_SUBMIT, PB_HELD};
 use crate::kthread;
-use crate::rcore::activity::PlanError;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -39,23 +38,15 @@ pub(crate) fn md_main(p: &Arc<Pair>) {
 fn md_round(p: &Pair) -> bool {
     let batch = BioList::new();
     p.deferred.drain(|bio| batch.push(&bio));
-    // Plan the extents of held bios (only this thread plans).
-    let mut too_large = false;
+    // Plan the extents of held bios (only this thread plans). `Busy` leaves a bio
+    // held for the next round; `TooLarge` cannot happen: `ship` marks a write that
+    // spans more than half the log instead of holding it.
     batch.for_each(|bio| {
         let pb = crate::dm::per_bio::<PerBio>(bio);
         if pb.flags.load(Ordering::Acquire) & PB_HELD != 0 {
-            let r = p.al.extents(pb.sector(), pb.nr());
-            if p.al.plan(r) == Err(PlanError::TooLarge) {
-                too_large = true;
-            }
+            let _ = p.al.plan(p.al.extents(pb.sector(), pb.nr()));
         }
     });
-    if too_large {
-        pr_warn!(
-            "{}: a write spans more extents than the activity log holds\n",
-            p.name()
-        );
-    }
     // The activity log writes the bitmap first; without a transaction, the bitmap
     // alone.
     let r = if p.md.failed() {

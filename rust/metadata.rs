@@ -176,8 +176,8 @@ impl Metadata {
     /// superblock that the device runs. Thread context.
     pub(crate) fn activate(&self) -> Result<Activated, LoadError> {
         let blocks = self.stale.len() as u64;
-        let pair_id = self.io.lock().sb.pair_id;
         let mut io = self.io.lock();
+        let pair_id = io.sb.pair_id;
         let fresh = if self.fresh.load(SeqCst) != 0 {
             true
         } else {

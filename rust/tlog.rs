@@ -132,6 +132,15 @@ impl Shared {
         self.tail += 1;
     }
 
+    /// A write is marked instead of shipped: if connected, the peer must hear (once
+    /// per connection) that it is no longer a prefix before anything later is sent.
+    pub(crate) fn note_gap(&mut self) {
+        if self.conn == Conn::Connected && !self.peer_inconsistent {
+            self.gap = true;
+            self.peer_inconsistent = true;
+        }
+    }
+
     /// Queues a barrier unless the newest entry already is one.
     pub(crate) fn push_barrier(&mut self) {
         if self.ring_full() || self.barrier_seq + 1 == self.next_seq || self.head == self.tail {
