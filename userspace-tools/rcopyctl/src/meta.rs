@@ -446,7 +446,7 @@ pub fn create_md(
 fn rows(heading: &str, rows: &[(&str, String)]) -> String {
     let mut s = format!("{heading}\n");
     for (label, value) in rows {
-        s.push_str(&format!("  {:<14}{value}\n", format!("{label}:")));
+        s.push_str(&format!("  {:<15}{value}\n", format!("{label}:")));
     }
     s
 }
@@ -658,6 +658,7 @@ pub fn inspection_text(i: &Inspection) -> String {
         ),
         ("gen current", gen_hex(sb.gen_current)),
         ("gen bitmap", gen_or_none(sb.gen_bitmap)),
+        ("gen peer prev", gen_or_none(sb.gen_peer_prev)),
         (
             "gen history",
             format!(
@@ -719,6 +720,7 @@ pub fn inspection_json(i: &Inspection) -> String {
         ("flags_raw", Value::Num(u64::from(sb.flags))),
         ("gen_current", hexv(sb.gen_current)),
         ("gen_bitmap", hexv(sb.gen_bitmap)),
+        ("gen_peer_prev", hexv(sb.gen_peer_prev)),
         (
             "gen_history",
             Value::List(sb.gen_history.iter().map(|&g| hexv(g)).collect()),
@@ -890,21 +892,24 @@ mod tests {
         );
         assert!(
             t.contains(&format!(
-                "  pair id:      {} (--pair-id default)\n",
+                "  pair id:       {} (--pair-id default)\n",
                 hex(&want.pair_id)
             )),
             "{t}"
         );
-        assert!(t.contains("  node id:      0000000000000001\n"), "{t}");
-        assert!(t.contains("  track size:   64 KiB (16384 tracks)\n"), "{t}");
-        assert!(t.contains("  generation:   0000000000000002\n"), "{t}");
+        assert!(t.contains("  node id:       0000000000000001\n"), "{t}");
         assert!(
-            t.contains("  bitmap:       4 KiB at offset 4096, zeroed\n"),
+            t.contains("  track size:    64 KiB (16384 tracks)\n"),
+            "{t}"
+        );
+        assert!(t.contains("  generation:    0000000000000002\n"), "{t}");
+        assert!(
+            t.contains("  bitmap:        4 KiB at offset 4096, zeroed\n"),
             "{t}"
         );
         assert!(
             t.contains(&format!(
-                "  metadata:     {} used of 1 MiB\n",
+                "  metadata:      {} used of 1 MiB\n",
                 human_bytes(used)
             )),
             "{t}"
@@ -915,20 +920,21 @@ mod tests {
         assert_eq!((i.tracks, i.dirty_tracks, i.stray_bits), (16384, 0, 0));
         let t = inspection_text(&i);
         assert!(
-            t.contains(&format!("  version:      {META_VERSION}\n")),
+            t.contains(&format!("  version:       {META_VERSION}\n")),
             "{t}"
         );
         assert!(t.contains(" (pair_id default)\n"), "{t}");
         assert!(
-            t.contains("  size:         1 GiB (1073741824 bytes)\n"),
+            t.contains("  size:          1 GiB (1073741824 bytes)\n"),
             "{t}"
         );
-        assert!(t.contains("  flags:        none (0x0)\n"), "{t}");
-        assert!(t.contains("  gen current:  0000000000000002\n"), "{t}");
-        assert!(t.contains("  gen bitmap:   - (none)\n"), "{t}");
-        assert!(t.contains("  gen history:  - (none), - (none)\n"), "{t}");
+        assert!(t.contains("  flags:         none (0x0)\n"), "{t}");
+        assert!(t.contains("  gen current:   0000000000000002\n"), "{t}");
+        assert!(t.contains("  gen bitmap:    - (none)\n"), "{t}");
+        assert!(t.contains("  gen peer prev: - (none)\n"), "{t}");
+        assert!(t.contains("  gen history:   - (none), - (none)\n"), "{t}");
         assert!(
-            t.contains("  dirty tracks: 0 (the superblock records 0)\n"),
+            t.contains("  dirty tracks:  0 (the superblock records 0)\n"),
             "{t}"
         );
         assert!(!t.contains("stray"), "{t}");
@@ -954,6 +960,10 @@ mod tests {
         // A superblock with flags and generations, as the kernel would write.
         let mut sb = inspect_md(meta.path()).unwrap().sb;
         sb.flags = SB_SYNCED | SB_PRIMARY;
+        // The peer was at 5, then caught up with this side's 2; then a new
+        // generation started.
+        sb.peer_is_at(5);
+        sb.peer_caught_up();
         sb.new_generation(0x77);
         sb.dirty_tracks = 4;
         meta.write_at(0, &sb.encode());
@@ -964,19 +974,23 @@ mod tests {
         assert_eq!(i.meta_used(), meta_bytes_needed(10 << 30, 65536));
         let t = inspection_text(&i);
         assert!(!t.contains("(pair_id default)"), "{t}");
-        assert!(t.contains("  flags:        synced, primary (0x9)\n"), "{t}");
-        assert!(t.contains("  gen current:  0000000000000077\n"), "{t}");
-        assert!(t.contains("  gen bitmap:   0000000000000002\n"), "{t}");
         assert!(
-            t.contains("  gen history:  0000000000000002, - (none)\n"),
+            t.contains("  flags:         synced, primary (0x9)\n"),
+            "{t}"
+        );
+        assert!(t.contains("  gen current:   0000000000000077\n"), "{t}");
+        assert!(t.contains("  gen bitmap:    0000000000000002\n"), "{t}");
+        assert!(t.contains("  gen peer prev: 0000000000000005\n"), "{t}");
+        assert!(
+            t.contains("  gen history:   0000000000000002, - (none)\n"),
             "{t}"
         );
         assert!(
-            t.contains("  dirty tracks: 5 (the superblock records 4)\n"),
+            t.contains("  dirty tracks:  5 (the superblock records 4)\n"),
             "{t}"
         );
         assert!(
-            t.contains("  dirty bytes:  320 KiB (327680 bytes)\n"),
+            t.contains("  dirty bytes:   320 KiB (327680 bytes)\n"),
             "{t}"
         );
         let j = inspection_json(&i);
@@ -1003,7 +1017,12 @@ mod tests {
             j.contains("\"flags\": [\"synced\", \"primary\"], \"flags_raw\": 9"),
             "{j}"
         );
-        assert!(j.contains("\"gen_bitmap\": \"0000000000000002\""), "{j}");
+        assert!(
+            j.contains(
+                "\"gen_bitmap\": \"0000000000000002\", \"gen_peer_prev\": \"0000000000000005\""
+            ),
+            "{j}"
+        );
         assert!(
             j.contains("\"gen_history\": [\"0000000000000002\", \"0000000000000000\"]"),
             "{j}"
@@ -1033,7 +1052,7 @@ mod tests {
         assert_eq!((i.tracks, i.dirty_tracks, i.stray_bits), (16, 1, 2));
         let t = inspection_text(&i);
         assert!(
-            t.contains("  stray bits:   2 set past the last track\n"),
+            t.contains("  stray bits:    2 set past the last track\n"),
             "{t}"
         );
         assert!(inspection_json(&i).contains("\"stray_bits\": 2"));
