@@ -20,7 +20,8 @@ const OFF_GEN_CURRENT: usize = 56;
 const OFF_GEN_BITMAP: usize = 64;
 const OFF_GEN_HISTORY: usize = 72;
 const OFF_DIRTY: usize = 88;
-const USED: usize = 96;
+const OFF_GEN_PEER_PREV: usize = 96;
+const USED: usize = 104;
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
@@ -94,18 +95,22 @@ fn valid_superblock() -> impl Strategy<Value = Superblock> {
         any::<u64>(),
         any::<[u64; 2]>(),
         any::<u64>(),
+        any::<u64>(),
     )
         .prop_map(
-            |(flags, pair_id, node_id, size_bytes, track_size, gc, gb, gh, dirty)| Superblock {
-                flags,
-                pair_id,
-                node_id,
-                size_bytes,
-                track_size,
-                gen_current: gc,
-                gen_bitmap: gb,
-                gen_history: gh,
-                dirty_tracks: dirty,
+            |(flags, pair_id, node_id, size_bytes, track_size, gc, gb, gh, dirty, gpp)| {
+                Superblock {
+                    flags,
+                    pair_id,
+                    node_id,
+                    size_bytes,
+                    track_size,
+                    gen_current: gc,
+                    gen_bitmap: gb,
+                    gen_peer_prev: gpp,
+                    gen_history: gh,
+                    dirty_tracks: dirty,
+                }
             },
         )
 }
@@ -130,6 +135,7 @@ fn documented_layout() {
         track_size: 65536,
         gen_current: 0xa1,
         gen_bitmap: 0xa2,
+        gen_peer_prev: 0xa5,
         gen_history: [0xa3, 0xa4],
         dirty_tracks: 17,
     };
@@ -146,6 +152,7 @@ fn documented_layout() {
     assert_eq!(u64_at(&b, OFF_GEN_HISTORY), 0xa3);
     assert_eq!(u64_at(&b, OFF_GEN_HISTORY + 8), 0xa4);
     assert_eq!(u64_at(&b, OFF_DIRTY), 17);
+    assert_eq!(u64_at(&b, OFF_GEN_PEER_PREV), 0xa5);
     assert!(b[USED..].iter().all(|&c| c == 0));
     let mut z = b;
     put(&mut z, OFF_CRC, &[0; 4]);
@@ -214,32 +221,82 @@ fn messages() {
 
 #[test]
 fn generation_examples() {
-    // A fresh superblock: the bitmap is empty, counting from no generation.
+    // A fresh superblock: no peer known yet.
     let mut sb = Superblock::new([1; 16], 1, 0x10, 1 << 30, 65536);
     assert_eq!(
-        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
-        (0x10, 0, [0, 0])
+        (
+            sb.gen_current,
+            sb.gen_bitmap,
+            sb.gen_peer_prev,
+            sb.gen_history
+        ),
+        (0x10, 0, 0, [0, 0])
     );
-    // The link goes down and the primary writes: generation 0x11. The
-    // bitmap counts from 0x10, what the peer holds.
+    // The initial copy completes: the peer holds 0x10.
+    sb.peer_caught_up();
+    assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x10, 0));
+    // The link goes down and the primary writes: generation 0x11. The peer's
+    // generation stays 0x10, and the bitmap counts from it.
     sb.new_generation(0x11);
     assert_eq!(
-        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
-        (0x11, 0x10, [0x10, 0])
+        (
+            sb.gen_current,
+            sb.gen_bitmap,
+            sb.gen_peer_prev,
+            sb.gen_history
+        ),
+        (0x11, 0x10, 0, [0x10, 0])
     );
-    // Again before any resync: the bitmap still counts from 0x10.
+    // A restart before any resync: still from 0x10.
     sb.new_generation(0x12);
     assert_eq!(
-        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
-        (0x12, 0x10, [0x11, 0x10])
+        (
+            sb.gen_current,
+            sb.gen_bitmap,
+            sb.gen_peer_prev,
+            sb.gen_history
+        ),
+        (0x12, 0x10, 0, [0x11, 0x10])
     );
-    // Resync done: the peer holds 0x12.
-    sb.bitmap_cleared();
-    assert_eq!(sb.gen_bitmap, 0);
-    sb.new_generation(0x13);
+    // The handshake finds the peer at 0x10, then the resync completes: the
+    // peer holds 0x12, and 0x10 is kept in case it had not recorded that.
+    sb.peer_is_at(0x10);
+    sb.peer_caught_up();
+    assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x12, 0x10));
+    // Idempotent: a second completion changes nothing.
+    sb.peer_caught_up();
+    assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x12, 0x10));
+    // The next handshake forgets the previous one.
+    sb.peer_is_at(0x12);
+    assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x12, 0));
+    let info = sb.gen_info(rcopy_core::gens::GF_CONSISTENT);
     assert_eq!(
-        (sb.gen_current, sb.gen_bitmap, sb.gen_history),
-        (0x13, 0x12, [0x12, 0x11])
+        (
+            info.current,
+            info.peer,
+            info.peer_prev,
+            info.history,
+            info.flags
+        ),
+        (0x12, 0x12, 0, [0x11, 0x10], 2)
+    );
+
+    // The secondary: fresh metadata at 0x50, then the copy from the primary
+    // at 0x12 completes.
+    let mut s = Superblock::new([1; 16], 2, 0x50, 1 << 30, 65536);
+    s.adopt(0x12);
+    assert_eq!(
+        (s.gen_current, s.gen_bitmap, s.gen_peer_prev, s.gen_history),
+        (0x12, 0, 0, [0x50, 0])
+    );
+    // Adopting the generation it already holds changes nothing.
+    s.adopt(0x12);
+    assert_eq!((s.gen_current, s.gen_history), (0x12, [0x50, 0]));
+    // Takeover: its peer holds at most 0x12, its own writes are 0x60.
+    s.promote(0x60);
+    assert_eq!(
+        (s.gen_current, s.gen_bitmap, s.gen_peer_prev, s.gen_history),
+        (0x60, 0x12, 0, [0x12, 0x50])
     );
 }
 
@@ -269,13 +326,24 @@ fn block_examples() {
 #[derive(Debug, Clone)]
 enum GenOp {
     New(u64),
-    Cleared,
+    CaughtUp,
+    PeerIsAt(u64),
+    Adopt(u64),
+    Promote(u64),
+}
+
+/// Generation ids: mostly from a small alphabet (so they repeat), sometimes any.
+fn gen_id() -> impl Strategy<Value = u64> {
+    prop_oneof![3 => 1..=6u64, 1 => 1..=u64::MAX]
 }
 
 fn gen_op() -> impl Strategy<Value = GenOp> {
     prop_oneof![
-        3 => (1..=u64::MAX).prop_map(GenOp::New),
-        1 => Just(GenOp::Cleared),
+        3 => gen_id().prop_map(GenOp::New),
+        2 => Just(GenOp::CaughtUp),
+        1 => prop_oneof![Just(0u64), gen_id()].prop_map(GenOp::PeerIsAt),
+        1 => gen_id().prop_map(GenOp::Adopt),
+        1 => gen_id().prop_map(GenOp::Promote),
     ]
 }
 
@@ -349,12 +417,12 @@ proptest! {
         track in prop_oneof![valid_track_size(), any::<u32>(), (0u32..32).prop_map(|k| 1 << k)],
         gen_current in prop_oneof![Just(0u64), any::<u64>()],
         junk in prop_oneof![3 => Just(None), 1 => (USED..SB_BYTES, 1..=255u8).prop_map(Some)],
-        rest in any::<([u8; 16], u64, u64, [u64; 2], u64)>(),
+        rest in any::<([u8; 16], u64, u64, [u64; 2], u64, u64)>(),
     ) {
         // A properly sealed block with arbitrary field values: accepted
         // exactly when every field is in range and the reserved bytes are
         // zero.
-        let (pair_id, node_id, gen_bitmap, gen_history, dirty) = rest;
+        let (pair_id, node_id, gen_bitmap, gen_history, dirty, gen_peer_prev) = rest;
         let mut b = [0u8; SB_BYTES];
         put(&mut b, OFF_MAGIC, b"RCPYMETA");
         put(&mut b, OFF_VERSION, &2u32.to_le_bytes());
@@ -368,6 +436,7 @@ proptest! {
         put(&mut b, OFF_GEN_HISTORY, &gen_history[0].to_le_bytes());
         put(&mut b, OFF_GEN_HISTORY + 8, &gen_history[1].to_le_bytes());
         put(&mut b, OFF_DIRTY, &dirty.to_le_bytes());
+        put(&mut b, OFF_GEN_PEER_PREV, &gen_peer_prev.to_le_bytes());
         if let Some((off, x)) = junk {
             b[off] ^= x;
         }
@@ -386,6 +455,7 @@ proptest! {
             track_size: track,
             gen_current,
             gen_bitmap,
+            gen_peer_prev,
             gen_history,
             dirty_tracks: dirty,
         };
@@ -424,32 +494,58 @@ proptest! {
         start in 1..=u64::MAX,
         ops in proptest::collection::vec(gen_op(), 0..40),
     ) {
-        // Model: every generation this side has had, oldest first, and the
-        // one the bitmap counts from (None while it is empty).
+        // Model: every generation this side has had, oldest first; the peer's
+        // generation (0: none) and the one before it.
         let mut gens = vec![start];
-        let mut counts_from: Option<u64> = None;
+        let (mut peer, mut prev) = (0u64, 0u64);
         let mut sb = Superblock::new([3; 16], 1, start, 1 << 30, 65536);
         for op in ops {
+            let cur = *gens.last().unwrap();
             match op {
                 GenOp::New(g) => {
-                    if counts_from.is_none() {
-                        counts_from = gens.last().copied();
-                    }
+                    // The peer's generation stays: the bitmap still counts from it.
                     gens.push(g);
                     sb.new_generation(g);
                 }
-                GenOp::Cleared => {
-                    counts_from = None;
-                    sb.bitmap_cleared();
+                GenOp::CaughtUp => {
+                    if peer != cur {
+                        prev = peer;
+                        peer = cur;
+                    }
+                    sb.peer_caught_up();
+                    prop_assert_eq!(sb.gen_bitmap, sb.gen_current);
+                }
+                GenOp::PeerIsAt(g) => {
+                    (peer, prev) = (g, 0);
+                    sb.peer_is_at(g);
+                }
+                GenOp::Adopt(g) => {
+                    if g != cur {
+                        gens.push(g);
+                    }
+                    (peer, prev) = (0, 0);
+                    sb.adopt(g);
+                    prop_assert_eq!(sb.gen_current, g);
+                }
+                GenOp::Promote(g) => {
+                    (peer, prev) = (cur, 0);
+                    gens.push(g);
+                    sb.promote(g);
+                    // The old generation is the peer's and the newest history.
+                    prop_assert_eq!((sb.gen_bitmap, sb.gen_history[0]), (cur, cur));
                 }
             }
             let n = gens.len();
             let older = |k: usize| if n > k { gens[n - 1 - k] } else { 0 };
             prop_assert_eq!(sb.gen_current, gens[n - 1]);
-            prop_assert_eq!(sb.gen_bitmap, counts_from.unwrap_or(0));
+            prop_assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (peer, prev));
             prop_assert_eq!(sb.gen_history, [older(1), older(2)]);
-            // The bitmap counts from the current generation or an older one.
-            prop_assert!(sb.gen_bitmap == 0 || gens.contains(&sb.gen_bitmap));
+            // What the HELLO carries is what the superblock holds.
+            let info = sb.gen_info(5);
+            prop_assert_eq!(
+                (info.current, info.peer, info.peer_prev, info.history, info.flags),
+                (sb.gen_current, sb.gen_bitmap, sb.gen_peer_prev, sb.gen_history, 5)
+            );
             // And what is kept survives the disk.
             prop_assert_eq!(Superblock::decode(&sb.encode()), Ok(sb));
         }

@@ -1,6 +1,7 @@
 //! Wire format: decoder robustness, round trips, checksums, handshake.
 
 use proptest::prelude::*;
+use rcopy_core::gens::{GenInfo, GF_BLANK, GF_CONSISTENT, GF_FLAGS, GF_RESOLVE};
 use rcopy_core::proto::*;
 use rcopy_core::state::Pair;
 use rcopy_core::status::{Conn, Mode, Role, State};
@@ -18,6 +19,16 @@ fn receive(bytes: &[u8; HEADER_LEN], payload: &[u8]) -> Result<Header, ProtoErro
     Ok(h)
 }
 
+fn gen_info_strategy() -> impl Strategy<Value = GenInfo> {
+    (any::<[u64; 5]>(), 0..=GF_FLAGS).prop_map(|(g, flags)| GenInfo {
+        current: g[0],
+        peer: g[1],
+        peer_prev: g[2],
+        history: [g[3], g[4]],
+        flags,
+    })
+}
+
 fn hello_strategy() -> impl Strategy<Value = Hello> {
     (
         1u32..5,
@@ -29,18 +40,22 @@ fn hello_strategy() -> impl Strategy<Value = Hello> {
         any::<bool>(),
         any::<u64>(),
         any::<[u8; 32]>(),
+        gen_info_strategy(),
     )
         .prop_map(
-            |(proto_version, features, pair_id, device_bytes, ts, p, s, node_id, nonce)| Hello {
-                proto_version,
-                features,
-                pair_id,
-                device_bytes,
-                track_size: 1 << ts,
-                role: if p { Role::Primary } else { Role::Secondary },
-                mode: if s { Mode::Sync } else { Mode::Async },
-                node_id,
-                nonce,
+            |(proto_version, features, pair_id, device_bytes, ts, p, s, node_id, nonce, gens)| {
+                Hello {
+                    proto_version,
+                    features,
+                    pair_id,
+                    device_bytes,
+                    track_size: 1 << ts,
+                    role: if p { Role::Primary } else { Role::Secondary },
+                    mode: if s { Mode::Sync } else { Mode::Async },
+                    node_id,
+                    nonce,
+                    gens,
+                }
             },
         )
 }
@@ -113,6 +128,10 @@ fn frame_strategy() -> impl Strategy<Value = (Header, Vec<u8>)> {
         any::<u64>().prop_map(|t| (Header::pong(t), vec![])),
         any::<u64>().prop_map(|b| (Header::copy_done(b), vec![])),
         pair_strategy().prop_map(|p| (Header::state(p.encode()), vec![])),
+        (0u64..(1 << 50), prop::collection::vec(any::<u64>(), 0..40)).prop_map(|(w, words)| {
+            let payload: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            (Header::bitmap(w * 64, words.len() as u32), payload)
+        }),
     ]
 }
 
@@ -121,7 +140,7 @@ fn frame_strategy() -> impl Strategy<Value = (Header, Vec<u8>)> {
 fn near_valid_header() -> impl Strategy<Value = [u8; HEADER_LEN]> {
     (
         any::<[u8; HEADER_LEN]>(),
-        0u8..=13,
+        0u8..=14,
         any::<bool>(),
         any::<u16>(),
     )
@@ -185,11 +204,13 @@ fn kind_codes_are_stable() {
             (8, "PONG"),
             (9, "COPY_DONE"),
             (10, "STATE"),
-            (11, "BYE")
+            (11, "BYE"),
+            (12, "BITMAP")
         ]
     );
     assert_eq!(Kind::from_code(0), None);
-    assert_eq!(Kind::from_code(12), None);
+    assert_eq!(Kind::from_code(13), None);
+    assert_eq!((PROTO_VERSION, HELLO_LEN), (2, 128));
 }
 
 #[test]
@@ -208,7 +229,7 @@ fn decode_errors() {
     assert_eq!(raw(w, &|b| b[0] = b'X'), Err(ProtoError::BadMagic));
     assert_eq!(raw(w, &|b| b[4] = 7), Err(ProtoError::BadVersion));
     assert_eq!(raw(w, &|b| b[5] = 0), Err(ProtoError::UnknownKind));
-    assert_eq!(raw(w, &|b| b[5] = 12), Err(ProtoError::UnknownKind));
+    assert_eq!(raw(w, &|b| b[5] = 13), Err(ProtoError::UnknownKind));
     assert_eq!(raw(w, &|b| b[47] = 1), Err(ProtoError::ReservedNotZero));
     assert_eq!(raw(w, &|b| b[7] = 0x80), Err(ProtoError::BadFlags));
     assert_eq!(
@@ -352,6 +373,47 @@ fn decode_errors() {
     assert!(ok(Header::state(Pair::SIMPLEX.encode())).is_ok());
     assert_eq!(ok(Header::state(1 << 40)), Err(ProtoError::BadState));
     assert_eq!(ok(Header::state(0xff)), Err(ProtoError::BadState));
+    // BITMAP rules: whole words, from a multiple of 64 tracks, `a` the first
+    // track and nothing else; the empty one ends the list.
+    assert!(ok(Header::bitmap(0, 0)).is_ok());
+    assert!(ok(Header::bitmap(128, 3)).is_ok());
+    assert!(ok(Header::bitmap(u64::MAX & !63, MAX / 8)).is_ok());
+    assert_eq!(Header::bitmap(64, 2).len, 16);
+    assert_eq!(ok(Header::bitmap(65, 1)), Err(ProtoError::BadBitmap));
+    assert_eq!(ok(Header::bitmap(32, 0)), Err(ProtoError::BadBitmap));
+    assert_eq!(
+        ok(Header {
+            len: 12,
+            ..Header::bitmap(0, 1)
+        }),
+        Err(ProtoError::BadLength)
+    );
+    assert_eq!(ok(Header::bitmap(0, MAX / 8 + 1)), Err(ProtoError::TooLong));
+    assert_eq!(ok(Header::bitmap(0, u32::MAX)), Err(ProtoError::TooLong));
+    for h in [
+        Header {
+            seq: 1,
+            ..Header::bitmap(0, 1)
+        },
+        Header {
+            b: 1,
+            ..Header::bitmap(0, 1)
+        },
+        Header {
+            nr_sectors: 1,
+            ..Header::bitmap(0, 1)
+        },
+    ] {
+        assert_eq!(ok(h), Err(ProtoError::UnusedNotZero));
+    }
+    assert_eq!(
+        ok(Header {
+            flags: 1,
+            ..Header::bitmap(0, 1)
+        }),
+        Err(ProtoError::BadFlags)
+    );
+    assert!(!Kind::Bitmap.allowed_before_auth());
     // Every error has a distinct, non-empty message.
     let all = [
         ProtoError::BadMagic,
@@ -372,6 +434,8 @@ fn decode_errors() {
         ProtoError::PayloadLength,
         ProtoError::BadCrc,
         ProtoError::HelloReserved,
+        ProtoError::BadBitmap,
+        ProtoError::HelloGenFlags,
         ProtoError::HelloVersion,
         ProtoError::HelloRole,
         ProtoError::HelloMode,
@@ -426,10 +490,35 @@ fn hello_decode_errors() {
         mode: Mode::Async,
         node_id: 1,
         nonce: [9; 32],
+        gens: GenInfo {
+            current: 0x0102_0304_0506_0708,
+            peer: 0x11,
+            peer_prev: 0x12,
+            history: [0x13, 0x14],
+            flags: GF_CONSISTENT | GF_RESOLVE,
+        },
     };
     let b = good.encode();
     assert_eq!(Hello::decode(&b), Ok(good));
     assert_eq!(Hello::decode(&b[..79]), Err(ProtoError::BadLength));
+    assert_eq!(
+        Hello::decode(&b[..80]),
+        Err(ProtoError::BadLength),
+        "a protocol 1 HELLO"
+    );
+    assert_eq!(Hello::decode(&b[..127]), Err(ProtoError::BadLength));
+    // The documented generation fields.
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    assert_eq!(
+        (u64_at(80), u64_at(88), u64_at(96), u64_at(104), u64_at(112)),
+        (0x0102_0304_0506_0708, 0x11, 0x12, 0x13, 0x14)
+    );
+    assert_eq!(&b[120..124], &6u32.to_le_bytes());
+    assert_eq!(&b[124..128], &[0; 4]);
+    assert_eq!(
+        (GF_BLANK, GF_CONSISTENT, GF_RESOLVE, GF_FLAGS),
+        (1, 2, 4, 7)
+    );
     assert_eq!(
         Hello::decode(&[b.as_slice(), &[0]].concat()),
         Err(ProtoError::BadLength)
@@ -456,6 +545,24 @@ fn hello_decode_errors() {
         Err(ProtoError::HelloTrackSize)
     );
     assert_eq!(bad(&|x| x[24] = 1), Err(ProtoError::HelloDeviceSize));
+    assert_eq!(bad(&|x| x[120] = 8), Err(ProtoError::HelloGenFlags));
+    assert_eq!(bad(&|x| x[123] = 0x80), Err(ProtoError::HelloGenFlags));
+    for i in 124..128 {
+        assert_eq!(
+            bad(&|x| x[i] = 1),
+            Err(ProtoError::HelloReserved),
+            "byte {i}"
+        );
+    }
+    // The generation ids themselves are not checked (0 means none).
+    let zero = bad(&|x| x[80..120].fill(0)).unwrap();
+    assert_eq!(
+        zero.gens,
+        GenInfo {
+            flags: GF_CONSISTENT | GF_RESOLVE,
+            ..GenInfo::default()
+        }
+    );
 }
 
 #[test]
@@ -470,6 +577,7 @@ fn hello_check_peer() {
         mode: Mode::Sync,
         node_id: 1,
         nonce: [1; 32],
+        gens: GenInfo::default(),
     };
     let peer = Hello {
         role: Role::Secondary,
@@ -528,11 +636,30 @@ fn hello_check_peer() {
         Err(RejectReason::SameNode)
     );
     // A HELLO of ours claiming a version this code does not speak is refused.
-    let two = Hello {
-        proto_version: 2,
+    let three = Hello {
+        proto_version: PROTO_VERSION + 1,
         ..me
     };
-    assert_eq!(two.check_peer(&peer), Err(RejectReason::Version));
+    assert_eq!(three.check_peer(&peer), Err(RejectReason::Version));
+    let two = Hello {
+        proto_version: PROTO_VERSION,
+        ..me
+    };
+    assert_eq!(two.negotiated_version(&peer), 2);
+    assert_eq!(two.check_peer(&peer), Ok(()));
+    // The generation facts take no part in the peer check (the decision is
+    // made from them afterwards).
+    assert_eq!(
+        me.check_peer(&Hello {
+            gens: GenInfo {
+                current: 7,
+                flags: GF_BLANK,
+                ..GenInfo::default()
+            },
+            ..peer
+        }),
+        Ok(())
+    );
     assert_eq!(
         Hello {
             role: Role::Secondary,
@@ -659,7 +786,12 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_hello_never_panics(b in prop::collection::vec(any::<u8>(), 0..100)) {
+    fn arbitrary_hello_never_panics(
+        b in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..140),
+            prop::collection::vec(any::<u8>(), HELLO_LEN..=HELLO_LEN),
+        ],
+    ) {
         if let Ok(h) = Hello::decode(&b) {
             prop_assert_eq!(&h.encode()[..], &b[..]);
         }
@@ -668,6 +800,18 @@ proptest! {
     #[test]
     fn hello_round_trip(h in hello_strategy()) {
         prop_assert_eq!(Hello::decode(&h.encode()), Ok(h));
+    }
+
+    #[test]
+    fn hello_gen_flags_are_checked(h in hello_strategy(), flags in any::<u32>()) {
+        let mut b = h.encode();
+        b[120..124].copy_from_slice(&flags.to_le_bytes());
+        if flags & !GF_FLAGS == 0 {
+            let want = Hello { gens: GenInfo { flags, ..h.gens }, ..h };
+            prop_assert_eq!(Hello::decode(&b), Ok(want));
+        } else {
+            prop_assert_eq!(Hello::decode(&b), Err(ProtoError::HelloGenFlags));
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Status line: examples and properties.
 
 use proptest::prelude::*;
-use rcopy_core::status::{parse_kv, Conn, Mode, Peer, Role, State, Status, StatusError, KEYS};
+use rcopy_core::gens::Decision;
+use rcopy_core::status::{
+    parse_kv, Conn, Mode, Peer, Role, State, Status, StatusError, KEYS, REQUIRED_KEYS,
+};
 
 fn status() -> impl Strategy<Value = Status> {
     let enums = (
@@ -11,38 +14,54 @@ fn status() -> impl Strategy<Value = Status> {
         prop::sample::select(Conn::ALL.to_vec()),
         prop_oneof![Just("-".to_string()), "[!-<>-~]{1,64}"],
     );
-    (enums, prop::array::uniform21(any::<u64>()), any::<bool>()).prop_map(
-        |((state, role, mode, conn, peer), n, consistent)| Status {
-            state,
-            role,
-            mode,
-            conn,
-            peer: Peer::new(&peer).unwrap(),
-            track_size: n[0],
-            size: n[1],
-            dirty_bytes: n[2],
-            cache_used: n[3],
-            cache_max: n[4],
-            sync_done: n[5],
-            sync_total: n[6],
-            sent_bytes: n[7],
-            acked_bytes: n[8],
-            lag_ms: n[9],
-            lag_bytes: n[10],
-            reads: n[11],
-            writes: n[12],
-            flushes: n[13],
-            discards: n[14],
-            write_zeroes: n[15],
-            io_errors: n[16],
-            sync_rate: n[17],
-            eta_s: n[18],
-            consistent,
-            error: rcopy_core::status::DevError::None,
-            al_hot: n[19],
-            al_refs: n[20],
-        },
+    let gens = (
+        prop::option::of(prop::sample::select(Decision::ALL.to_vec())),
+        any::<u64>(),
+        any::<u64>(),
+    );
+    (
+        enums,
+        prop::array::uniform21(any::<u64>()),
+        any::<bool>(),
+        gens,
     )
+        .prop_map(
+            |((state, role, mode, conn, peer), n, consistent, (decision, gen, peer_tracks))| {
+                Status {
+                    state,
+                    role,
+                    mode,
+                    conn,
+                    peer: Peer::new(&peer).unwrap(),
+                    track_size: n[0],
+                    size: n[1],
+                    dirty_bytes: n[2],
+                    cache_used: n[3],
+                    cache_max: n[4],
+                    sync_done: n[5],
+                    sync_total: n[6],
+                    sent_bytes: n[7],
+                    acked_bytes: n[8],
+                    lag_ms: n[9],
+                    lag_bytes: n[10],
+                    reads: n[11],
+                    writes: n[12],
+                    flushes: n[13],
+                    discards: n[14],
+                    write_zeroes: n[15],
+                    io_errors: n[16],
+                    sync_rate: n[17],
+                    eta_s: n[18],
+                    consistent,
+                    error: rcopy_core::status::DevError::None,
+                    al_hot: n[19],
+                    al_refs: n[20],
+                    decision,
+                    gen,
+                    peer_tracks,
+                }
+            },
+        )
 }
 
 fn line(s: &Status) -> String {
@@ -61,7 +80,7 @@ fn documented_order() {
         "state=simplex role=primary mode=sync conn=standalone peer=- track_size=0 size=0 \
          dirty_bytes=0 cache_fill=0/0 sync_done=0 sync_total=0 sent_bytes=0 acked_bytes=0 \
          lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0 \
-         sync_rate=0 eta_s=0 consistent=yes error=none al_hot=0 al_refs=0"
+         sync_rate=0 eta_s=0 consistent=yes error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0"
     );
 }
 
@@ -91,6 +110,63 @@ fn errors() {
         Err(StatusError::BadValue("reads"))
     );
     assert_eq!(Status::parse(""), Err(StatusError::Missing("state")));
+    // The generation keys.
+    for (from, to) in [
+        ("decision=none", "decision=maybe"),
+        ("decision=none", "decision=Bitmap"),
+        ("gen=0000000000000000", "gen=0"),
+        ("gen=0000000000000000", "gen=00000000000000000"),
+        ("gen=0000000000000000", "gen=000000000000000g"),
+        ("peer_tracks=0", "peer_tracks=x"),
+    ] {
+        let key = from.split('=').next().unwrap();
+        assert_eq!(
+            Status::parse(&l.replace(from, to)),
+            Err(StatusError::BadValue(
+                KEYS.iter().find(|k| **k == key).unwrap()
+            )),
+            "{to}"
+        );
+    }
+}
+
+#[test]
+fn generation_keys() {
+    let s = Status {
+        decision: Some(Decision::SplitBrain),
+        gen: 0x0123_4567_89ab_cdef,
+        peer_tracks: 42,
+        ..Status::default()
+    };
+    let l = line(&s);
+    assert!(l.ends_with(" decision=split-brain gen=0123456789abcdef peer_tracks=42"));
+    assert_eq!(Status::parse(&l), Ok(s));
+    // Every decision word round-trips.
+    for d in Decision::ALL {
+        let s = Status {
+            decision: Some(*d),
+            ..Status::default()
+        };
+        assert_eq!(Status::parse(&line(&s)), Ok(s));
+    }
+    // Upper-case hex is accepted.
+    let up = l.replace("gen=0123456789abcdef", "gen=0123456789ABCDEF");
+    assert_eq!(Status::parse(&up), Ok(s));
+    // An older module's line, without the new keys, still parses with the
+    // defaults: they are not among the required ones.
+    assert!(KEYS[..REQUIRED_KEYS]
+        .iter()
+        .all(|k| !["decision", "gen", "peer_tracks"].contains(k)));
+    let old = l.split(" decision=").next().unwrap();
+    assert_eq!(
+        Status::parse(old),
+        Ok(Status {
+            decision: None,
+            gen: 0,
+            peer_tracks: 0,
+            ..s
+        })
+    );
 }
 
 proptest! {
