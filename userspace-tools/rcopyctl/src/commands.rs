@@ -184,6 +184,9 @@ pub fn status(name: Option<&str>, format: StatusFormat) -> Result<u8, Error> {
             } else if format == StatusFormat::Compact {
                 for (n, s) in &shown {
                     out(&status_view::compact(n, s));
+                    if let Some(a) = status_view::alert(s) {
+                        out(&a);
+                    }
                 }
             } else {
                 let blocks: Vec<String> = shown

@@ -3,7 +3,8 @@
 //! Each rcopy device's DM event counter (raised by the kernel on state
 //! changes: link up or down, end of a copy or resync) and status are read
 //! every 200 ms; a changed counter or a change in the fields an operator
-//! follows (state, connection, consistency, role, mode, peer) prints one
+//! follows (state, connection, consistency, role, mode, peer, error, the
+//! handshake's decision) prints one
 //! event. Devices that appear or go away print `create` and `destroy`.
 
 use std::collections::BTreeMap;
@@ -42,7 +43,7 @@ pub struct Event {
 }
 
 /// The fields an event reports, as words.
-fn fields(s: &Status) -> [(&'static str, String); 7] {
+fn fields(s: &Status) -> [(&'static str, String); 8] {
     [
         ("role", s.role.to_string()),
         ("mode", s.mode.to_string()),
@@ -54,6 +55,10 @@ fn fields(s: &Status) -> [(&'static str, String); 7] {
             if s.consistent { "yes" } else { "no" }.to_string(),
         ),
         ("error", s.error.as_str().to_string()),
+        (
+            "decision",
+            s.decision.map_or("none", |d| d.as_str()).to_string(),
+        ),
     ]
 }
 
@@ -275,7 +280,7 @@ mod tests {
         assert_eq!(
             human("T", &ev[1]),
             "T create r1 role:primary mode:sync state:simplex conn:standalone peer:- consistent:yes \
-             error:none event:0"
+             error:none decision:none event:0"
         );
         // An event counter that moves alone is an event too.
         let mut c = a.clone();

@@ -1,5 +1,6 @@
 //! Presenting rcopy status lines: a readable block, or JSON.
 
+use rcopy_core::gens::Decision;
 use rcopy_core::status::{Conn, DevError, Role, State, Status};
 
 use crate::json::{self, Value};
@@ -94,7 +95,47 @@ pub fn compact(name: &str, s: &Status) -> String {
     if s.error != DevError::None {
         w.push(format!("error:{}", s.error.as_str()));
     }
+    if let Some(d) = refusal(s) {
+        w.push(format!("decision:{}", d.as_str()));
+    }
     w.join(" ")
+}
+
+/// The handshake refusal the device reports (`decision` split-brain,
+/// stale-primary or unrelated), if any.
+pub fn refusal(s: &Status) -> Option<Decision> {
+    s.decision.filter(|d| !d.proceeds())
+}
+
+/// The headline of a refusal.
+pub fn refusal_title(d: Decision) -> &'static str {
+    match d {
+        Decision::SplitBrain => "SPLIT BRAIN",
+        Decision::StalePrimary => "STALE PRIMARY",
+        Decision::Unrelated => "UNRELATED DATA",
+        Decision::Bitmap | Decision::FullCopy => "",
+    }
+}
+
+/// The alert line printed under a device whose last handshake was refused:
+/// `  SPLIT BRAIN: <what to do>`; `None` when there is no refusal.
+pub fn alert(s: &Status) -> Option<String> {
+    let d = refusal(s)?;
+    Some(format!(
+        "  {}: the connection was refused: {} (the primary retries every few seconds)",
+        refusal_title(d),
+        d.advice()
+    ))
+}
+
+/// What `decision` means, for the verbose view.
+pub fn decision_text(d: Option<Decision>) -> String {
+    match d {
+        None => "- (no handshake yet)".to_string(),
+        Some(Decision::Bitmap) => "bitmap (only the marked tracks are copied)".to_string(),
+        Some(Decision::FullCopy) => "full (every track is copied)".to_string(),
+        Some(d) => format!("{} (refused: {})", d.as_str(), d.advice()),
+    }
 }
 
 /// A progress bar `[#####...............]` of `width` cells.
@@ -121,6 +162,10 @@ pub fn watch_screen(devices: &[(String, Status)], verbose: bool) -> String {
         } else {
             out.push_str(&compact(n, s));
             out.push('\n');
+            if let Some(a) = alert(s) {
+                out.push_str(&a);
+                out.push('\n');
+            }
         }
         if matches!(s.state, State::Copying | State::Resyncing) && s.sync_total > 0 {
             out.push_str(&format!(
@@ -147,14 +192,15 @@ pub enum Health {
     /// Usable but without a current copy on the peer: disconnected,
     /// connecting, copying or resyncing.
     Degraded = 1,
-    /// This side's data is not a usable image, I/O errors were seen, or the
-    /// device reports a sticky error (`error` not `none`).
+    /// This side's data is not a usable image, I/O errors were seen, the
+    /// device reports a sticky error (`error` not `none`), or the last
+    /// handshake was refused (split brain, stale primary, unrelated data).
     Failed = 2,
 }
 
 /// Classifies one device.
 pub fn health(s: &Status) -> Health {
-    if !s.consistent || s.io_errors > 0 || s.error != DevError::None {
+    if !s.consistent || s.io_errors > 0 || s.error != DevError::None || refusal(s).is_some() {
         return Health::Failed;
     }
     if s.state == State::Simplex && s.conn == Conn::Standalone {
@@ -233,7 +279,30 @@ pub fn human(name: &str, s: &Status) -> String {
         ("I/O errors", s.io_errors.to_string()),
     ];
     let mut out = format!("{name}:\n");
-    for (label, value) in rows {
+    if let Some(a) = alert(s) {
+        out.push_str(&a);
+        out.push('\n');
+    }
+    let pair_rows: [(&str, String); 3] = if standalone {
+        [
+            ("decision", "-".to_string()),
+            ("generation", "-".to_string()),
+            ("peer marks", "-".to_string()),
+        ]
+    } else {
+        [
+            ("decision", decision_text(s.decision)),
+            ("generation", format!("{:016x}", s.gen)),
+            (
+                "peer marks",
+                format!(
+                    "{} tracks (the peer's bitmap, added at the last handshake)",
+                    s.peer_tracks
+                ),
+            ),
+        ]
+    };
+    for (label, value) in rows.into_iter().chain(pair_rows) {
         out.push_str(&format!("  {:<12}{}\n", format!("{label}:"), value));
     }
     out
@@ -242,7 +311,8 @@ pub fn human(name: &str, s: &Status) -> String {
 /// The JSON object for one device: `schema_version`, `name`, then every key
 /// of the status line as the core writes it (so a key added to the core
 /// appears here without a change), in line order: numbers as numbers,
-/// `consistent` as a boolean, `peer` null for `-`, `cache_fill` split into
+/// `consistent` as a boolean, `gen` a string of 16 hex digits, `peer` null
+/// for `-`, `cache_fill` split into
 /// `cache_used` and `cache_max`.
 pub fn json(name: &str, s: &Status) -> String {
     let mut line = String::new();
@@ -261,6 +331,8 @@ pub fn json(name: &str, s: &Status) -> String {
             }
             "peer" if v == "-" => fields.push((k.into(), Value::Null)),
             "consistent" => fields.push((k.into(), Value::Bool(v == "yes"))),
+            // 16 hex digits, as inspect-md shows generations: never a number.
+            "gen" => fields.push((k.into(), Value::Str(v.to_string()))),
             _ => fields.push((k.into(), json_word(v))),
         }
     }
@@ -291,7 +363,7 @@ fn label(v: &str) -> String {
 /// Prometheus text exposition format (version 0.0.4) for the devices.
 pub fn metrics(devices: &[(String, Status)]) -> String {
     type Get = fn(&Status) -> u64;
-    let families: [(&str, &str, &str, Get); 21] = [
+    let families: [(&str, &str, &str, Get); 23] = [
         (
             "rcopy_size_bytes",
             "gauge",
@@ -321,6 +393,18 @@ pub fn metrics(devices: &[(String, Status)]) -> String {
             "gauge",
             "0 healthy, 1 degraded, 2 inconsistent or failed (as status --check).",
             |s| health(s) as u64,
+        ),
+        (
+            "rcopy_refused",
+            "gauge",
+            "1 if the last handshake was refused (split brain, stale primary, unrelated data).",
+            |s| u64::from(refusal(s).is_some()),
+        ),
+        (
+            "rcopy_peer_tracks",
+            "gauge",
+            "Tracks the peer's bitmap added at the last handshake.",
+            |s| s.peer_tracks,
         ),
         (
             "rcopy_dirty_bytes",
@@ -588,6 +672,7 @@ mod tests {
                     }
                     "consistent" => assert!(o[key].is_boolean(), "{key}"),
                     "peer" if v == "-" => assert!(o[key].is_null()),
+                    "gen" => assert_eq!(o[key], v, "{key}"),
                     _ if v.bytes().all(|b| b.is_ascii_digit()) => {
                         assert!(o[key].is_u64(), "{key} missing or not a number: {text}")
                     }
@@ -821,6 +906,90 @@ mod tests {
         .is_err());
         // No device: the families are announced, no samples.
         assert!(check_exposition(&metrics(&[])).is_empty());
+    }
+
+    #[test]
+    fn refusals() {
+        let mut s = Status::parse(LINE).unwrap();
+        s.state = State::Suspended;
+        s.conn = Conn::Connecting;
+        s.gen = 0x1234_5678_9abc_def0;
+        s.peer_tracks = 7;
+        // Proceeding decisions are no alert.
+        for d in [None, Some(Decision::Bitmap), Some(Decision::FullCopy)] {
+            s.decision = d;
+            assert_eq!(alert(&s), None);
+            assert_eq!(health(&s), Health::Degraded);
+            assert!(!compact("r0", &s).contains("decision"));
+        }
+        s.decision = Some(Decision::SplitBrain);
+        assert_eq!(health(&s), Health::Failed);
+        assert!(
+            compact("r0", &s).ends_with(" decision:split-brain"),
+            "{}",
+            compact("r0", &s)
+        );
+        let a = alert(&s).unwrap();
+        assert_eq!(
+            a,
+            format!(
+                "  SPLIT BRAIN: the connection was refused: {} (the primary retries every few \
+                 seconds)",
+                Decision::SplitBrain.advice()
+            )
+        );
+        let h = human("r0", &s);
+        assert!(
+            h.starts_with(&format!("r0:\n{a}\n  state:      suspended\n")),
+            "{h}"
+        );
+        assert!(
+            h.contains("  decision:   split-brain (refused: both sides wrote"),
+            "{h}"
+        );
+        assert!(h.contains("  generation: 123456789abcdef0\n"), "{h}");
+        assert!(
+            h.contains("  peer marks: 7 tracks (the peer's bitmap, added at the last handshake)\n"),
+            "{h}"
+        );
+        let w = watch_screen(&[("r0".to_string(), s)], false);
+        assert_eq!(w.lines().nth(1), Some(a.as_str()), "{w}");
+        s.decision = Some(Decision::StalePrimary);
+        assert!(alert(&s).unwrap().starts_with("  STALE PRIMARY: "));
+        s.decision = Some(Decision::Unrelated);
+        assert!(alert(&s).unwrap().starts_with("  UNRELATED DATA: "));
+        let text = metrics(&[("r0".to_string(), s)]);
+        assert!(text.contains("rcopy_refused{device=\"r0\"} 1\n"), "{text}");
+        assert!(
+            text.contains("rcopy_peer_tracks{device=\"r0\"} 7\n"),
+            "{text}"
+        );
+        s.decision = Some(Decision::Bitmap);
+        let h = human("r0", &s);
+        assert!(
+            h.contains("  decision:   bitmap (only the marked tracks are copied)\n"),
+            "{h}"
+        );
+        s.decision = None;
+        assert!(human("r0", &s).contains("  decision:   - (no handshake yet)\n"));
+        // A standalone device has no handshake.
+        let h = human("r1", &Status::default());
+        assert!(h.contains("  decision:   -\n  generation: -\n"), "{h}");
+    }
+
+    #[test]
+    fn json_generation_is_a_string() {
+        let mut s = Status::parse(LINE).unwrap();
+        // All decimal digits: still the hex string, never a number.
+        s.gen = 0x0000_0000_0000_0123;
+        s.decision = Some(Decision::StalePrimary);
+        let v: serde_json::Value = serde_json::from_str(&json("r0", &s)).unwrap();
+        assert_eq!(v["gen"], "0000000000000123");
+        assert_eq!(v["decision"], "stale-primary");
+        assert_eq!(v["peer_tracks"], 0);
+        s.decision = None;
+        let v: serde_json::Value = serde_json::from_str(&json("r0", &s)).unwrap();
+        assert_eq!(v["decision"], "none");
     }
 
     #[test]
