@@ -36,6 +36,7 @@ pub(crate) use crate::config::Config;
 pub(crate) use crate::tlog::{BioRef, Entry, Shared};
 
 use crate::activity::ActivityLog;
+use crate::rcore::gens::{self, Decision as Handshake, GenInfo};
 use crate::blk::{self, Bdev};
 use crate::dm::{Bio, BioList, Op, TableRef};
 use crate::inflight::Inflight;
@@ -165,7 +166,35 @@ pub(crate) struct Pair {
     pub(crate) copy_t0: Atomic<u64>,
     /// The last apply on this secondary failed (cleared by a completed resync).
     pub(crate) apply_failed: Atomic<u32>,
+    /// Primary: the current generation may be held by the peer, so the next write
+    /// that cannot be shipped must first start a new one ([`GEN_BUMP_NEEDED`]; the
+    /// metadata thread takes it: [`GEN_BUMP_WRITING`] while it writes the superblock).
+    /// Set whenever the link is not up, cleared when it comes up.
+    pub(crate) gen_bump: Atomic<u32>,
+    /// The operator resolved a refusal in this side's favour (primary, `resolve
+    /// keep-local`) or the peer's (secondary, `resolve discard-local`): sent as
+    /// `GF_RESOLVE` until a handshake proceeds.
+    pub(crate) resolve_flag: Atomic<u32>,
+    /// Primary: the next `postsuspend` first waits until the peer holds everything.
+    pub(crate) handover: Atomic<u32>,
+    /// The last handshake's decision (0: none; else 1 + index in `Decision::ALL`).
+    decision: Atomic<u32>,
+    /// Tracks the peer's bitmap added at the last handshake.
+    pub(crate) peer_tracks: Atomic<u64>,
+    /// Secondary: the connected primary's generation, adopted when its copy or
+    /// resync completes.
+    pub(crate) peer_gen: Atomic<u64>,
 }
+
+/// [`Pair::gen_bump`]: nothing to do.
+pub(crate) const GEN_BUMP_NONE: u32 = 0;
+/// [`Pair::gen_bump`]: a new generation is needed before an unshipped write.
+pub(crate) const GEN_BUMP_NEEDED: u32 = 1;
+/// [`Pair::gen_bump`]: the metadata thread is writing it.
+pub(crate) const GEN_BUMP_WRITING: u32 = 2;
+
+/// How long a handover waits for the peer to catch up.
+const HANDOVER_MS: u64 = 60_000;
 
 impl Pair {
     /// Builds the pair (constructor context). Nothing runs until [`Pair::start`].
@@ -223,6 +252,7 @@ impl Pair {
                     copy_cursor: 0,
                     barrier_seq: 0,
                     gap: false,
+                    need_done: false,
                     peer_inconsistent: false,
                     last_state: State::Suspended,
                     peer_state: None,
@@ -242,6 +272,12 @@ impl Pair {
                 sync_total: Atomic::new(0),
                 copy_t0: Atomic::new(0),
                 apply_failed: Atomic::new(0),
+                gen_bump: Atomic::new(GEN_BUMP_NEEDED),
+                resolve_flag: Atomic::new(0),
+                handover: Atomic::new(0),
+                decision: Atomic::new(0),
+                peer_tracks: Atomic::new(0),
+                peer_gen: Atomic::new(0),
             }? Error),
             GFP_KERNEL,
         )
@@ -267,17 +303,22 @@ impl Pair {
                 act.al_extents
             );
         }
+        self.take_role()?;
         let sb = self.md.sb();
         {
             let mut sh = self.sh.lock();
             let synced = self.cfg.role == Role::Primary && sb.flags & format::SB_SYNCED != 0;
             sh.synced = synced;
-            sh.copy_started = synced;
+            sh.copy_started = false;
+            sh.need_done = false;
             sh.conn = Conn::Connecting;
             sh.link = None;
             sh.last_state = State::Suspended;
             sh.peer_state = None;
         }
+        // Writes that cannot be shipped start a new generation first.
+        self.gen_bump.store(GEN_BUMP_NEEDED, Relaxed);
+        self.handover.store(0, Relaxed);
         self.stopping.store(0, Relaxed);
         let name = self.name();
         let main: fn(&Arc<Pair>) = match self.cfg.role {
@@ -310,11 +351,177 @@ impl Pair {
         Ok(())
     }
 
+    /// Records this side's role in the superblock at `preresume`: a secondary
+    /// whose table now says primary is promoted (takeover: its peer holds at most
+    /// the generation it followed, plus what the peer's own bitmap marks; a new
+    /// generation starts), a primary whose table now says secondary is demoted (its
+    /// image is its own, consistent; its bitmap keeps what its peer never
+    /// confirmed, for the peer to fetch).
+    ///
+    /// What if the machine dies here: the superblock is one FUA write; before it,
+    /// the side is still what it was, after it, what the table says.
+    fn take_role(&self) -> Result {
+        let sb = self.md.sb();
+        let was_primary = sb.flags & format::SB_PRIMARY != 0;
+        match self.cfg.role {
+            Role::Primary if !was_primary => {
+                let gen = random_gen();
+                let synced = sb.flags & format::SB_SYNCED != 0;
+                self.md.update_sb(|sb| {
+                    if synced {
+                        sb.promote(gen);
+                    }
+                    sb.flags |= format::SB_PRIMARY;
+                })?;
+                if synced {
+                    pr_info!(
+                        "{}: promoted to primary: generation {:016x} starts (the peer is expected at {:016x})\n",
+                        self.name(),
+                        gen,
+                        sb.gen_current
+                    );
+                } else {
+                    pr_info!("{}: primary (this side was never in sync with a peer)\n", self.name());
+                }
+            }
+            Role::Secondary if was_primary => {
+                self.md.update_sb(|sb| {
+                    sb.flags &= !format::SB_PRIMARY;
+                    sb.flags |= format::SB_CONSISTENT;
+                })?;
+                pr_info!(
+                    "{}: demoted to secondary at generation {:016x}, {} tracks its peer never confirmed\n",
+                    self.name(),
+                    sb.gen_current,
+                    self.bitmap().count()
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `postsuspend` after a `handover` message: waits (DM has quiesced the device's
+    /// I/O) until the peer holds everything (no dirty track, no unconfirmed entry,
+    /// and the peer told it is in sync), at most [`HANDOVER_MS`] and while the link
+    /// stays up. Returns whether it did.
+    fn wait_handover(&self) -> bool {
+        if self.handover.xchg(0, Relaxed) == 0 || self.cfg.role != Role::Primary {
+            return false;
+        }
+        let t0 = now_ns();
+        loop {
+            let done = {
+                let sh = self.sh.lock();
+                if sh.conn != Conn::Connected {
+                    break;
+                }
+                sh.head == sh.tail && !sh.need_done && sh.synced && self.bitmap().count() == 0
+            };
+            let ms = now_ns().saturating_sub(t0) / 1_000_000;
+            if done {
+                pr_info!("{}: handover: peer holds everything ({} ms)\n", self.name(), ms);
+                return true;
+            }
+            if ms >= HANDOVER_MS {
+                break;
+            }
+            self.wake.notify_all();
+            kthread::sleep_ms(5);
+        }
+        pr_warn!(
+            "{}: handover: gave up after {} ms: the peer does not hold everything ({} tracks marked)\n",
+            self.name(),
+            now_ns().saturating_sub(t0) / 1_000_000,
+            self.bitmap().count()
+        );
+        false
+    }
+
+    /// `handover` message: the next `postsuspend` hands everything over first.
+    pub(crate) fn request_handover(&self) -> Result {
+        if self.cfg.role != Role::Primary {
+            return Err(EINVAL);
+        }
+        self.handover.store(1, Relaxed);
+        Ok(())
+    }
+
+    /// `resolve keep-local` (primary), `resolve discard-local` (secondary) or
+    /// `resolve none`: whether the next handshake may overwrite the secondary
+    /// after a refusal.
+    pub(crate) fn resolve(&self, how: &str) -> Result {
+        let v = match (how, self.cfg.role) {
+            ("keep-local", Role::Primary) | ("discard-local", Role::Secondary) => 1,
+            ("none", _) => 0,
+            _ => {
+                pr_warn!(
+                    "{}: resolve {}: use keep-local on the primary or discard-local on the secondary\n",
+                    self.name(),
+                    how
+                );
+                return Err(EINVAL);
+            }
+        };
+        self.resolve_flag.store(v, Relaxed);
+        if v != 0 {
+            pr_info!(
+                "{}: resolve {}: the next handshake overwrites the secondary with the primary's data\n",
+                self.name(),
+                how
+            );
+        }
+        Ok(())
+    }
+
+    /// The last handshake's decision.
+    pub(crate) fn decision(&self) -> Option<Handshake> {
+        let i = self.decision.load(Relaxed) as usize;
+        i.checked_sub(1).and_then(|i| Handshake::ALL.get(i).copied())
+    }
+
+    /// Records (and, on a refusal, logs) a handshake's decision.
+    pub(crate) fn set_decision(&self, d: Handshake, mine: &GenInfo, peer: &GenInfo) {
+        let i = Handshake::ALL.iter().position(|x| *x == d).map_or(0, |i| i + 1);
+        let old = self.decision.xchg(i as u32, Relaxed);
+        if d.proceeds() {
+            if d == Handshake::FullCopy || old != i as u32 {
+                pr_info!(
+                    "{}: handshake: {} (generations: here {:016x}, peer {:016x})\n",
+                    self.name(),
+                    d.as_str(),
+                    mine.current,
+                    peer.current
+                );
+            }
+            self.resolve_flag.store(0, Relaxed);
+        } else if old != i as u32 {
+            // Logged once per change: the primary retries every few seconds.
+            pr_err!(
+                "{}: connection refused: {} (generations: here {:016x} peer-known {:016x}, peer {:016x} peer-known {:016x}): {}\n",
+                self.name(),
+                d.as_str(),
+                mine.current,
+                mine.peer,
+                peer.current,
+                peer.peer,
+                d.advice()
+            );
+        }
+        if old != i as u32 {
+            self.event();
+        }
+    }
+
     /// Stops every thread and drops the connection (`postsuspend`, and the
     /// destructor): everything the peer did not confirm durable is marked, the
     /// bitmap written, the activity log emptied and the stop recorded as clean. DM
     /// has completed every bio of the device before it calls this.
     pub(crate) fn stop(&self) {
+        if self.threads.lock().is_empty() {
+            return;
+        }
+        self.wait_handover();
         let mut threads = core::mem::take(&mut *self.threads.lock());
         if threads.is_empty() {
             return;
@@ -554,7 +761,8 @@ impl Pair {
     /// copier), holding it back until the bits are on disk.
     fn mark_unshipped(&self, bio: &Bio<'_>, pb: &mut PerBio) -> Decision {
         pb.flags.store(PB_REMOTE | PB_MARK, Ordering::Release);
-        if self.md.mark(pb.tracks.clone()) {
+        // Until a new generation is on disk, the write waits for the metadata thread.
+        if self.md.mark(pb.tracks.clone()) && self.gen_bump.load(Relaxed) == GEN_BUMP_NONE {
             Decision::Go
         } else {
             self.defer(bio, pb, PB_DEFER_SUBMIT);
@@ -772,6 +980,10 @@ impl Pair {
     }
 
     pub(crate) fn set_link(&self, link: Option<Arc<Link>>, conn: Conn) {
+        // Before shipping stops: a write that is not shipped sees the bump.
+        if conn != Conn::Connected {
+            self.gen_bump.store(GEN_BUMP_NEEDED, Relaxed);
+        }
         let mut sh = self.sh.lock();
         sh.link = link;
         sh.conn = conn;
@@ -785,6 +997,28 @@ impl Pair {
             u32::from(conn == Conn::Connected && self.cfg.role == Role::Primary),
             Relaxed,
         );
+        if conn == Conn::Connected {
+            // Every write is shipped from now on: the peer gets it.
+            self.gen_bump.store(GEN_BUMP_NONE, Relaxed);
+        }
+    }
+
+    /// The generation facts this side sends in its HELLO.
+    pub(crate) fn gen_info(&self) -> GenInfo {
+        let sb = self.md.sb();
+        let mut flags = 0;
+        if sb.flags & format::SB_SYNCED == 0 {
+            flags |= gens::GF_BLANK;
+        }
+        if self.cfg.role == Role::Primary
+            || (sb.flags & format::SB_CONSISTENT != 0 && self.apply_failed.load(Relaxed) == 0)
+        {
+            flags |= gens::GF_CONSISTENT;
+        }
+        if self.resolve_flag.load(Relaxed) != 0 {
+            flags |= gens::GF_RESOLVE;
+        }
+        sb.gen_info(flags)
     }
 
     pub(crate) fn identity(&self) -> Identity<'_> {
@@ -796,8 +1030,17 @@ impl Pair {
             role: self.cfg.role,
             mode: self.cfg.mode,
             node_id: self.node_id,
+            gens: self.gen_info(),
         }
     }
+}
+
+/// A fresh random, non-zero generation id.
+pub(crate) fn random_gen() -> u64 {
+    let mut g = 0u64;
+    // SAFETY: `g` is a writable 8-byte buffer.
+    unsafe { kernel::bindings::get_random_bytes((&raw mut g).cast(), 8) };
+    g | 1
 }
 
 /// The STATE frame's word for a primary in state `st`.

@@ -8,6 +8,7 @@
 
 use crate::net::Socket;
 use crate::rcore::addr::SockAddr;
+use crate::rcore::gens::GenInfo;
 use crate::rcore::proto::{self, Header, Hello, Kind, ProtoError, RejectReason, HEADER_LEN};
 use crate::rcore::status::{Mode, Role};
 use kernel::prelude::*;
@@ -81,6 +82,7 @@ pub(crate) struct Identity<'a> {
     pub(crate) role: Role,
     pub(crate) mode: Mode,
     pub(crate) node_id: u64,
+    pub(crate) gens: GenInfo,
 }
 
 impl Link {
@@ -168,6 +170,7 @@ impl Link {
             mode: me.mode,
             node_id: me.node_id,
             nonce,
+            gens: me.gens,
         };
         let payload = hello.encode();
         self.send(&Header::hello(), &payload)?;

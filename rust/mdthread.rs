@@ -9,8 +9,12 @@
 //! round; every bio released had its bits set before the write began.
 
 use crate::dm::{Bio, BioList};
-use crate::engine::{Decision, Pair, PerBio, PB_DEFER_ENDIO, PB_DEFER_SUBMIT, PB_HELD};
+use crate::engine::{
+    random_gen, Decision, Pair, PerBio, GEN_BUMP_NEEDED, GEN_BUMP_NONE, GEN_BUMP_WRITING,
+    PB_DEFER_ENDIO, PB_DEFER_SUBMIT, PB_HELD,
+};
 use crate::kthread;
+use crate::rcore::status::Role;
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -38,6 +42,7 @@ pub(crate) fn md_main(p: &Arc<Pair>) {
 fn md_round(p: &Pair) -> bool {
     let batch = BioList::new();
     p.deferred.drain(|bio| batch.push(&bio));
+    new_generation_if_needed(p);
     // Plan the extents of held bios (only this thread plans). `Busy` leaves a bio
     // held for the next round; `TooLarge` cannot happen: `ship` marks a write that
     // spans more than half the log instead of holding it.
@@ -82,6 +87,45 @@ fn md_round(p: &Pair) -> bool {
         }
     });
     moved
+}
+
+/// A primary that is about to let a write down that the peer will not get starts a
+/// new generation first (see `Pair::gen_bump`), so that a peer promoted meanwhile
+/// and this side can never both claim the same generation with different data: a
+/// later handshake sees split brain instead of silently discarding this write.
+///
+/// What if the machine dies here: the writes that needed it are still held, so
+/// either the superblock has the new generation, or none of them reached the disk.
+fn new_generation_if_needed(p: &Pair) {
+    if p.cfg.role != Role::Primary
+        || p
+        .gen_bump
+        .cmpxchg(GEN_BUMP_NEEDED, GEN_BUMP_WRITING, Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    let old = p.md.sb().gen_current;
+    let gen = random_gen();
+    if let Err(e) = p.md.update_sb(|sb| sb.new_generation(gen)) {
+        // The metadata device failed (sticky, shown in the status line): nothing
+        // more can be recorded; the writes go on without.
+        pr_err!(
+            "{}: recording a new generation failed: errno {}\n",
+            p.name(),
+            -e.to_errno()
+        );
+        p.event();
+    } else {
+        pr_info!(
+            "{}: writing without the peer: generation {:016x} follows {:016x}\n",
+            p.name(),
+            gen,
+            old
+        );
+    }
+    // A link loss meanwhile asked for another one: leave it asked.
+    let _ = p.gen_bump.cmpxchg(GEN_BUMP_WRITING, GEN_BUMP_NONE, Relaxed);
 }
 
 /// Decides again for a bio `map` held back: ship (its extents may be hot now) or

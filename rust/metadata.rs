@@ -375,12 +375,38 @@ impl Metadata {
     }
 
     /// Clears on disk the bits that memory no longer has (after a resync), and
-    /// records in the superblock that the peer is in sync. Thread context.
+    /// records in the superblock that the peer now holds this side's generation.
+    /// Thread context.
     pub(crate) fn clear_synced(&self) -> Result {
+        self.write_cleared()?;
+        self.update_sb(|sb| {
+            sb.peer_caught_up();
+            sb.flags |= format::SB_SYNCED | format::SB_PRIMARY;
+        })
+    }
+
+    /// A secondary's copy or resync from the primary at generation `gen` completed
+    /// and was flushed: this side now holds that generation, consistent. Its own
+    /// bitmap (what it wrote as a primary and its peer never confirmed; the primary
+    /// fetched it at the handshake and copied over it) is cleared first, so a crash
+    /// between the two writes leaves the bits, fetched again next time. Thread
+    /// context.
+    pub(crate) fn adopt(&self, gen: u64) -> Result {
+        if self.bitmap().clear_all() > 0 {
+            self.write_cleared()?;
+        }
+        self.update_sb(|sb| {
+            sb.adopt(gen);
+            sb.flags |= format::SB_SYNCED | format::SB_CONSISTENT;
+            sb.flags &= !format::SB_PRIMARY;
+        })
+    }
+
+    fn write_cleared(&self) -> Result {
         for b in 0..self.stale.len() as u64 {
             self.write_block(b, true)?;
         }
-        self.update_sb(|sb| sb.bitmap_cleared())
+        Ok(())
     }
 
     /// Writes bitmap block `b` from memory. With `clearing`, bits clear in memory are

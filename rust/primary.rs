@@ -13,8 +13,8 @@ use crate::engine::{log_link_end, state_word, Entry, Pair};
 use crate::kthread::{self, Thread};
 use crate::link::{now_ns, Link, LinkError, D};
 use crate::net::Socket;
-use crate::rcore::format;
 use crate::rcore::geometry;
+use crate::rcore::gens::{self, Decision, GenInfo};
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
 use kernel::prelude::*;
@@ -23,6 +23,9 @@ use kernel::sync::Arc;
 
 /// A barrier follows unconfirmed entries once the oldest is this old.
 const BARRIER_AFTER_MS: u64 = 10;
+
+/// After a refused handshake, the primary tries again after this long.
+const REFUSED_RETRY_MS: u32 = 3000;
 
 /// Connects to the peer, over and over, until the pair stops.
 ///
@@ -62,30 +65,41 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         };
         let Ok(link) = Link::new(sock) else { continue };
         p.set_link(Some(link.clone()), Conn::Connecting);
-        if let Err(e) = link.handshake(&p.identity(), true, &mut buf) {
-            log_link_end(p, "handshake with peer failed", &e);
+        let me = p.identity();
+        let peer_hello = match link.handshake(&me, true, &mut buf) {
+            Ok(h) => h,
+            Err(e) => {
+                log_link_end(p, "handshake with peer failed", &e);
+                link.kill();
+                p.set_link(None, Conn::Connecting);
+                kthread::sleep_ms(1000);
+                continue;
+            }
+        };
+        quiet = false;
+        let decision = gens::decide(&me.gens, &peer_hello.gens);
+        p.set_decision(decision, &me.gens, &peer_hello.gens);
+        if !decision.proceeds() {
+            // Refused (split brain, stale primary, unrelated data): nothing is
+            // overwritten. Try again later: the operator may resolve it meanwhile.
+            let _ = link.send(&Header::bye(), &[]);
             link.kill();
             p.set_link(None, Conn::Connecting);
-            kthread::sleep_ms(1000);
+            kthread::sleep_ms(REFUSED_RETRY_MS);
             continue;
         }
-        quiet = false;
         pr_info!(
             "{}: connected to {} ({} mode)\n",
             p.name(),
             D(&peer),
             D(&p.cfg.mode)
         );
-        {
-            let mut sh = p.sh.lock();
-            if !sh.copy_started {
-                // The initial copy: every track is dirty. A copy interrupted by a
-                // link loss resumes where it was: copied tracks stay clean.
-                sh.copy_started = true;
-                sh.copy_cursor = 0;
-                drop(sh);
-                p.bitmap().set_all();
-            }
+        if let Err(e) = join(p, &link, decision, &peer_hello.gens, &mut buf) {
+            log_link_end(p, "joining the peer failed", &e);
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            kthread::sleep_ms(1000);
+            continue;
         }
         p.set_link(Some(link.clone()), Conn::Connected);
         p.publish(Some(&*link));
@@ -108,14 +122,82 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         p.set_link(None, Conn::Connecting);
         p.fail_inflight();
         p.publish(None);
-        if p.sh.lock().synced {
-            // Writes from now on are ones the peer lacks: a new generation.
-            let mut g = 0u64;
-            // SAFETY: `g` is a writable 8-byte buffer.
-            unsafe { kernel::bindings::get_random_bytes((&raw mut g).cast(), 8) };
-            let _ = p.md.update_sb(|sb| sb.new_generation(g | 1));
+    }
+}
+
+/// After a handshake that proceeds: fetches the peer's own bitmap (decision
+/// `Bitmap`) and ORs it into this side's, or sets every bit (`FullCopy`; a copy
+/// that a link loss interrupted resumes where it was: copied tracks stay clean),
+/// and records the generation the peer holds.
+///
+/// What if the machine dies here: the peer keeps its bits until it adopts this
+/// side's generation at the end of the resync, so they are fetched again; the
+/// merged bits are written out before the resync clears any of them.
+///
+/// Context: the pair's main thread, before the receiver thread starts.
+fn join(
+    p: &Arc<Pair>,
+    link: &Link,
+    decision: Decision,
+    peer: &GenInfo,
+    buf: &mut IoBuf,
+) -> Result<(), LinkError> {
+    let mine = p.md.sb();
+    if decision == Decision::Bitmap {
+        let mut words = 0u64;
+        let mut added = 0u64;
+        loop {
+            let h = link.recv(buf)?;
+            if h.kind != Kind::Bitmap {
+                return Err(LinkError::Unexpected(h.kind));
+            }
+            if h.len == 0 {
+                break;
+            }
+            let first = h.a / 64;
+            for (i, w) in buf[..h.len as usize].chunks_exact(8).enumerate() {
+                let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+                words += u64::from(v.count_ones());
+                let n = p.bitmap().or_word(first + i as u64, v);
+                if n > 0 {
+                    added += n;
+                    let t = (first + i as u64) * 64;
+                    p.md.mark_stale(t..t + 64);
+                }
+            }
+        }
+        p.peer_tracks.store(words, Relaxed);
+        if words > 0 {
+            pr_info!(
+                "{}: the peer marked {} tracks it wrote and never had confirmed ({} more to copy here): the resync rolls them back\n",
+                p.name(),
+                words,
+                added
+            );
+        }
+        p.md.persist().map_err(LinkError::Io)?;
+        if mine.gen_bitmap != peer.current || mine.gen_peer_prev != 0 {
+            p.md.update_sb(|sb| sb.peer_is_at(peer.current))
+                .map_err(LinkError::Io)?;
+        }
+        let mut sh = p.sh.lock();
+        sh.synced = true;
+        // The peer adopts this side's generation (and is consistent) only on
+        // COPY_DONE: due even if nothing is dirty.
+        sh.need_done = peer.current != mine.gen_current || peer.flags & gens::GF_CONSISTENT == 0;
+    } else {
+        p.peer_tracks.store(0, Relaxed);
+        let mut sh = p.sh.lock();
+        sh.synced = false;
+        sh.need_done = true;
+        if !sh.copy_started {
+            sh.copy_started = true;
+            sh.copy_cursor = 0;
+            drop(sh);
+            p.bitmap().set_all();
         }
     }
+    Ok(())
 }
 
 /// Ships log entries in order; copies dirty tracks when the log is idle; adds
@@ -125,7 +207,8 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
 fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), LinkError> {
     let ping_ns = u64::from(p.cfg.ping_ms()) * 1_000_000;
     let mut last_tx = now_ns();
-    let mut copy_pending_done = false;
+    // A copy or resync runs (its counters are set).
+    let mut copying = false;
     while !p.stopping() && !link.is_dead() {
         let mut sh = p.sh.lock();
         // 0. the peer must hear it is no longer a prefix before anything later
@@ -167,12 +250,13 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
         //    the sender never sleeps for it, so host writes are never held back)
         let dirty = p.bitmap().count() > 0;
         let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
-        let throttled_ms = if copy_pending_done { throttle_ms(p) } else { 0 };
+        let throttled_ms = if copying { throttle_ms(p) } else { 0 };
         if dirty && room && sh.cache_bytes < p.cfg.cache_size && throttled_ms == 0 {
             let from = sh.copy_cursor;
             drop(sh);
-            if !copy_pending_done {
-                copy_pending_done = true;
+            if !copying {
+                copying = true;
+                sh_need_done(p);
                 p.copy_t0.store(now_ns(), Relaxed);
                 p.sync_total
                     .store(p.bitmap().count() * u64::from(p.cfg.track_size), Relaxed);
@@ -192,8 +276,10 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
             continue;
         }
         // 3. the copy finished once everything sent is confirmed durable
-        if !dirty && copy_pending_done && sh.head == sh.tail {
-            copy_pending_done = false;
+        if !dirty && sh.need_done && sh.head == sh.tail {
+            copying = false;
+            sh.need_done = false;
+            sh.copy_started = false;
             sh.synced = true;
             sh.peer_inconsistent = false;
             drop(sh);
@@ -206,8 +292,6 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
                     -e.to_errno()
                 );
             }
-            let _ =
-                p.md.update_sb(|sb| sb.flags |= format::SB_SYNCED | format::SB_PRIMARY);
             link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
             pr_info!("{}: peer is in sync\n", p.name());
             p.publish(Some(link));
@@ -221,7 +305,7 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
                 .slot(head)
                 .and_then(|e| e.as_ref())
                 .map_or(0, |e| now_ns().saturating_sub(e.issued_ns) / 1_000_000);
-            if age_ms >= BARRIER_AFTER_MS || (copy_pending_done && !dirty) {
+            if age_ms >= BARRIER_AFTER_MS || (sh.need_done && !dirty) {
                 sh.push_barrier();
                 continue;
             }
@@ -251,6 +335,11 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
     } else {
         Ok(())
     }
+}
+
+/// A copy or resync starts: the peer is told it is done when it ends.
+fn sh_need_done(p: &Pair) {
+    p.sh.lock().need_done = true;
 }
 
 /// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so

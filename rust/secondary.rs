@@ -22,6 +22,7 @@ use crate::link::{Link, LinkError, D};
 use crate::net::Socket;
 use crate::rcore::addr::SockAddr;
 use crate::rcore::format;
+use crate::rcore::gens::{self, Decision};
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
 use kernel::prelude::*;
@@ -66,9 +67,20 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
             let Ok(sock) = lsock.accept() else { break };
             let Ok(link) = Link::new(sock) else { continue };
             p.set_link(Some(link.clone()), Conn::Connecting);
-            match link.handshake(&p.identity(), false, &mut buf) {
+            let me = p.identity();
+            match link.handshake(&me, false, &mut buf) {
                 Ok(hello) => {
+                    let decision = gens::decide(&hello.gens, &me.gens);
+                    p.set_decision(decision, &me.gens, &hello.gens);
+                    if !decision.proceeds() {
+                        // Nothing is applied: both images stay as they are.
+                        link.kill();
+                        p.set_link(None, Conn::Connecting);
+                        p.publish(None);
+                        continue;
+                    }
                     p.sh.lock().peer_mode = Some(hello.mode);
+                    p.peer_gen.store(hello.gens.current, Relaxed);
                     pr_info!(
                         "{}: primary {} connected\n",
                         p.name(),
@@ -76,7 +88,12 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
                     );
                     p.set_link(Some(link.clone()), Conn::Connected);
                     p.publish(None);
-                    if let Err(e) = serve(p, &link, &mut buf) {
+                    let r = if decision == Decision::Bitmap {
+                        send_bitmap(p, &link, &mut buf)
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = r.and_then(|()| serve(p, &link, &mut buf)) {
                         if !p.stopping() {
                             log_link_end(p, "replication link down", &e);
                         }
@@ -97,6 +114,32 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
         }
         p.listener.lock().take();
     }
+}
+
+/// Sends this side's own bitmap to the primary (only words with set bits, a 4 KiB
+/// block at a time), then an empty BITMAP. It is non-empty on a demoted old
+/// primary: what it wrote and its peer never confirmed. The bits stay until this
+/// side adopts the primary's generation (COPY_DONE).
+fn send_bitmap(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
+    let bm = p.bitmap();
+    let words = bm.len().div_ceil(64);
+    let per = format::WORDS_PER_BLOCK as u64;
+    let mut w = 0u64;
+    while w < words {
+        let n = per.min(words - w);
+        let mut any = false;
+        for i in 0..n {
+            let v = bm.word_at(w + i);
+            any |= v != 0;
+            let o = (i * 8) as usize;
+            buf[o..o + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        if any {
+            link.send(&Header::bitmap(w * 64, n as u32), &buf[..(n * 8) as usize])?;
+        }
+        w += n;
+    }
+    link.send(&Header::bitmap(0, 0), &[])
 }
 
 /// Records that this side's image is not a usable prefix (FUA superblock write,
@@ -158,7 +201,15 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
                 p.data.flush().map_err(LinkError::Io)?;
                 p.sh.lock().peer_state = Some(State::Duplex);
                 p.apply_failed.store(0, Relaxed);
-                let _ = p.md.update_sb(|sb| sb.flags |= format::SB_CONSISTENT);
+                let gen = p.peer_gen.load(Relaxed);
+                if let Err(e) = p.md.adopt(gen) {
+                    pr_err!(
+                        "{}: recording generation {:016x} failed: errno {}\n",
+                        p.name(),
+                        gen,
+                        -e.to_errno()
+                    );
+                }
                 p.publish(None);
             }
             Kind::Bye => return Ok(()),

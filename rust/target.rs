@@ -141,6 +141,9 @@ impl Rcopy {
             let (hot, refs) = p.al_usage();
             st.al_hot = hot as u64;
             st.al_refs = refs;
+            st.decision = p.decision();
+            st.gen = p.md.sb().gen_current;
+            st.peer_tracks = p.peer_tracks.load(Relaxed);
         }
         st.write(out)
     }
@@ -361,7 +364,29 @@ impl TargetOps for Rcopy {
                 r.inspect_err(|_| pr_warn!("{name}: only the primary of a pair can {name}\n"))?;
                 Ok(false)
             }
-            ("stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect", _) => {
+            ("handover", 0) => {
+                let Some(p) = &self.pair else {
+                    pr_warn!("{name}: not a replicated device\n");
+                    return Err(EINVAL);
+                };
+                p.request_handover()
+                    .inspect_err(|_| pr_warn!("handover: only the primary of a pair can hand over\n"))?;
+                Ok(false)
+            }
+            ("resolve", 1) => {
+                let Some(p) = &self.pair else {
+                    pr_warn!("{name}: not a replicated device\n");
+                    return Err(EINVAL);
+                };
+                let how = args.get(1).and_then(|a| a.to_str().ok()).unwrap_or("");
+                p.resolve(how)?;
+                Ok(false)
+            }
+            (
+                "stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect"
+                | "handover" | "resolve",
+                _,
+            ) => {
                 pr_warn!("{name}: wrong number of arguments\n");
                 Err(EINVAL)
             }

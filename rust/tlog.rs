@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     /// A write was marked instead of shipped while connected: the peer must hear it
     /// is no longer a prefix before anything later is sent.
     pub(crate) gap: bool,
+    /// Primary: the peer must be told the copy or resync is done (COPY_DONE, after
+    /// which it adopts this side's generation) once nothing is dirty or unconfirmed.
+    pub(crate) need_done: bool,
     /// The peer was told (this connection) that its image is not a usable prefix.
     pub(crate) peer_inconsistent: bool,
     pub(crate) last_state: State,

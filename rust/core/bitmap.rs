@@ -100,6 +100,47 @@ impl<'a> TrackBitmap<'a> {
         self.set_range(0..self.bits)
     }
 
+    /// Clears every bit; returns how many were set.
+    pub fn clear_all(&self) -> u64 {
+        let mut n = 0u64;
+        for w in self.words {
+            n += u64::from(w.swap(0, Ordering::AcqRel).count_ones());
+        }
+        self.set.fetch_sub(n.min(self.count()), Ordering::Relaxed);
+        n
+    }
+
+    /// Word `i` (tracks `64 * i .. 64 * i + 64`, track `t` as bit `t % 64`); 0 past
+    /// the end.
+    pub fn word_at(&self, i: u64) -> u64 {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.words.get(i))
+            .map_or(0, |w| w.load(Ordering::Acquire))
+    }
+
+    /// Sets the bits of `word` at word `i` (bits past the bitmap's end are
+    /// ignored); returns how many were newly set.
+    pub fn or_word(&self, i: u64, word: u64) -> u64 {
+        let first = i.saturating_mul(64);
+        if first >= self.bits {
+            return 0;
+        }
+        let valid = if self.bits - first >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << (self.bits - first)) - 1
+        };
+        let Some(w) = usize::try_from(i).ok().and_then(|i| self.words.get(i)) else {
+            return 0;
+        };
+        let add = word & valid;
+        let old = w.fetch_or(add, Ordering::AcqRel);
+        let n = u64::from((add & !old).count_ones());
+        self.set.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
     /// Number of set bits.
     pub fn count(&self) -> u64 {
         self.set.load(Ordering::Relaxed)

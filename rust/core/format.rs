@@ -58,8 +58,9 @@ const O_GEN_CURRENT: usize = 56;
 const O_GEN_BITMAP: usize = 64;
 const O_GEN_HISTORY: usize = 72;
 const O_DIRTY: usize = 88;
+const O_GEN_PEER_PREV: usize = 96;
 /// Bytes of the superblock in use; the rest must be zero.
-const USED: usize = 96;
+const USED: usize = 104;
 
 /// Why metadata was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,9 +126,13 @@ pub struct Superblock {
     /// The generation of this side's data. A new one starts whenever this side
     /// writes while its peer cannot follow (see `Documentation/rcopy.rst`).
     pub gen_current: u64,
-    /// The generation the bitmap counts from: the peer holds that generation plus
-    /// nothing of what the bitmap marks. 0 when the bitmap is empty.
+    /// The peer's generation: the peer holds that generation's data, and the
+    /// bitmap marks every track where this side may differ from it. 0: no peer
+    /// known yet. See [`super::gens`].
     pub gen_bitmap: u64,
+    /// The peer's generation before the last completed copy or resync (the peer
+    /// may not yet have recorded the newer one when the link dropped). 0: none.
+    pub gen_peer_prev: u64,
     /// Earlier generations, newest first.
     pub gen_history: [u64; 2],
     /// Set bits in the bitmap when the superblock was written (informational).
@@ -151,6 +156,7 @@ impl Superblock {
             track_size,
             gen_current: gen,
             gen_bitmap: 0,
+            gen_peer_prev: 0,
             gen_history: [0; 2],
             dirty_tracks: 0,
         }
@@ -179,6 +185,7 @@ impl Superblock {
         put(b, O_GEN_HISTORY, &self.gen_history[0].to_le_bytes());
         put(b, O_GEN_HISTORY + 8, &self.gen_history[1].to_le_bytes());
         put(b, O_DIRTY, &self.dirty_tracks.to_le_bytes());
+        put(b, O_GEN_PEER_PREV, &self.gen_peer_prev.to_le_bytes());
         let crc = crc32c(b);
         put(b, O_CRC, &crc.to_le_bytes());
     }
@@ -213,6 +220,7 @@ impl Superblock {
             gen_bitmap: u64_at(b, O_GEN_BITMAP),
             gen_history: [u64_at(b, O_GEN_HISTORY), u64_at(b, O_GEN_HISTORY + 8)],
             dirty_tracks: u64_at(b, O_DIRTY),
+            gen_peer_prev: u64_at(b, O_GEN_PEER_PREV),
         };
         let ts_ok = sb.track_size.is_power_of_two()
             && (super::table::MIN_TRACK_SIZE..=super::table::MAX_TRACK_SIZE)
@@ -247,20 +255,58 @@ impl Superblock {
         Ok(())
     }
 
-    /// Starts a new generation `gen` (this side writes what its peer will lack): the
-    /// current one moves to history and, if the bitmap is empty, becomes the one the
-    /// bitmap counts from.
+    /// Starts a new generation `gen` (this side goes on writing what its peer
+    /// will lack): the current one moves to history. The peer's generation
+    /// (`gen_bitmap`) stays: the bitmap still counts from it.
     pub fn new_generation(&mut self, gen: u64) {
-        if self.gen_bitmap == 0 {
-            self.gen_bitmap = self.gen_current;
-        }
         self.gen_history = [self.gen_current, self.gen_history[0]];
         self.gen_current = gen;
     }
 
-    /// The bitmap was fully resynced: the peer now holds the current generation.
-    pub fn bitmap_cleared(&mut self) {
+    /// A copy or resync to the peer completed: the peer now holds the current
+    /// generation (the one it held before is kept until it says so).
+    pub fn peer_caught_up(&mut self) {
+        if self.gen_bitmap != self.gen_current {
+            self.gen_peer_prev = self.gen_bitmap;
+            self.gen_bitmap = self.gen_current;
+        }
+    }
+
+    /// The handshake found the peer at generation `peer` (from which the bitmap
+    /// counts): records it.
+    pub fn peer_is_at(&mut self, peer: u64) {
+        self.gen_bitmap = peer;
+        self.gen_peer_prev = 0;
+    }
+
+    /// This secondary now holds the primary's generation `gen` (a copy or
+    /// resync from it completed and was flushed).
+    pub fn adopt(&mut self, gen: u64) {
+        if self.gen_current != gen {
+            self.new_generation(gen);
+        }
         self.gen_bitmap = 0;
+        self.gen_peer_prev = 0;
+    }
+
+    /// This secondary becomes primary (takeover): its peer holds at most the
+    /// generation it followed (plus what the peer's own bitmap marks), and
+    /// writes from now on are a new generation `gen`.
+    pub fn promote(&mut self, gen: u64) {
+        self.gen_bitmap = self.gen_current;
+        self.gen_peer_prev = 0;
+        self.new_generation(gen);
+    }
+
+    /// The generation facts this side sends in its HELLO.
+    pub fn gen_info(&self, flags: u32) -> super::gens::GenInfo {
+        super::gens::GenInfo {
+            current: self.gen_current,
+            peer: self.gen_bitmap,
+            peer_prev: self.gen_peer_prev,
+            history: self.gen_history,
+            flags,
+        }
     }
 }
 
@@ -317,6 +363,7 @@ mod tests {
     #[test]
     fn generations() {
         let mut sb = Superblock::new([0; 16], 1, 10, 4096, 4096);
+        sb.peer_is_at(10);
         sb.new_generation(11);
         assert_eq!(
             (sb.gen_current, sb.gen_bitmap, sb.gen_history),
@@ -327,8 +374,12 @@ mod tests {
             (sb.gen_current, sb.gen_bitmap, sb.gen_history),
             (12, 10, [11, 10])
         );
-        sb.bitmap_cleared();
-        assert_eq!(sb.gen_bitmap, 0);
+        sb.peer_caught_up();
+        assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (12, 10));
+        sb.adopt(20);
+        assert_eq!((sb.gen_current, sb.gen_bitmap, sb.gen_history), (20, 0, [12, 11]));
+        sb.promote(21);
+        assert_eq!((sb.gen_current, sb.gen_bitmap, sb.gen_history), (21, 20, [20, 12]));
         assert_eq!(bitmap_blocks(32769), 2);
         assert_eq!(block_offset(block_of_track(32768)), 8192);
     }

@@ -14,6 +14,7 @@ pub mod conflict;
 pub mod crc32c;
 pub mod fmtbuf;
 pub mod format;
+pub mod gens;
 pub mod geometry;
 pub mod hmac;
 pub mod le;

@@ -24,6 +24,7 @@
 
 use core::fmt;
 
+use super::gens::{GenInfo, GF_FLAGS};
 use super::crc32c::Crc32c;
 use super::hmac::{ct_eq, HmacSha256, MAC_LEN};
 use super::le::{get, put, u16_at, u32_at, u64_at};
@@ -40,14 +41,14 @@ pub const MAGIC: u32 = 0x5950_4352;
 /// The header format version this code speaks.
 pub const VERSION: u8 = 1;
 /// The protocol version this code speaks (HELLO `proto_version`).
-pub const PROTO_VERSION: u32 = 1;
+pub const PROTO_VERSION: u32 = 2;
 /// Feature bits this code speaks (none yet). The features in use are the
 /// intersection of both sides' HELLO `features`.
 pub const FEATURES: u32 = 0;
 /// Bytes in a sector.
 pub const SECTOR_BYTES: u32 = 512;
 /// Bytes of a HELLO payload.
-pub const HELLO_LEN: usize = 80;
+pub const HELLO_LEN: usize = 128;
 /// Bytes of an AUTH payload (an HMAC-SHA256 tag).
 pub const AUTH_LEN: usize = MAC_LEN;
 /// Bytes of a handshake nonce.
@@ -105,6 +106,12 @@ pub enum Kind {
     State = 10,
     /// Orderly close.
     Bye = 11,
+    /// Secondary to primary, right after a handshake that decided
+    /// [`super::gens::Decision::Bitmap`]: 64-bit little-endian words of the
+    /// secondary's bitmap, the first holding tracks `a .. a + 64` (`a` a
+    /// multiple of 64). Only words with set bits need be sent; an empty BITMAP
+    /// ends the list.
+    Bitmap = 12,
 }
 
 impl Kind {
@@ -121,6 +128,7 @@ impl Kind {
         Kind::CopyDone,
         Kind::State,
         Kind::Bye,
+        Kind::Bitmap,
     ];
 
     /// The wire code.
@@ -147,6 +155,7 @@ impl Kind {
             Kind::CopyDone => "COPY_DONE",
             Kind::State => "STATE",
             Kind::Bye => "BYE",
+            Kind::Bitmap => "BITMAP",
         }
     }
 
@@ -208,6 +217,10 @@ pub enum ProtoError {
     BadCrc,
     /// HELLO payload: reserved bytes not zero.
     HelloReserved,
+    /// A BITMAP frame's first track is not a multiple of 64.
+    BadBitmap,
+    /// Unknown generation flags in a HELLO.
+    HelloGenFlags,
     /// HELLO payload: protocol version 0.
     HelloVersion,
     /// HELLO payload: unknown role code.
@@ -244,6 +257,8 @@ impl ProtoError {
             ProtoError::PayloadLength => "payload length does not match header",
             ProtoError::BadCrc => "checksum mismatch",
             ProtoError::HelloReserved => "hello reserved bytes not zero",
+            ProtoError::BadBitmap => "bitmap frame not aligned to 64 tracks",
+            ProtoError::HelloGenFlags => "hello generation flags unknown",
             ProtoError::HelloVersion => "hello protocol version zero",
             ProtoError::HelloRole => "hello role unknown",
             ProtoError::HelloMode => "hello mode unknown",
@@ -405,6 +420,16 @@ impl Header {
         }
     }
 
+    /// BITMAP: `words` 64-bit words of the bitmap from track `first_track`
+    /// (a multiple of 64); 0 words ends the list.
+    pub fn bitmap(first_track: u64, words: u32) -> Header {
+        Header {
+            a: first_track,
+            len: words.saturating_mul(8),
+            ..Header::new(Kind::Bitmap)
+        }
+    }
+
     /// BYE.
     pub fn bye() -> Header {
         Header::new(Kind::Bye)
@@ -544,6 +569,15 @@ impl Header {
                     return Err(ProtoError::BadErrno);
                 }
                 Ok(())
+            }
+            Kind::Bitmap => {
+                if self.len % 8 != 0 {
+                    return Err(ProtoError::BadLength);
+                }
+                if self.a % 64 != 0 {
+                    return Err(ProtoError::BadBitmap);
+                }
+                unused(true, true, false, true)
             }
             Kind::Write => self.validate_write(),
         }
@@ -743,6 +777,8 @@ pub struct Hello {
     /// Fresh random bytes from the sender's CSPRNG, new for every
     /// connection.
     pub nonce: [u8; NONCE_LEN],
+    /// The sender's generation ids and flags (protocol 2).
+    pub gens: GenInfo,
 }
 
 const H_VERSION: usize = 0;
@@ -755,6 +791,12 @@ const H_MODE: usize = 37;
 const H_RESERVED: usize = 38;
 const H_NODE: usize = 40;
 const H_NONCE: usize = 48;
+const H_GEN_CURRENT: usize = 80;
+const H_GEN_PEER: usize = 88;
+const H_GEN_PEER_PREV: usize = 96;
+const H_GEN_HISTORY: usize = 104;
+const H_GEN_FLAGS: usize = 120;
+const H_RESERVED2: usize = 124;
 
 impl Hello {
     /// The payload bytes.
@@ -777,6 +819,12 @@ impl Hello {
         put(&mut b, H_MODE, &[mode]);
         put(&mut b, H_NODE, &self.node_id.to_le_bytes());
         put(&mut b, H_NONCE, &self.nonce);
+        put(&mut b, H_GEN_CURRENT, &self.gens.current.to_le_bytes());
+        put(&mut b, H_GEN_PEER, &self.gens.peer.to_le_bytes());
+        put(&mut b, H_GEN_PEER_PREV, &self.gens.peer_prev.to_le_bytes());
+        put(&mut b, H_GEN_HISTORY, &self.gens.history[0].to_le_bytes());
+        put(&mut b, H_GEN_HISTORY + 8, &self.gens.history[1].to_le_bytes());
+        put(&mut b, H_GEN_FLAGS, &self.gens.flags.to_le_bytes());
         b
     }
 
@@ -785,7 +833,7 @@ impl Hello {
         if p.len() != HELLO_LEN {
             return Err(ProtoError::BadLength);
         }
-        if u16_at(p, H_RESERVED) != 0 {
+        if u16_at(p, H_RESERVED) != 0 || u32_at(p, H_RESERVED2) != 0 {
             return Err(ProtoError::HelloReserved);
         }
         let [role] = get::<1>(p, H_ROLE);
@@ -808,7 +856,17 @@ impl Hello {
             },
             node_id: u64_at(p, H_NODE),
             nonce: get(p, H_NONCE),
+            gens: GenInfo {
+                current: u64_at(p, H_GEN_CURRENT),
+                peer: u64_at(p, H_GEN_PEER),
+                peer_prev: u64_at(p, H_GEN_PEER_PREV),
+                history: [u64_at(p, H_GEN_HISTORY), u64_at(p, H_GEN_HISTORY + 8)],
+                flags: u32_at(p, H_GEN_FLAGS),
+            },
         };
+        if h.gens.flags & !GF_FLAGS != 0 {
+            return Err(ProtoError::HelloGenFlags);
+        }
         if h.proto_version == 0 {
             return Err(ProtoError::HelloVersion);
         }

@@ -172,7 +172,7 @@ impl fmt::Display for Peer {
 pub const REQUIRED_KEYS: usize = 21;
 
 /// Status keys in line order.
-pub const KEYS: [&str; 27] = [
+pub const KEYS: [&str; 30] = [
     "state",
     "role",
     "mode",
@@ -200,6 +200,9 @@ pub const KEYS: [&str; 27] = [
     "error",
     "al_hot",
     "al_refs",
+    "decision",
+    "gen",
+    "peer_tracks",
 ];
 
 /// A sticky error: what the device can no longer guarantee.
@@ -291,6 +294,14 @@ pub struct Status {
     pub al_hot: u64,
     /// Activity-log references held by writes the peer has not confirmed durable.
     pub al_refs: u64,
+    /// What the last handshake decided from the generation ids (`none` before
+    /// the first one).
+    pub decision: Option<super::gens::Decision>,
+    /// This side's current generation (`gen`, 16 hex digits; 0 for simplex).
+    pub gen: u64,
+    /// Tracks the peer's bitmap added at the last handshake (on the primary: what
+    /// the peer wrote and never had confirmed, rolled back by the resync).
+    pub peer_tracks: u64,
 }
 
 impl Default for Status {
@@ -324,6 +335,9 @@ impl Default for Status {
             error: DevError::None,
             al_hot: 0,
             al_refs: 0,
+            decision: None,
+            gen: 0,
+            peer_tracks: 0,
         }
     }
 }
@@ -367,7 +381,8 @@ impl Status {
              dirty_bytes={} cache_fill={}/{} sync_done={} sync_total={} \
              sent_bytes={} acked_bytes={} lag_ms={} lag_bytes={} reads={} \
              writes={} flushes={} discards={} write_zeroes={} io_errors={} \
-             sync_rate={} eta_s={} consistent={} error={} al_hot={} al_refs={}",
+             sync_rate={} eta_s={} consistent={} error={} al_hot={} al_refs={} \
+             decision={} gen={:016x} peer_tracks={}",
             self.state.as_str(),
             self.role.as_str(),
             self.mode.as_str(),
@@ -396,6 +411,9 @@ impl Status {
             self.error.as_str(),
             self.al_hot,
             self.al_refs,
+            self.decision.map_or("none", |d| d.as_str()),
+            self.gen,
+            self.peer_tracks,
         )
     }
 
@@ -463,6 +481,19 @@ impl Status {
             24 => self.error = DevError::parse(v).ok_or(bad)?,
             25 => self.al_hot = num(key, v)?,
             26 => self.al_refs = num(key, v)?,
+            27 => {
+                self.decision = match v {
+                    "none" => None,
+                    _ => Some(super::gens::Decision::parse(v).ok_or(bad)?),
+                }
+            }
+            28 => {
+                if v.len() != 16 {
+                    return Err(bad);
+                }
+                self.gen = u64::from_str_radix(v, 16).map_err(|_| bad)?;
+            }
+            29 => self.peer_tracks = num(key, v)?,
             _ => {}
         }
         Ok(())
@@ -478,7 +509,7 @@ mod tests {
         track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
         sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
         writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6 sync_rate=0 eta_s=0 consistent=yes \
-        error=none al_hot=0 al_refs=0";
+        error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0";
 
     #[test]
     fn round_trip() {
