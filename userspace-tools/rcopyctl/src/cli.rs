@@ -1,6 +1,6 @@
 //! Command-line syntax.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use rcopy_core::status::State;
 
 use crate::dm_ioctl::DM_NAME_LEN;
@@ -182,6 +182,107 @@ pub enum Command {
         #[arg(value_parser = parse_name)]
         name: String,
     },
+    /// Make this secondary the primary (takeover; run it on the secondary).
+    ///
+    /// Refuses a secondary that is not consistent (its data is not a usable
+    /// image) or that is still connected to its primary (demote that one
+    /// first), unless --force is given. Then suspends the device, reloads its
+    /// table with role primary (the kernel starts a new generation) and
+    /// resumes it; prints the new generation. The new primary connects to the
+    /// table's peer address, or --peer.
+    #[command(after_help = TAKEOVER_EXAMPLES)]
+    Promote {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Promote although this side is not consistent, or its primary is
+        /// still connected (the two sides then diverge: split brain).
+        #[arg(long)]
+        force: bool,
+        /// Where the new primary connects to (the other side's listening
+        /// address) [default: the table's peer].
+        #[arg(long, value_name = "ADDR:PORT")]
+        peer: Option<String>,
+    },
+    /// Make this primary a secondary (run it on the primary).
+    ///
+    /// When connected, first asks the kernel for a handover: the suspend then
+    /// waits (up to 60 s) until the peer holds everything. Then reloads the
+    /// table with role secondary and resumes. Prints the drain time, whether
+    /// the peer holds everything, and how long I/O was paused.
+    Demote {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Where the secondary listens [default: the table's local address].
+        #[arg(long, value_name = "ADDR:PORT")]
+        local: Option<String>,
+        /// Do not wait for the peer to hold everything (writes it lacks are
+        /// rolled back when it is promoted).
+        #[arg(long)]
+        no_handover: bool,
+    },
+    /// Planned switchover (or failback) to the peer: run it on the primary.
+    ///
+    /// Demotes this side with a handover, but only from a connected, duplex
+    /// pair, and only if the handover drained: otherwise it stays primary
+    /// (resumed, nothing lost) and exits 1. Then run `rcopyctl promote NAME`
+    /// on the peer.
+    #[command(alias = "failback", after_help = TAKEOVER_EXAMPLES)]
+    Switchover {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Where this side listens once secondary [default: the table's
+        /// local address].
+        #[arg(long, value_name = "ADDR:PORT")]
+        local: Option<String>,
+    },
+    /// Settle a refused handshake (split brain, stale primary, unrelated data).
+    ///
+    /// --keep-local on the primary keeps its data; --discard-local on the
+    /// secondary gives up its own. At the next handshake the discarded side is
+    /// resynced from the kept one (the tracks marked in both bitmaps, or every
+    /// track when the two share no generation). --cancel withdraws a
+    /// resolution not used yet.
+    #[command(group(
+        ArgGroup::new("choice")
+            .required(true)
+            .args(["keep_local", "discard_local", "cancel"])
+    ))]
+    Resolve {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// On the primary: keep this side's data, overwrite the peer's.
+        #[arg(long)]
+        keep_local: bool,
+        /// On the secondary: discard this side's data, take the primary's.
+        #[arg(long)]
+        discard_local: bool,
+        /// Withdraw a resolution sent before.
+        #[arg(long)]
+        cancel: bool,
+        /// Send it even though the last handshake was not refused (it then
+        /// applies to the next refusal).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Turn this side into a standalone (simplex) device, keeping its data.
+    ///
+    /// Suspends the device, marks its metadata (a new generation, every
+    /// track dirty: the first resync after pairing again copies every
+    /// track, and the peer does not trust it silently), reloads a table
+    /// without a role, and resumes. Pair it again by loading a table with a
+    /// role (rcopyctl adjust NAME, or dmsetup reload).
+    Unpair {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Unpair although this side is not consistent.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show rcopyctl's version and the kernel target's.
     Version,
     /// Send a message to the device's target (like `dmsetup message NAME 0 ...`).
@@ -244,10 +345,12 @@ pub struct ResourceArgs {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct LinkArgs {
     /// Primary: the secondary's address to connect to: IPv4 a.b.c.d:port, or
-    /// HOST:PORT (resolved to its IPv4 address when the table is built).
+    /// HOST:PORT (resolved to its IPv4 address when the table is built). A
+    /// secondary keeps it for a later `promote`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub peer: Option<String>,
     /// Secondary: the address to listen on: IPv4 a.b.c.d:port, or HOST:PORT.
+    /// A primary keeps it for a later `demote`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub local: Option<String>,
     /// Replication mode: sync (a write completes once on both disks) or
@@ -292,6 +395,18 @@ Examples (secondary first, then primary):
   rcopyctl pair r0 --data /dev/vda --meta /dev/vdb --role primary \\
       --peer 10.77.0.2:7788 --secret-file /etc/rcopy.key --mode async
   rcopyctl wait r0 --state duplex --timeout 300";
+
+const TAKEOVER_EXAMPLES: &str = "\
+Examples:
+  planned (both sides up): on the primary, then on the secondary
+    rcopyctl switchover r0
+    rcopyctl promote r0
+  the primary is lost: on the secondary
+    rcopyctl promote r0
+  the old primary comes back: bring it up as the secondary (swap the
+  roles in the resource file, then rcopyctl up r0), or, if it came up
+  as primary, on it
+    rcopyctl demote r0";
 
 /// Accepts a pair state name.
 pub fn parse_state(s: &str) -> Result<State, String> {
@@ -587,6 +702,111 @@ mod tests {
         let c = Cli::try_parse_from(["rcopyctl", "inspect-md", "/dev/vdb"]).unwrap();
         assert!(matches!(c.command, Command::InspectMd { json: false, .. }));
         assert!(Cli::try_parse_from(["rcopyctl", "inspect-md"]).is_err());
+    }
+
+    #[test]
+    fn parses_takeover_commands() {
+        let c = Cli::try_parse_from(["rcopyctl", "promote", "r0"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Promote { ref name, force: false, peer: None } if name == "r0"
+        ));
+        let c = Cli::try_parse_from([
+            "rcopyctl",
+            "promote",
+            "r0",
+            "--force",
+            "--peer",
+            "10.77.0.1:7788",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Promote { force: true, peer: Some(ref p), .. } if p == "10.77.0.1:7788"
+        ));
+        let c = Cli::try_parse_from(["rcopyctl", "demote", "r0", "--no-handover"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Demote {
+                local: None,
+                no_handover: true,
+                ..
+            }
+        ));
+        let c =
+            Cli::try_parse_from(["rcopyctl", "demote", "r0", "--local", "10.77.0.1:7788"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Demote { local: Some(ref l), no_handover: false, .. } if l == "10.77.0.1:7788"
+        ));
+        for word in ["switchover", "failback"] {
+            let c = Cli::try_parse_from(["rcopyctl", word, "r0"]).unwrap();
+            assert!(matches!(
+                c.command,
+                Command::Switchover { ref name, local: None } if name == "r0"
+            ));
+        }
+        let c = Cli::try_parse_from(["rcopyctl", "unpair", "r0"]).unwrap();
+        assert!(matches!(c.command, Command::Unpair { force: false, .. }));
+        // Usage errors exit 2 and quote what was typed.
+        for (args, quoted) in [
+            (&["rcopyctl", "promote"][..], "<NAME>"),
+            (&["rcopyctl", "promote", "r0", "--forse"][..], "--forse"),
+            (
+                &["rcopyctl", "demote", "r0", "--handover"][..],
+                "--handover",
+            ),
+            (&["rcopyctl", "promote", "a/b"][..], "a/b"),
+            (&["rcopyctl", "unpair", "r0", "extra"][..], "extra"),
+            (&["rcopyctl", "switchover", "r0", "--force"][..], "--force"),
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(quoted), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn parses_resolve() {
+        let c = Cli::try_parse_from(["rcopyctl", "resolve", "r0", "--keep-local"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Resolve {
+                keep_local: true,
+                discard_local: false,
+                cancel: false,
+                force: false,
+                ..
+            }
+        ));
+        let c = Cli::try_parse_from(["rcopyctl", "resolve", "r0", "--discard-local", "--force"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Resolve {
+                keep_local: false,
+                discard_local: true,
+                force: true,
+                ..
+            }
+        ));
+        let c = Cli::try_parse_from(["rcopyctl", "resolve", "r0", "--cancel"]).unwrap();
+        assert!(matches!(c.command, Command::Resolve { cancel: true, .. }));
+        // Exactly one choice.
+        let e = Cli::try_parse_from(["rcopyctl", "resolve", "r0"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--keep-local"), "{e}");
+        let e = Cli::try_parse_from([
+            "rcopyctl",
+            "resolve",
+            "r0",
+            "--keep-local",
+            "--discard-local",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--discard-local"), "{e}");
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
     }
 
     #[test]

@@ -456,21 +456,16 @@ pub fn table_options(
 
 /// Rules of rcopyctl beyond the kernel's: options that the kernel would
 /// accept but ignore are refused, so a mistyped command does not silently
-/// set up something else.
+/// set up something else. Both addresses are accepted with either role: the
+/// role uses one, the table keeps the other for a later `promote` or
+/// `demote` (the kernel's own rules still want the one the role needs).
 fn cli_rules(a: &TableArgs<'_>, link: &LinkArgs) -> Result<(), Error> {
-    use rcopy_core::status::Role;
     match a.role {
         None if link.any() => Err(Error::usage(format!(
             "{}: give --role primary or --role secondary with {}",
             TableError::MissingRole.message(),
             given_flags(link).join(", ")
         ))),
-        Some(Role::Primary) if link.local.is_some() => Err(Error::usage(
-            "--local is for --role secondary (where it listens); a primary connects to --peer",
-        )),
-        Some(Role::Secondary) if link.peer.is_some() => Err(Error::usage(
-            "--peer is for --role primary (where it connects); a secondary listens on --local",
-        )),
         _ => Ok(()),
     }
 }
@@ -812,28 +807,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.ends_with("with --mode, --timeout-ms"), "{e}");
+        // Both addresses with either role: the table keeps the one the role
+        // does not use, for a later promote or demote.
+        for role in ["primary", "secondary"] {
+            let l = line(
+                None,
+                Some(role),
+                &link(|l| {
+                    secret(l);
+                    l.peer = Some("10.0.0.2:1".into());
+                    l.local = Some("10.0.0.1:1".into());
+                }),
+            )
+            .unwrap();
+            assert!(
+                l.ends_with(&format!(
+                    " 8 role {role} peer 10.0.0.2:1 local 10.0.0.1:1 secret k"
+                )),
+                "{l}"
+            );
+        }
+        // The one the role needs is still required.
         let e = line(
             None,
             Some("primary"),
             &link(|l| {
                 secret(l);
-                l.peer = Some("10.0.0.2:1".into());
                 l.local = Some("10.0.0.1:1".into());
             }),
         )
         .unwrap_err();
-        assert!(e.starts_with("--local is for --role secondary"), "{e}");
-        let e = line(
-            None,
-            Some("secondary"),
-            &link(|l| {
-                secret(l);
-                l.peer = Some("10.0.0.2:1".into());
-                l.local = Some("10.0.0.1:1".into());
-            }),
-        )
-        .unwrap_err();
-        assert!(e.starts_with("--peer is for --role primary"), "{e}");
+        assert!(e.starts_with("Role primary needs a peer address"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod signature;
 mod size;
 mod status_view;
 mod suggest;
+mod takeover;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -116,6 +117,30 @@ fn run(cli: Cli) -> Result<u8, Error> {
         } => commands::wait(&name, state, timeout),
         Command::Version => commands::version(),
         Command::Message { name, words } => commands::message(&name, &words),
+        Command::Promote { name, force, peer } => takeover::promote(&name, force, peer.as_deref()),
+        Command::Demote {
+            name,
+            local,
+            no_handover,
+        } => takeover::demote(&name, local.as_deref(), no_handover),
+        Command::Switchover { name, local } => takeover::switchover(&name, local.as_deref()),
+        Command::Resolve {
+            name,
+            keep_local,
+            discard_local,
+            cancel: _,
+            force,
+        } => {
+            let how = if keep_local {
+                takeover::Resolution::KeepLocal
+            } else if discard_local {
+                takeover::Resolution::DiscardLocal
+            } else {
+                takeover::Resolution::Cancel
+            };
+            takeover::resolve(&name, how, force)
+        }
+        Command::Unpair { name, force } => takeover::unpair(&name, force),
         Command::Disconnect { name } => commands::message(&name, &["suspend".to_string()]),
         Command::Connect { name } => commands::message(&name, &["resume".to_string()]),
     }

@@ -734,6 +734,95 @@ pub fn inspection_json(i: &Inspection) -> String {
     ])
 }
 
+/// What [`mark_unpaired`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpaired {
+    /// The superblock written.
+    pub sb: Superblock,
+    /// Tracks of the volume: every one is now marked.
+    pub tracks: u64,
+}
+
+/// The bitmap bytes of blocks holding `tracks` tracks with every track
+/// marked (track `t` is bit `t % 8` of byte `t / 8`, the little-endian
+/// words' layout) and no bit past the last track.
+pub fn full_bitmap(tracks: u64) -> Vec<u8> {
+    let len = (bitmap_blocks(tracks) * BITMAP_BLOCK as u64) as usize;
+    let mut b = vec![0u8; len];
+    let full = (tracks / 8) as usize;
+    b[..full].fill(0xff);
+    let rest = tracks % 8;
+    if rest != 0 {
+        b[full] = (1u8 << rest) - 1;
+    }
+    b
+}
+
+/// Marks the metadata at `path` so that a later re-pairing never trusts this
+/// side silently (`rcopyctl unpair`): every track is set in the bitmap (a
+/// standalone device tracks no writes, so the first resync copies every
+/// track) and a new generation `gen` starts. `size` and `track_size` are
+/// the live table's: the superblock must describe them.
+///
+/// The device is expected to be held by a suspended rcopy target (opened
+/// shared). The bitmap is written and flushed before the superblock, so an
+/// interrupted run leaves the old generation with more tracks marked, never
+/// a new generation over a partial bitmap.
+pub fn mark_unpaired(path: &str, size: u64, track_size: u32, gen: u64) -> Result<Unpaired, Error> {
+    let dev = Dev::open("metadata device", path, Access::Write { force: true })?;
+    if dev.size < SB_BYTES as u64 {
+        return Err(Error::new(format!(
+            "{path} is too small to hold rcopy metadata ({} bytes)",
+            dev.size
+        )));
+    }
+    let mut sb = match Superblock::decode(&dev.read_superblock_block()?) {
+        Ok(sb) => sb,
+        Err(MetaError::NotFormatted) => {
+            return Err(Error::new(format!("{path} holds no rcopy metadata")))
+        }
+        Err(e) => return Err(Error::new(format!("{path}: {e}"))),
+    };
+    if sb.size_bytes != size || sb.track_size != track_size {
+        return Err(Error::new(format!(
+            "{path}: the metadata describes {} in {} tracks, the table {} in {} tracks",
+            human_bytes(sb.size_bytes),
+            human_bytes(u64::from(sb.track_size)),
+            human_bytes(size),
+            human_bytes(u64::from(track_size))
+        )));
+    }
+    let n = tracks(sb.size_bytes, sb.track_size);
+    let need = meta_bytes_needed(sb.size_bytes, sb.track_size);
+    if dev.size < need {
+        return Err(Error::new(format!(
+            "{path}: metadata device too small for its bitmap: {} bytes, needs {need} bytes",
+            dev.size
+        )));
+    }
+    // 1. Every track marked.
+    let bits = full_bitmap(n);
+    for (i, chunk) in bits.chunks(CHUNK).enumerate() {
+        let mut buf = AlignedBuf::zeroed(chunk.len());
+        buf.bytes_mut().copy_from_slice(chunk);
+        dev.write_at(BITMAP_OFFSET + (i * CHUNK) as u64, &buf)?;
+    }
+    dev.sync()?;
+    // 2. The new generation.
+    sb.new_generation(gen);
+    sb.dirty_tracks = n;
+    let mut block = AlignedBuf::zeroed(SB_BYTES);
+    block.bytes_mut().copy_from_slice(&sb.encode());
+    dev.write_at(0, &block)?;
+    dev.sync()?;
+    match Superblock::decode(&dev.read_superblock_block()?) {
+        Ok(back) if back == sb => Ok(Unpaired { sb, tracks: n }),
+        _ => Err(Error::new(format!(
+            "{path}: the superblock read back differs from the one written"
+        ))),
+    }
+}
+
 /// Runs `rcopyctl inspect-md`.
 pub fn run_inspect(path: &str, as_json: bool) -> Result<(), Error> {
     let i = inspect_md(path)?;
@@ -1328,6 +1417,59 @@ mod tests {
         let i = inspect_md(meta.path()).unwrap();
         // 512000 bytes in 4 KiB tracks: 125 tracks, the last one full.
         assert_eq!(i.tracks, 125);
+    }
+
+    #[test]
+    fn unpair_marks_every_track() {
+        assert_eq!(full_bitmap(0).len(), 0);
+        let b = full_bitmap(13);
+        assert_eq!(b.len(), 4096);
+        assert_eq!(&b[..3], &[0xff, 0x1f, 0]);
+        assert_eq!(count_bits(&b, 0, 13), (13, 0));
+        let b = full_bitmap(32768 + 64);
+        assert_eq!(b.len(), 8192);
+        assert_eq!(count_bits(&b, 0, 32768 + 64), (32768 + 64, 0));
+
+        // 1 GiB + 64 KiB at 64 KiB: 16385 tracks.
+        let size = (1 << 30) + 65536;
+        let data = TempFile::new("data", size);
+        let meta = TempFile::new("meta", 1 << 20);
+        let c = create_md(&req(&meta, &data), counter()).unwrap();
+        let before = inspect_md(meta.path()).unwrap();
+        // Past the bitmap: untouched.
+        let used = meta_bytes_needed(size, 65536);
+        meta.write_at(used, &[0xab; 16]);
+        let u = mark_unpaired(meta.path(), size, 65536, 0x99).unwrap();
+        assert_eq!(u.tracks, 16385);
+        assert_eq!(u.sb.gen_current, 0x99);
+        assert_eq!(u.sb.gen_history, [c.sb.gen_current, 0]);
+        assert_eq!(u.sb.gen_bitmap, before.sb.gen_bitmap);
+        assert_eq!(u.sb.dirty_tracks, 16385);
+        assert_eq!(u.sb.pair_id, c.sb.pair_id);
+        let i = inspect_md(meta.path()).unwrap();
+        assert_eq!(i.sb, u.sb);
+        assert_eq!((i.dirty_tracks, i.stray_bits), (16385, 0));
+        assert_eq!(meta.read_at(used, 16), vec![0xab; 16]);
+
+        // The table must match the metadata.
+        let e = mark_unpaired(meta.path(), size, 4096, 0x9a)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: the metadata describes 1 GiB in 64 KiB tracks, the table 1 GiB in 4 KiB \
+                 tracks",
+                meta.path()
+            )
+            .replace("1 GiB in", &format!("{} in", human_bytes(size)))
+        );
+        assert_eq!(inspect_md(meta.path()).unwrap().sb, u.sb, "nothing written");
+        let blank = TempFile::new("blank", 1 << 20);
+        let e = mark_unpaired(blank.path(), size, 65536, 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, format!("{} holds no rcopy metadata", blank.path()));
     }
 
     #[test]
