@@ -200,9 +200,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Where the new primary connects to (the other side's listening
-        /// address) [default: the table's peer].
+        /// address) [default: the table's peer, else the other host's address
+        /// in the resource file].
         #[arg(long, value_name = "ADDR:PORT")]
         peer: Option<String>,
+        #[command(flatten)]
+        files: FileArgs,
     },
     /// Make this primary a secondary (run it on the primary).
     ///
@@ -214,13 +217,16 @@ pub enum Command {
         /// Name of the device.
         #[arg(value_parser = parse_name)]
         name: String,
-        /// Where the secondary listens [default: the table's local address].
+        /// Where the secondary listens [default: the table's local address,
+        /// else this host's address in the resource file].
         #[arg(long, value_name = "ADDR:PORT")]
         local: Option<String>,
         /// Do not wait for the peer to hold everything (writes it lacks are
         /// rolled back when it is promoted).
         #[arg(long)]
         no_handover: bool,
+        #[command(flatten)]
+        files: FileArgs,
     },
     /// Planned switchover (or failback) to the peer: run it on the primary.
     ///
@@ -234,9 +240,11 @@ pub enum Command {
         #[arg(value_parser = parse_name)]
         name: String,
         /// Where this side listens once secondary [default: the table's
-        /// local address].
+        /// local address, else this host's address in the resource file].
         #[arg(long, value_name = "ADDR:PORT")]
         local: Option<String>,
+        #[command(flatten)]
+        files: FileArgs,
     },
     /// Settle a refused handshake (split brain, stale primary, unrelated data).
     ///
@@ -338,6 +346,19 @@ pub struct ResourceArgs {
     /// Print what would be done (table lines with the secret as `-`), do nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Where `promote`, `demote` and `switchover` find an address that the
+/// device's table lacks and no flag gives: in the resource file NAME.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct FileArgs {
+    /// Where resource files are (an address the table lacks is read from
+    /// NAME.toml there, if it exists).
+    #[arg(long, value_name = "DIR", default_value = crate::resource::CONFIG_DIR)]
+    pub config_dir: String,
+    /// This host's name in the resource file [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// Replication options shared by `create` and `pair`. They are checked
@@ -709,7 +730,8 @@ mod tests {
         let c = Cli::try_parse_from(["rcopyctl", "promote", "r0"]).unwrap();
         assert!(matches!(
             c.command,
-            Command::Promote { ref name, force: false, peer: None } if name == "r0"
+            Command::Promote { ref name, force: false, peer: None, ref files }
+                if name == "r0" && files.config_dir == "/etc/rcopy.d" && files.host.is_none()
         ));
         let c = Cli::try_parse_from([
             "rcopyctl",
@@ -743,9 +765,24 @@ mod tests {
             let c = Cli::try_parse_from(["rcopyctl", word, "r0"]).unwrap();
             assert!(matches!(
                 c.command,
-                Command::Switchover { ref name, local: None } if name == "r0"
+                Command::Switchover { ref name, local: None, .. } if name == "r0"
             ));
         }
+        let c = Cli::try_parse_from([
+            "rcopyctl",
+            "demote",
+            "r0",
+            "--config-dir",
+            "/tmp/res",
+            "--host",
+            "alpha",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Demote { ref files, .. }
+                if files.config_dir == "/tmp/res" && files.host.as_deref() == Some("alpha")
+        ));
         let c = Cli::try_parse_from(["rcopyctl", "unpair", "r0"]).unwrap();
         assert!(matches!(c.command, Command::Unpair { force: false, .. }));
         // Usage errors exit 2 and quote what was typed.

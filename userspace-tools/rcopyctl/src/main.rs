@@ -117,13 +117,21 @@ fn run(cli: Cli) -> Result<u8, Error> {
         } => commands::wait(&name, state, timeout),
         Command::Version => commands::version(),
         Command::Message { name, words } => commands::message(&name, &words),
-        Command::Promote { name, force, peer } => takeover::promote(&name, force, peer.as_deref()),
+        Command::Promote {
+            name,
+            force,
+            peer,
+            files,
+        } => takeover::promote(&name, force, peer.as_deref(), &files),
         Command::Demote {
             name,
             local,
             no_handover,
-        } => takeover::demote(&name, local.as_deref(), no_handover),
-        Command::Switchover { name, local } => takeover::switchover(&name, local.as_deref()),
+            files,
+        } => takeover::demote(&name, local.as_deref(), no_handover, &files),
+        Command::Switchover { name, local, files } => {
+            takeover::switchover(&name, local.as_deref(), &files)
+        }
         Command::Resolve {
             name,
             keep_local,

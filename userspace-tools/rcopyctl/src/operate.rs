@@ -32,9 +32,45 @@ pub fn options(params: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `role` option of table parameters (`None`: standalone).
+pub fn role_of(params: &str) -> Option<String> {
+    options(params)
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == "role")
+        .map(|(_, v)| v)
+}
+
+/// Refuses a reload that changes the role of a running pair: that is a
+/// takeover (or an unpairing), which has its own commands and checks.
+/// Giving a standalone device a role (pairing it again) is fine.
+pub fn check_role_change(name: &str, live: &str, want: &str) -> Result<(), Error> {
+    match (role_of(live), role_of(want)) {
+        (Some(a), Some(b)) if a != b => {
+            let how = if a == "primary" {
+                format!("rcopyctl demote {name} (or rcopyctl switchover {name})")
+            } else {
+                format!("rcopyctl promote {name}")
+            };
+            Err(Error::new(format!(
+                "{name} runs as {a} but its resource file gives this host role {b}: a role \
+                 change is a takeover: run {how}, or fix the resource file"
+            )))
+        }
+        (Some(a), None) => Err(Error::new(format!(
+            "{name} runs as {a} but its resource file gives this host no role: to make it \
+             a standalone device run rcopyctl unpair {name}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The differences between a live table's parameters and the wanted ones,
 /// as `key old -> new` (secrets shown as `-`); empty if they are the same.
-/// A live secret shown as `-` (a kernel that hides it) counts as unchanged.
+/// A live secret shown as `-` (a kernel that hides it) counts as unchanged,
+/// and so does an address the wanted role does not use and does not give
+/// (the peer of a secondary, the local address of a primary), which a
+/// `promote` or `demote` keeps in the table.
 pub fn diff(live: &str, want: &str) -> Vec<String> {
     let lw: Vec<&str> = live.split_ascii_whitespace().collect();
     let ww: Vec<&str> = want.split_ascii_whitespace().collect();
@@ -50,6 +86,7 @@ pub fn diff(live: &str, want: &str) -> Vec<String> {
     }
     let lo = options(live);
     let wo = options(want);
+    let want_role = role_of(want);
     let get =
         |o: &[(String, String)], k: &str| o.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mut keys: Vec<String> = lo.iter().chain(wo.iter()).map(|(k, _)| k.clone()).collect();
@@ -62,6 +99,14 @@ pub fn diff(live: &str, want: &str) -> Vec<String> {
         seen.push(k.clone());
         let (a, b) = (get(&lo, &k), get(&wo, &k));
         if a == b || (k == "secret" && a.as_deref() == Some("-")) {
+            continue;
+        }
+        let unused = match want_role.as_deref() {
+            Some("primary") => "local",
+            Some("secondary") => "peer",
+            _ => "",
+        };
+        if k == unused && b.is_none() {
             continue;
         }
         let show = |v: Option<String>| match v {
@@ -179,6 +224,9 @@ fn one(action: Action, r: &Resource, host: &str, dry_run: bool) -> Result<(), Er
         return Ok(());
     };
     let changes = diff(&live, &target.params);
+    if !changes.is_empty() {
+        check_role_change(name, &live, &target.params)?;
+    }
     if changes.is_empty() {
         out(&format!(
             "{name}: {}",
@@ -253,6 +301,61 @@ mod tests {
             ]
         );
         assert!(options("254:0 254:16").is_empty());
+    }
+
+    #[test]
+    fn role_changes_are_refused() {
+        let pri = "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k";
+        let sec = "254:0 254:16 6 role secondary local 10.77.0.1:7788 secret k";
+        let simplex = "254:0 254:16";
+        assert_eq!(role_of(pri).as_deref(), Some("primary"));
+        assert_eq!(role_of(simplex), None);
+        assert!(check_role_change("r0", pri, pri).is_ok());
+        // Pairing a standalone device again is fine.
+        assert!(check_role_change("r0", simplex, sec).is_ok());
+        assert!(check_role_change("r0", simplex, simplex).is_ok());
+        let e = check_role_change("r0", pri, sec).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(
+            e.to_string(),
+            "r0 runs as primary but its resource file gives this host role secondary: a role \
+             change is a takeover: run rcopyctl demote r0 (or rcopyctl switchover r0), or fix \
+             the resource file"
+        );
+        let e = check_role_change("r0", sec, pri).unwrap_err();
+        assert!(e.to_string().contains("run rcopyctl promote r0, or"), "{e}");
+        let e = check_role_change("r0", sec, simplex).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r0 runs as secondary but its resource file gives this host no role: to make it a \
+             standalone device run rcopyctl unpair r0"
+        );
+    }
+
+    #[test]
+    fn kept_addresses_are_no_change() {
+        // After a promote the table keeps the address it listened on; the
+        // resource file of the new primary gives only its peer.
+        let promoted =
+            "254:0 254:16 8 role primary peer 10.77.0.1:7788 local 10.77.0.2:7788 secret k";
+        let file = "254:0 254:16 6 role primary peer 10.77.0.1:7788 secret k";
+        assert!(diff(promoted, file).is_empty());
+        let demoted =
+            "254:0 254:16 8 role secondary peer 10.77.0.2:7788 local 10.77.0.1:7788 secret k";
+        let file = "254:0 254:16 6 role secondary local 10.77.0.1:7788 secret k";
+        assert!(diff(demoted, file).is_empty());
+        // An address the file gives is compared, used or not.
+        let file2 =
+            "254:0 254:16 8 role secondary peer 10.77.0.9:7788 local 10.77.0.1:7788 secret k";
+        assert_eq!(
+            diff(demoted, file2),
+            vec!["peer 10.77.0.2:7788 -> 10.77.0.9:7788"]
+        );
+        // The one the role uses is always compared.
+        assert_eq!(
+            diff(demoted, "254:0 254:16 6 role secondary secret k"),
+            vec!["local 10.77.0.1:7788 -> (default)"]
+        );
     }
 
     #[test]

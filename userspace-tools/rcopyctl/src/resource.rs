@@ -352,6 +352,15 @@ impl Resource {
             })
     }
 
+    /// The addresses of a pair for `host`: `(its own, the other host's)`
+    /// (where each listens when secondary). `promote` and `demote` take the
+    /// one a table lacks from here.
+    pub fn addresses(&self, host: &str) -> Result<(Option<String>, Option<String>), Error> {
+        let me = self.host(host)?;
+        let other = self.hosts.values().find(|h| h.name != me.name);
+        Ok((me.address.clone(), other.and_then(|h| h.address.clone())))
+    }
+
     /// The `create` arguments for the device on `host`: its role, its own
     /// address as `local` (secondary) or its peer's as `peer` (primary).
     pub fn args_for(&self, host: &str) -> Result<(DeviceArgs, Option<String>, LinkArgs), Error> {
@@ -447,6 +456,15 @@ address = "10.77.0.2:7788"
         assert_eq!(role.as_deref(), Some("secondary"));
         assert_eq!(link.local.as_deref(), Some("10.77.0.2:7788"));
         assert_eq!(link.peer, None);
+
+        assert_eq!(
+            r.addresses("beta").unwrap(),
+            (
+                Some("10.77.0.2:7788".to_string()),
+                Some("10.77.0.1:7788".to_string())
+            )
+        );
+        assert!(r.addresses("gamma").is_err());
 
         let e = r.args_for("gamma").unwrap_err();
         assert_eq!(e.exit_code(), 2);

@@ -25,13 +25,14 @@ use rcopy_core::gens::Decision;
 use rcopy_core::status::{Conn, Role, State, Status};
 use rcopy_core::table::{self, format_table, TableArgs};
 
+use crate::cli::FileArgs;
 use crate::create::{self, redact_params, TARGET_TYPE};
 use crate::dm_ioctl::{Control, Target, TargetStatus};
 use crate::error::{os_msg, Error};
 use crate::kmsg::{self, KmsgWatch};
 use crate::size::human_bytes;
 use crate::status_view::refusal;
-use crate::{commands, meta, open_control, out};
+use crate::{commands, meta, open_control, out, resource};
 
 /// The role a table is rebuilt with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +132,8 @@ pub fn retable(name: &str, live: &LiveTable, want: Want<'_>) -> Result<String, E
             if n.peer.is_none() {
                 return Err(Error::new(format!(
                     "cannot promote {name}: its table has no peer address for the new primary \
-                     to connect to: give --peer ADDR:PORT (where the other side listens)"
+                     to connect to (nor its resource file): give --peer ADDR:PORT (where the \
+                     other side listens)"
                 )));
             }
         }
@@ -144,7 +146,8 @@ pub fn retable(name: &str, live: &LiveTable, want: Want<'_>) -> Result<String, E
             if n.local.is_none() {
                 return Err(Error::new(format!(
                     "cannot demote {name}: its table has no local address for the secondary \
-                     to listen on: give --local ADDR:PORT (where this side listens)"
+                     to listen on (nor its resource file): give --local ADDR:PORT (where this \
+                     side listens)"
                 )));
             }
         }
@@ -568,15 +571,54 @@ fn flag_addr(flag: &str, a: Option<&str>) -> Result<Option<String>, Error> {
     a.map(|a| create::resolve_addr(flag, a)).transpose()
 }
 
+/// An address the table lacks, from the resource file `DIR/NAME.toml` if
+/// there is one: this host's (`mine`, where it listens) or the other
+/// host's. `Ok(None)` when there is no such file or address.
+fn file_addr(name: &str, files: &FileArgs, mine: bool) -> Result<Option<String>, Error> {
+    let path = format!("{}/{name}.toml", files.config_dir.trim_end_matches('/'));
+    if !Path::new(&path).exists() {
+        return Ok(None);
+    }
+    let r = resource::load(&files.config_dir, name)?;
+    let host = files.host.clone().unwrap_or_else(resource::hostname);
+    let (me, other) = r.addresses(&host)?;
+    let a = if mine { me } else { other };
+    a.map(|a| create::resolve_addr(&format!("{path}: address"), &a))
+        .transpose()
+}
+
+/// The address for the new role: the flag's, else none if the table has
+/// one, else the resource file's.
+fn pick_addr(
+    name: &str,
+    flag: (&str, Option<&str>),
+    in_table: bool,
+    files: &FileArgs,
+    mine: bool,
+) -> Result<Option<String>, Error> {
+    match flag_addr(flag.0, flag.1)? {
+        Some(a) => Ok(Some(a)),
+        None if in_table => Ok(None),
+        None => file_addr(name, files, mine),
+    }
+}
+
 /// Runs `rcopyctl promote`.
-pub fn promote(name: &str, force: bool, peer: Option<&str>) -> Result<(), Error> {
-    let peer = flag_addr("--peer", peer)?;
+pub fn promote(name: &str, force: bool, peer: Option<&str>, files: &FileArgs) -> Result<(), Error> {
+    flag_addr("--peer", peer)?;
     let ctl = open_control()?;
     let live = read_live(&ctl, name)?;
     if let Plan::Done(note) = promote_plan(name, live.table.role(), &live.status, force)? {
         out(&note);
         return Ok(());
     }
+    let peer = pick_addr(
+        name,
+        ("--peer", peer),
+        live.table.peer().is_some(),
+        files,
+        false,
+    )?;
     let params = retable(
         name,
         &live.table,
@@ -616,8 +658,14 @@ pub fn promote(name: &str, force: bool, peer: Option<&str>) -> Result<(), Error>
 /// Runs `rcopyctl demote` (`handover`: ask for one when connected) and
 /// `rcopyctl switchover` (`strict`: refuse unless connected and duplex,
 /// and stay primary unless the handover drained).
-fn demote_with(name: &str, local: Option<&str>, handover: bool, strict: bool) -> Result<(), Error> {
-    let local = flag_addr("--local", local)?;
+fn demote_with(
+    name: &str,
+    local: Option<&str>,
+    files: &FileArgs,
+    handover: bool,
+    strict: bool,
+) -> Result<(), Error> {
+    flag_addr("--local", local)?;
     let ctl = open_control()?;
     let live = read_live(&ctl, name)?;
     let plan = if strict {
@@ -629,6 +677,13 @@ fn demote_with(name: &str, local: Option<&str>, handover: bool, strict: bool) ->
         out(&note);
         return Ok(());
     }
+    let local = pick_addr(
+        name,
+        ("--local", local),
+        live.table.local().is_some(),
+        files,
+        true,
+    )?;
     let params = retable(
         name,
         &live.table,
@@ -693,13 +748,18 @@ fn demote_with(name: &str, local: Option<&str>, handover: bool, strict: bool) ->
 }
 
 /// Runs `rcopyctl demote`.
-pub fn demote(name: &str, local: Option<&str>, no_handover: bool) -> Result<(), Error> {
-    demote_with(name, local, !no_handover, false)
+pub fn demote(
+    name: &str,
+    local: Option<&str>,
+    no_handover: bool,
+    files: &FileArgs,
+) -> Result<(), Error> {
+    demote_with(name, local, files, !no_handover, false)
 }
 
 /// Runs `rcopyctl switchover` (alias `failback`).
-pub fn switchover(name: &str, local: Option<&str>) -> Result<(), Error> {
-    demote_with(name, local, true, true)
+pub fn switchover(name: &str, local: Option<&str>, files: &FileArgs) -> Result<(), Error> {
+    demote_with(name, local, files, true, true)
 }
 
 /// Runs `rcopyctl resolve`.
@@ -839,7 +899,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot promote r0: its table has no peer address for the new primary to connect \
-             to: give --peer ADDR:PORT (where the other side listens)"
+             to (nor its resource file): give --peer ADDR:PORT (where the other side listens)"
         );
         assert_eq!(e.exit_code(), 1);
         let p = retable(
@@ -885,7 +945,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot demote r0: its table has no local address for the secondary to listen \
-             on: give --local ADDR:PORT (where this side listens)"
+             on (nor its resource file): give --local ADDR:PORT (where this side listens)"
         );
         let d = retable(
             "r0",
@@ -1166,6 +1226,57 @@ mod tests {
         let mut cached = clean;
         cached.cache_used = 4096;
         assert!(!drained(&cached));
+    }
+
+    #[test]
+    fn addresses_from_the_resource_file() {
+        let dir = std::env::temp_dir().join(format!("rcopyctl-takeover-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("r0.toml"),
+            "secret_file = \"/k\"\n[host.alpha]\nrole = \"primary\"\ndata = \"/dev/vda\"\n\
+             meta = \"/dev/vdb\"\naddress = \"10.77.0.1:7788\"\n[host.beta]\n\
+             role = \"secondary\"\ndata = \"/dev/vda\"\nmeta = \"/dev/vdb\"\n\
+             address = \"10.77.0.2:7788\"\n",
+        )
+        .unwrap();
+        let files = |host: &str| FileArgs {
+            config_dir: dir.to_string_lossy().into_owned(),
+            host: Some(host.to_string()),
+        };
+        // beta promoted: it connects to alpha; alpha demoted: it listens on its own.
+        assert_eq!(
+            pick_addr("r0", ("--peer", None), false, &files("beta"), false).unwrap(),
+            Some("10.77.0.1:7788".to_string())
+        );
+        assert_eq!(
+            pick_addr("r0", ("--local", None), false, &files("alpha"), true).unwrap(),
+            Some("10.77.0.1:7788".to_string())
+        );
+        // The table's own address wins; a flag wins over both.
+        assert_eq!(
+            pick_addr("r0", ("--peer", None), true, &files("beta"), false).unwrap(),
+            None
+        );
+        assert_eq!(
+            pick_addr(
+                "r0",
+                ("--peer", Some("10.0.0.9:1")),
+                false,
+                &files("beta"),
+                false
+            )
+            .unwrap(),
+            Some("10.0.0.9:1".to_string())
+        );
+        // No file: nothing; a host without a section: its error.
+        assert_eq!(
+            pick_addr("r9", ("--peer", None), false, &files("beta"), false).unwrap(),
+            None
+        );
+        let e = pick_addr("r0", ("--peer", None), false, &files("gamma"), false).unwrap_err();
+        assert!(e.to_string().contains("no [host.gamma] section"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
