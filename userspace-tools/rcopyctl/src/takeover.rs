@@ -180,6 +180,35 @@ pub fn drained(s: &Status) -> bool {
     s.dirty_bytes == 0 && s.cache_used == 0 && s.al_refs == 0
 }
 
+/// Whether the kernel's handover line says it gave up.
+fn gave_up(kernel: Option<&str>) -> bool {
+    kernel.is_some_and(|k| k.starts_with("handover: gave up"))
+}
+
+/// Whether a handover worked: [`drained`], and the kernel did not log that
+/// it gave up (the peer may then hold every write without having been told
+/// it is in sync). Without a kernel line (no access to the log), the status
+/// decides.
+pub fn handed_over(s: &Status, kernel: Option<&str>) -> bool {
+    drained(s) && !gave_up(kernel)
+}
+
+/// What the peer holds after a demotion's suspend, in words.
+fn held_text(s: &Status, kernel: Option<&str>) -> String {
+    if !drained(s) {
+        format!(
+            "the peer lacks {} of this side's writes: promoting it rolls them back",
+            human_bytes(s.dirty_bytes.max(s.cache_used))
+        )
+    } else if gave_up(kernel) {
+        "the peer lacks no write, but the handover did not complete (it may not know it is \
+         in sync)"
+            .to_string()
+    } else {
+        "the peer holds everything".to_string()
+    }
+}
+
 /// What happens next: go on, or stop with a note (exit 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -402,16 +431,9 @@ pub fn demote_report(
     t: Timing,
     kernel: Option<&str>,
 ) -> Vec<String> {
-    let held = if drained(s) {
-        "the peer holds everything".to_string()
-    } else {
-        format!(
-            "the peer lacks {} of this side's writes: promoting it rolls them back",
-            human_bytes(s.dirty_bytes.max(s.cache_used))
-        )
-    };
+    let held = held_text(s, kernel);
     let how = match h {
-        Handover::Asked if drained(s) => "handover".to_string(),
+        Handover::Asked if handed_over(s, kernel) => "handover".to_string(),
         Handover::Asked => "handover gave up".to_string(),
         Handover::NotConnected => "no handover: not connected".to_string(),
         Handover::Skipped => "no handover: --no-handover".to_string(),
@@ -431,12 +453,14 @@ pub fn demote_report(
     lines
 }
 
-/// The kernel's handover line among log records (`handover: ...`).
-pub fn handover_line(records: &[String]) -> Option<String> {
-    records
-        .iter()
-        .rev()
-        .find_map(|r| r.find("handover: ").map(|i| r[i..].trim_end().to_string()))
+/// The kernel's handover line about device `name` among log records
+/// (`<name>: handover: ...`), from `handover:` on.
+pub fn handover_line(records: &[String], name: &str) -> Option<String> {
+    let tag = format!("{name}: handover: ");
+    records.iter().rev().find_map(|r| {
+        r.find(&tag)
+            .map(|i| r[i + name.len() + 2..].trim_end().to_string())
+    })
 }
 
 // ---------------------------------------------------------------- devices
@@ -500,16 +524,16 @@ struct Swapped {
     records: Vec<String>,
 }
 
-/// Suspends `name`, reads its status, runs `between` (which may refuse: the
-/// old table is then resumed), loads `params` and resumes: `dmsetup suspend`,
-/// `reload`, `resume`. Anything that fails before the new table is live
-/// resumes the old one.
+/// Suspends `name`, reads its status, runs `between` on it and the kernel
+/// log records so far (it may refuse: the old table is then resumed), loads
+/// `params` and resumes: `dmsetup suspend`, `reload`, `resume`. Anything
+/// that fails before the new table is live resumes the old one.
 fn swap(
     ctl: &Control,
     name: &str,
     live: &Live,
     params: &str,
-    between: impl FnOnce(&Status) -> Result<(), Error>,
+    between: impl FnOnce(&Status, &[String]) -> Result<(), Error>,
 ) -> Result<Swapped, Error> {
     let mm = dev_mm(ctl, name);
     let mut watch = KmsgWatch::start();
@@ -532,7 +556,7 @@ fn swap(
         Ok(s) => s,
         Err(e) => return Err(resume_old(e)),
     };
-    if let Err(e) = between(&suspended) {
+    if let Err(e) = between(&suspended, &records) {
         return Err(resume_old(e));
     }
     let target = Target {
@@ -638,7 +662,7 @@ pub fn promote(name: &str, force: bool, peer: Option<&str>, files: &FileArgs) ->
              the two sides diverge; their next handshake is refused until resolved"
         );
     }
-    let sw = swap(&ctl, name, &live, &params, |_| Ok(()))?;
+    let sw = swap(&ctl, name, &live, &params, |_, _| Ok(()))?;
     let table = LiveTable::new(name, &params)?;
     let to = table.peer().map(|p| p.to_string()).unwrap_or_default();
     match read_status(&ctl, name) {
@@ -709,21 +733,21 @@ fn demote_with(
         }
     };
     let started = Instant::now();
-    let sw = swap(&ctl, name, &live, &params, |s| {
-        if strict && !drained(s) {
+    let sw = swap(&ctl, name, &live, &params, |s, records| {
+        let kernel = handover_line(records, name);
+        if strict && !handed_over(s, kernel.as_deref()) {
             return Err(Error::new(format!(
-                "cannot switch {name} over: the handover did not drain in {} (the peer lacks \
-                 {} of this side's writes, link {}): {name} stays primary, nothing is lost",
+                "cannot switch {name} over: the handover did not drain in {} ({}): {name} \
+                 stays primary, nothing is lost",
                 secs(started.elapsed()),
-                human_bytes(s.dirty_bytes.max(s.cache_used)),
-                s.conn
+                held_text(s, kernel.as_deref())
             )));
         }
         Ok(())
     })?;
     let new = LiveTable::new(name, &params)?;
     let local = new.local().map(|a| a.to_string()).unwrap_or_default();
-    let kernel = handover_line(&sw.records);
+    let kernel = handover_line(&sw.records, name);
     for l in demote_report(
         name,
         &local,
@@ -851,7 +875,7 @@ pub fn unpair(name: &str, force: bool) -> Result<(), Error> {
     let size = live.target.length << 9;
     let track_size = live.table.track_size();
     let mut marked = None;
-    let sw = swap(&ctl, name, &live, &params, |_| {
+    let sw = swap(&ctl, name, &live, &params, |_, _| {
         marked = Some(meta::mark_unpaired(&path, size, track_size, gen)?);
         Ok(())
     })?;
@@ -1220,6 +1244,22 @@ mod tests {
             None,
         );
         assert!(l[1].contains("no handover: the kernel refused it: Invalid argument;"));
+        // Drained, but the kernel gave up: not handed over.
+        let k = Some(
+            "handover: gave up after 60000 ms: the peer does not hold everything (0 tracks marked)",
+        );
+        assert!(handed_over(&clean, None));
+        assert!(!handed_over(&clean, k));
+        assert!(handed_over(
+            &clean,
+            Some("handover: peer holds everything (3 ms)")
+        ));
+        let l = demote_report("r0", "a", &Handover::Asked, &clean, t, k);
+        assert_eq!(
+            l[1],
+            "  drain:     0.312 s (handover gave up; the peer lacks no write, but the handover \
+             did not complete (it may not know it is in sync))"
+        );
         let mut refs = clean;
         refs.al_refs = 1;
         assert!(!drained(&refs));
@@ -1284,12 +1324,18 @@ mod tests {
         let recs = vec![
             "dm_rcopy: r0: disconnected".to_string(),
             "dm_rcopy: r0: handover: peer holds everything (12 ms)".to_string(),
+            "dm_rcopy: r10: handover: gave up after 60000 ms".to_string(),
         ];
         assert_eq!(
-            handover_line(&recs).as_deref(),
+            handover_line(&recs, "r0").as_deref(),
             Some("handover: peer holds everything (12 ms)")
         );
-        assert_eq!(handover_line(&recs[..1]), None);
+        assert_eq!(
+            handover_line(&recs, "r10").as_deref(),
+            Some("handover: gave up after 60000 ms")
+        );
+        assert_eq!(handover_line(&recs[..1], "r0"), None);
+        assert_eq!(handover_line(&recs, "r1"), None);
         assert_eq!(secs(Duration::from_micros(1_234_567)), "1.234 s");
         assert_eq!(parse_mm("254:16"), Some((254, 16)));
         assert_eq!(parse_mm("254"), None);
