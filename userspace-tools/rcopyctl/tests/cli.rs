@@ -209,3 +209,55 @@ fn create_md_refuses_an_ext4_image() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("wrote rcopy metadata"), "{out}");
 }
+
+#[test]
+fn takeover_commands_on_a_missing_device_exit_1() {
+    // No device-mapper, no permission or no such device: a failure, never a
+    // usage error, and nothing on stdout.
+    for args in [
+        &["promote", "nosuchdevice"][..],
+        &[
+            "promote",
+            "nosuchdevice",
+            "--force",
+            "--peer",
+            "10.0.0.1:7788",
+        ][..],
+        &["demote", "nosuchdevice"][..],
+        &[
+            "demote",
+            "nosuchdevice",
+            "--no-handover",
+            "--local",
+            "10.0.0.1:7788",
+        ][..],
+        &["switchover", "nosuchdevice"][..],
+        &["failback", "nosuchdevice"][..],
+        &["resolve", "nosuchdevice", "--keep-local"][..],
+        &["resolve", "nosuchdevice", "--discard-local"][..],
+        &["unpair", "nosuchdevice"][..],
+    ] {
+        let (code, out, err) = rcopyctl(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(out, "", "{args:?}");
+        assert!(err.starts_with("rcopyctl: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn takeover_usage_errors_exit_2() {
+    for (args, quoted) in [
+        (&["resolve", "r0"][..], "--keep-local|--discard-local"),
+        (
+            &["resolve", "r0", "--keep-local", "--discard-local"][..],
+            "--discard-local",
+        ),
+        (&["promote", "r0", "--peer", "10.0.0.1"][..], "\"10.0.0.1\""),
+        (&["demote", "r0", "--local", "[::1]:7788"][..], "[::1]:7788"),
+        (&["promte", "r0"][..], "promote"),
+    ] {
+        let (code, _, err) = rcopyctl(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(quoted), "{args:?}: {err}");
+    }
+}
