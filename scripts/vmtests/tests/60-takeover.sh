@@ -18,9 +18,9 @@ TIMEOUT_test_takeover_and_failback=900
 # shellcheck source=../lib/takeover.sh
 . "$RCOPY_ROOT/scripts/vmtests/lib/takeover.sh"
 
-# The figures of a resync just finished on primary VM: prints "<status line>" and
-# sets R_PT (peer_tracks), R_TOTAL (sync_total), R_SENT (sent_bytes - SENT0),
-# R_DECISION
+# resync_figures VM SENT0: the figures of a resync just finished on primary VM:
+# prints its status line and sets R_PT (peer_tracks), R_TOTAL (sync_total), R_SENT
+# (sent_bytes - SENT0), R_DECISION
 resync_figures() {
 	local s
 	s=$(st "$1")
@@ -29,6 +29,15 @@ resync_figures() {
 	R_TOTAL=$(status_key "$s" sync_total)
 	R_SENT=$(($(status_key "$s" sent_bytes) - $2))
 	R_DECISION=$(status_key "$s" decision)
+}
+
+# added_tracks VM N: the tracks the peer's bitmap added to VM's at its last
+# handshake after the first N kernel log lines ("... (K more to copy here)"; 0 if
+# the peer sent no marks)
+added_tracks() {
+	local n
+	n=$(klog_since "$1" "$2" | sed -n 's/.*never had confirmed (\([0-9]*\) more to copy here).*/\1/p' | tail -n 1)
+	echo "${n:-0}"
 }
 
 # 1. The primary dies under fio; the secondary (consistent) is promoted and written;
@@ -40,7 +49,7 @@ test_takeover_and_failback() {
 	pair_boot 64
 	fill_random a
 	tk_pair mode sync
-	local size s0 out sb raw_a b_dirty b_sent0 merged
+	local size s0 out sb raw_a b_dirty b_sent0 merged added nb
 	size=$(field a size)
 	# the old primary writes to 0-8 MiB until it dies
 	s0=$(field a sent_bytes)
@@ -70,16 +79,21 @@ test_takeover_and_failback() {
 	boot_again a
 	raw_a=$(lower_sum a)
 	echo "old primary's disk before it rejoins: $raw_a; new primary's: $sb"
+	nb=$(klog_lines b)
 	tk_create a secondary mode sync
 	drained_on b 300
 	resync_figures b "$b_sent0"
 	echo "old primary (secondary): $(st a)"
-	merged=$((b_dirty / TRACK + R_PT))
-	echo "reverse resync: new primary's bitmap $((b_dirty / TRACK)) tracks + peer_tracks $R_PT = $merged tracks" \
-		"($((merged * TRACK)) bytes); copied sync_total=$R_TOTAL, sent $R_SENT bytes; device $size bytes"
+	# merged bits: the new primary's own plus those of the old primary's it lacked
+	added=$(added_tracks b "$nb")
+	merged=$((b_dirty / TRACK + added))
+	echo "reverse resync: new primary's bitmap $((b_dirty / TRACK)) tracks; old primary's peer_tracks=$R_PT" \
+		"($added not marked on the new primary) = $merged merged tracks ($((merged * TRACK)) bytes);" \
+		"copied sync_total=$R_TOTAL, sent $R_SENT bytes; device $size bytes"
 	check "decision=bitmap on the new primary" test "$R_DECISION" = bitmap
 	check "decision=bitmap on the old primary" test "$(field a decision)" = bitmap
 	check "the old primary's unconfirmed writes are rolled back (peer_tracks > 0)" test "$R_PT" -gt 0
+	check "merged tracks are at most own + peer_tracks" test "$merged" -le $((b_dirty / TRACK + R_PT))
 	check "bytes copied (sync_total) within 10% of merged tracks x track_size" \
 		within_pct "$R_TOTAL" $((merged * TRACK)) 10
 	check "bytes sent within 10% of merged tracks x track_size" within_pct "$R_SENT" $((merged * TRACK)) 10
@@ -117,7 +131,7 @@ test_unconfirmed_async_writes_rolled_back() {
 	vm_run a 'tc qdisc add dev eth0 root netem delay 100ms rate 2mbit'
 	# a known pattern at 16-24 MiB, complete (and flushed) on the primary
 	vm_run a 'head -c 8M /dev/urandom >/tmp/pattern && dd if=/tmp/pattern of=/dev/mapper/r0 bs=1M seek=16 oflag=direct conv=fsync status=none'
-	local s lag sb raw_a b_dirty b_sent0 merged
+	local s lag sb raw_a b_dirty b_sent0 merged added nb
 	s=$(st a)
 	echo "primary with the pattern written: $s"
 	lag=$(status_key "$s" lag_bytes)
@@ -135,14 +149,17 @@ test_unconfirmed_async_writes_rolled_back() {
 	raw_a=$(lower_sum a)
 	echo "old primary's disk before it rejoins: $raw_a; new primary's: $sb"
 	[[ $raw_a != "$sb" ]] || fail "the old primary holds nothing the new one lacks: the test proves nothing"
+	nb=$(klog_lines b)
 	tk_create a secondary mode async
 	drained_on b 300
 	resync_figures b "$b_sent0"
-	merged=$((b_dirty / TRACK + R_PT))
+	added=$(added_tracks b "$nb")
+	merged=$((b_dirty / TRACK + added))
 	echo "rollback: peer_tracks=$R_PT ($((R_PT * TRACK)) bytes; lag at the crash was $lag bytes)," \
-		"new primary's own bitmap $((b_dirty / TRACK)) tracks; copied sync_total=$R_TOTAL, sent $R_SENT bytes"
+		"new primary's own bitmap $((b_dirty / TRACK)) tracks, merged $merged; copied sync_total=$R_TOTAL, sent $R_SENT bytes"
 	check "the new primary reports the old primary's unconfirmed tracks (peer_tracks > 0)" test "$R_PT" -gt 0
 	check "bytes copied within 10% of merged tracks x track_size" within_pct "$R_TOTAL" $((merged * TRACK)) 10
+	check "bytes sent within 10% of merged tracks x track_size" within_pct "$R_SENT" $((merged * TRACK)) 10
 	check "identical disks after the rollback" sums_equal
 	check "the rollback left the new primary's disk alone" test "$(lower_sum b)" = "$sb"
 	checks_done
