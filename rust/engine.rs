@@ -182,7 +182,8 @@ pub(crate) struct Pair {
     /// Tracks the peer's bitmap added at the last handshake.
     pub(crate) peer_tracks: Atomic<u64>,
     /// Secondary: the connected primary's generation, adopted when its copy or
-    /// resync completes.
+    /// resync completes. Primary: the generation this side's HELLO sent, recorded
+    /// as the peer's when it confirms the adoption.
     pub(crate) peer_gen: Atomic<u64>,
 }
 
@@ -253,6 +254,7 @@ impl Pair {
                     barrier_seq: 0,
                     gap: false,
                     need_done: false,
+                    await_adopt: false,
                     peer_inconsistent: false,
                     last_state: State::Suspended,
                     peer_state: None,
@@ -311,6 +313,7 @@ impl Pair {
             sh.synced = synced;
             sh.copy_started = false;
             sh.need_done = false;
+            sh.await_adopt = false;
             sh.conn = Conn::Connecting;
             sh.link = None;
             sh.last_state = State::Suspended;
@@ -416,7 +419,11 @@ impl Pair {
                 if sh.conn != Conn::Connected {
                     break;
                 }
-                sh.head == sh.tail && !sh.need_done && sh.synced && self.bitmap().count() == 0
+                sh.head == sh.tail
+                    && !sh.need_done
+                    && !sh.await_adopt
+                    && sh.synced
+                    && self.bitmap().count() == 0
             };
             let ms = now_ns().saturating_sub(t0) / 1_000_000;
             if done {

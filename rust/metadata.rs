@@ -375,14 +375,12 @@ impl Metadata {
     }
 
     /// Clears on disk the bits that memory no longer has (after a resync), and
-    /// records in the superblock that the peer now holds this side's generation.
+    /// records in the superblock that a copy to the peer completed (the peer's
+    /// generation is recorded when it confirms: [`Superblock::peer_caught_up`]).
     /// Thread context.
     pub(crate) fn clear_synced(&self) -> Result {
         self.write_cleared()?;
-        self.update_sb(|sb| {
-            sb.peer_caught_up();
-            sb.flags |= format::SB_SYNCED | format::SB_PRIMARY;
-        })
+        self.update_sb(|sb| sb.flags |= format::SB_SYNCED | format::SB_PRIMARY)
     }
 
     /// A secondary's copy or resync from the primary at generation `gen` completed

@@ -94,7 +94,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             D(&peer),
             D(&p.cfg.mode)
         );
-        if let Err(e) = join(p, &link, decision, &peer_hello.gens, &mut buf) {
+        if let Err(e) = join(p, &link, decision, &me.gens, &peer_hello.gens, &mut buf) {
             log_link_end(p, "joining the peer failed", &e);
             link.kill();
             p.set_link(None, Conn::Connecting);
@@ -139,10 +139,14 @@ fn join(
     p: &Arc<Pair>,
     link: &Link,
     decision: Decision,
+    me: &GenInfo,
     peer: &GenInfo,
     buf: &mut IoBuf,
 ) -> Result<(), LinkError> {
-    let mine = p.md.sb();
+    // The generation the peer adopts at the end of this connection's copy: the one
+    // sent in HELLO (a new one the metadata thread may still be writing names only
+    // marked writes, which this connection's resync copies).
+    p.peer_gen.store(me.current, Relaxed);
     if decision == Decision::Bitmap {
         let mut words = 0u64;
         let mut added = 0u64;
@@ -176,7 +180,7 @@ fn join(
             );
         }
         p.md.persist().map_err(LinkError::Io)?;
-        if mine.gen_bitmap != peer.current || mine.gen_peer_prev != 0 {
+        if me.peer != peer.current {
             p.md.update_sb(|sb| sb.peer_is_at(peer.current))
                 .map_err(LinkError::Io)?;
         }
@@ -184,7 +188,7 @@ fn join(
         sh.synced = true;
         // The peer adopts this side's generation (and is consistent) only on
         // COPY_DONE: due even if nothing is dirty.
-        sh.need_done = peer.current != mine.gen_current || peer.flags & gens::GF_CONSISTENT == 0;
+        sh.need_done = peer.current != me.current || peer.flags & gens::GF_CONSISTENT == 0;
     } else {
         p.peer_tracks.store(0, Relaxed);
         let mut sh = p.sh.lock();
@@ -292,6 +296,7 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
                     -e.to_errno()
                 );
             }
+            p.sh.lock().await_adopt = true;
             link.send(&Header::copy_done(p.sync_done.load(Relaxed)), &[])?;
             pr_info!("{}: peer is in sync\n", p.name());
             p.publish(Some(link));
@@ -477,6 +482,7 @@ fn primary_rx_main(p: &Arc<Pair>) {
         };
         match h.kind {
             Kind::Ack => ack(p, h.seq, h.a, h.b),
+            Kind::CopyDone => adopted(p),
             Kind::Pong | Kind::Ping => {}
             Kind::Bye => link.kill(),
             k => {
@@ -485,6 +491,25 @@ fn primary_rx_main(p: &Arc<Pair>) {
             }
         }
     }
+    p.wake.notify_all();
+}
+
+/// The peer confirmed it adopted the generation this side sent in HELLO (it holds
+/// this side's data up to the COPY_DONE, flushed): recorded as the peer's.
+///
+/// What if the machine dies here: before the superblock write, the peer's
+/// generation is this side's current one (or, if this side moved on since, an
+/// older one of its own, which gets a full copy): never trusted wrongly.
+fn adopted(p: &Pair) {
+    let gen = p.peer_gen.load(Relaxed);
+    if let Err(e) = p.md.update_sb(|sb| sb.peer_caught_up(gen)) {
+        pr_err!(
+            "{}: recording the peer's generation failed: errno {}\n",
+            p.name(),
+            -e.to_errno()
+        );
+    }
+    p.sh.lock().await_adopt = false;
     p.wake.notify_all();
 }
 

@@ -202,13 +202,15 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
                 p.sh.lock().peer_state = Some(State::Duplex);
                 p.apply_failed.store(0, Relaxed);
                 let gen = p.peer_gen.load(Relaxed);
-                if let Err(e) = p.md.adopt(gen) {
-                    pr_err!(
+                match p.md.adopt(gen) {
+                    // Confirmed only once on disk: the primary then records it.
+                    Ok(()) => link.send(&Header::copy_done(0), &[])?,
+                    Err(e) => pr_err!(
                         "{}: recording generation {:016x} failed: errno {}\n",
                         p.name(),
                         gen,
                         -e.to_errno()
-                    );
+                    ),
                 }
                 p.publish(None);
             }

@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     /// Primary: the peer must be told the copy or resync is done (COPY_DONE, after
     /// which it adopts this side's generation) once nothing is dirty or unconfirmed.
     pub(crate) need_done: bool,
+    /// Primary: COPY_DONE was sent; the peer has not yet confirmed it adopted this
+    /// side's generation.
+    pub(crate) await_adopt: bool,
     /// The peer was told (this connection) that its image is not a usable prefix.
     pub(crate) peer_inconsistent: bool,
     pub(crate) last_state: State,

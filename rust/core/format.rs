@@ -130,8 +130,8 @@ pub struct Superblock {
     /// bitmap marks every track where this side may differ from it. 0: no peer
     /// known yet. See [`super::gens`].
     pub gen_bitmap: u64,
-    /// The peer's generation before the last completed copy or resync (the peer
-    /// may not yet have recorded the newer one when the link dropped). 0: none.
+    /// The peer's generation before it confirmed the current `gen_bitmap` (kept
+    /// to recognise a shared ancestor). 0: none.
     pub gen_peer_prev: u64,
     /// Earlier generations, newest first.
     pub gen_history: [u64; 2],
@@ -263,12 +263,13 @@ impl Superblock {
         self.gen_current = gen;
     }
 
-    /// A copy or resync to the peer completed: the peer now holds the current
-    /// generation (the one it held before is kept until it says so).
-    pub fn peer_caught_up(&mut self) {
-        if self.gen_bitmap != self.gen_current {
+    /// The peer confirmed it holds generation `gen` (it adopted it when the copy or
+    /// resync from this side completed); the generation it held before is kept in
+    /// `gen_peer_prev` (for split-brain detection).
+    pub fn peer_caught_up(&mut self, gen: u64) {
+        if self.gen_bitmap != gen {
             self.gen_peer_prev = self.gen_bitmap;
-            self.gen_bitmap = self.gen_current;
+            self.gen_bitmap = gen;
         }
     }
 
@@ -374,7 +375,7 @@ mod tests {
             (sb.gen_current, sb.gen_bitmap, sb.gen_history),
             (12, 10, [11, 10])
         );
-        sb.peer_caught_up();
+        sb.peer_caught_up(12);
         assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (12, 10));
         sb.adopt(20);
         assert_eq!((sb.gen_current, sb.gen_bitmap, sb.gen_history), (20, 0, [12, 11]));

@@ -11,12 +11,15 @@
 //! - `current`: its own generation;
 //! - `peer`: the generation its peer is known to hold, from which its bitmap
 //!   counts (the bitmap marks every track where this side may differ from it);
-//! - `peer_prev`: the peer's generation before the last completed copy, in case
-//!   the peer had not recorded the newer one when the link dropped;
+//! - `peer_prev`: the peer's generation before the one it last confirmed (an
+//!   ancestor both share, for split-brain detection);
 //! - `history`: its two generations before `current`, newest first.
 //!
 //! A secondary *adopts* the primary's `current` when a copy or resync from it
-//! completes. [`decide`] is the whole rule set; the table in
+//! completes, and confirms it; only then does the primary record it as `peer`
+//! (if the confirmation is lost, the secondary holds the primary's `current`,
+//! which rule 3 accepts, or, if the primary moved on meanwhile, an older one,
+//! which gets a full copy: never a silent trust). [`decide`] is the whole rule set; the table in
 //! `Documentation/rcopy.rst` (*Generations*) is its prose form. Both sides run it
 //! on the same two HELLOs, so they agree without another round trip.
 
@@ -38,7 +41,7 @@ pub struct GenInfo {
     pub current: u64,
     /// The generation its peer is known to hold (0: none).
     pub peer: u64,
-    /// The peer's generation before the last completed copy (0: none).
+    /// The peer's generation before the one it last confirmed (0: none).
     pub peer_prev: u64,
     /// Earlier own generations, newest first (0: none).
     pub history: [u64; 2],
@@ -132,7 +135,7 @@ impl Decision {
 /// 1. `s` blank (fresh metadata): full copy.
 /// 2. `p` blank while `s` holds data: unrelated (full copy if resolved).
 /// 3. `s.current` is `p`'s current generation, or the one `p` knows its peer
-///    holds (`peer` or `peer_prev`): bitmap. `p`'s bitmap covers what `s` lacks,
+///    holds (`peer`): bitmap. `p`'s bitmap covers what `s` lacks,
 ///    and `s`'s own bitmap (non-empty only on a demoted old primary) covers what
 ///    it wrote and `p` never confirmed.
 /// 4. `s.current` is one of `p`'s older generations: `s` holds a state of `p`'s
@@ -153,7 +156,7 @@ pub fn decide(p: &GenInfo, s: &GenInfo) -> Decision {
         return refuse(Decision::Unrelated, Decision::FullCopy);
     }
     let c = s.current;
-    if c != 0 && (c == p.current || c == p.peer || c == p.peer_prev) {
+    if c != 0 && (c == p.current || c == p.peer) {
         return Decision::Bitmap;
     }
     if c != 0 && p.history.contains(&c) {
