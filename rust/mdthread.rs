@@ -42,7 +42,11 @@ pub(crate) fn md_main(p: &Arc<Pair>) {
 fn md_round(p: &Pair) -> bool {
     let batch = BioList::new();
     p.deferred.drain(|bio| batch.push(&bio));
-    new_generation_if_needed(p);
+    // Only a write waiting here can need it: the last round at a stop (the link
+    // just went down, nothing waits) must not start a generation nobody wrote in.
+    if !batch.is_empty() {
+        new_generation_if_needed(p);
+    }
     // Plan the extents of held bios (only this thread plans). `Busy` leaves a bio
     // held for the next round; `TooLarge` cannot happen: `ship` marks a write that
     // spans more than half the log instead of holding it.
