@@ -1052,7 +1052,8 @@ mod tests {
         // The peer was at 5, then caught up with this side's 2; then a new
         // generation started.
         sb.peer_is_at(5);
-        sb.peer_caught_up();
+        let gen = sb.gen_current;
+        sb.peer_caught_up(gen);
         sb.new_generation(0x77);
         sb.dirty_tracks = 4;
         meta.write_at(0, &sb.encode());
