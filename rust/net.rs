@@ -5,7 +5,7 @@
 //! from another thread (the link's watchdog), which is how timeouts are enforced.
 
 use crate::dm::raw;
-use crate::rcore::addr::SockAddr;
+use crate::rcore::addr::{Ip, SockAddr};
 use core::ptr;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -31,23 +31,53 @@ fn check(ret: i32) -> Result<i32> {
     }
 }
 
-fn sockaddr_in(a: &SockAddr) -> bindings::sockaddr_in {
-    bindings::sockaddr_in {
-        sin_family: bindings::AF_INET as u16,
-        sin_port: a.port_be(),
-        sin_addr: bindings::in_addr { s_addr: a.ip_be() },
-        __pad: [0; 8],
+/// A `sockaddr_in` or `sockaddr_in6` for `a`, in storage large enough for either.
+fn sockaddr(a: &SockAddr) -> (bindings::__kernel_sockaddr_storage, i32) {
+    let mut st = bindings::__kernel_sockaddr_storage::default();
+    let p = (&raw mut st).cast::<u8>();
+    match a.ip {
+        Ip::V4(ip) => {
+            let sin = bindings::sockaddr_in {
+                sin_family: bindings::AF_INET as u16,
+                sin_port: a.port_be(),
+                sin_addr: bindings::in_addr {
+                    s_addr: u32::from_ne_bytes(ip),
+                },
+                __pad: [0; 8],
+            };
+            // SAFETY: the storage is larger than and aligned at least as `sockaddr_in`.
+            unsafe { p.cast::<bindings::sockaddr_in>().write(sin) };
+            (st, core::mem::size_of::<bindings::sockaddr_in>() as i32)
+        }
+        Ip::V6(ip) => {
+            let mut sin6 = bindings::sockaddr_in6 {
+                sin6_family: bindings::AF_INET6 as u16,
+                sin6_port: a.port_be(),
+                ..Default::default()
+            };
+            sin6.sin6_addr.in6_u.u6_addr8 = ip;
+            // SAFETY: the storage is larger than and aligned at least as `sockaddr_in6`.
+            unsafe { p.cast::<bindings::sockaddr_in6>().write(sin6) };
+            (st, core::mem::size_of::<bindings::sockaddr_in6>() as i32)
+        }
+    }
+}
+
+fn family(a: &SockAddr) -> i32 {
+    match a.ip {
+        Ip::V4(_) => bindings::AF_INET as i32,
+        Ip::V6(_) => bindings::AF_INET6 as i32,
     }
 }
 
 impl Socket {
-    fn new() -> Result<Socket> {
+    fn new(family: i32) -> Result<Socket> {
         let mut raw: *mut bindings::socket = ptr::null_mut();
         // SAFETY: `init_net` lives forever; `raw` is a valid out pointer.
         check(unsafe {
             bindings::sock_create_kern(
                 &raw mut bindings::init_net,
-                bindings::AF_INET as i32,
+                family,
                 bindings::sock_type_SOCK_STREAM as i32,
                 bindings::IPPROTO_TCP as i32,
                 &mut raw,
@@ -65,35 +95,22 @@ impl Socket {
     /// Connects to `addr`. Blocks; [`Socket::shutdown`] from elsewhere is not possible
     /// before this returns, so callers bound it with `user_timeout_ms`.
     pub(crate) fn connect(addr: &SockAddr, user_timeout_ms: u32) -> Result<Socket> {
-        let s = Socket::new()?;
+        let s = Socket::new(family(addr))?;
         s.set_user_timeout(user_timeout_ms);
-        let mut sin = sockaddr_in(addr);
-        // SAFETY: `sin` is a valid `sockaddr_in` of the given length.
-        check(unsafe {
-            bindings::kernel_connect(
-                s.raw,
-                (&raw mut sin).cast(),
-                core::mem::size_of::<bindings::sockaddr_in>() as i32,
-                0,
-            )
-        })?;
+        let (mut sa, len) = sockaddr(addr);
+        // SAFETY: `sa` holds a valid socket address of length `len`.
+        check(unsafe { bindings::kernel_connect(s.raw, (&raw mut sa).cast(), len, 0) })?;
         Ok(s)
     }
 
     /// A listening socket bound to `addr`.
     pub(crate) fn listen(addr: &SockAddr) -> Result<Socket> {
-        let s = Socket::new()?;
+        let s = Socket::new(family(addr))?;
         // SAFETY: `sk` of a live socket.
         unsafe { raw::sock_set_reuseaddr((*s.raw).sk) };
-        let mut sin = sockaddr_in(addr);
-        // SAFETY: `sin` is a valid `sockaddr_in` of the given length.
-        check(unsafe {
-            bindings::kernel_bind(
-                s.raw,
-                (&raw mut sin).cast(),
-                core::mem::size_of::<bindings::sockaddr_in>() as i32,
-            )
-        })?;
+        let (mut sa, len) = sockaddr(addr);
+        // SAFETY: `sa` holds a valid socket address of length `len`.
+        check(unsafe { bindings::kernel_bind(s.raw, (&raw mut sa).cast(), len) })?;
         // SAFETY: a bound socket.
         check(unsafe { bindings::kernel_listen(s.raw, 4) })?;
         Ok(s)
@@ -119,16 +136,32 @@ impl Socket {
 
     /// The peer's address, if connected.
     pub(crate) fn peer(&self) -> Option<SockAddr> {
-        let mut sin = sockaddr_in(&SockAddr {
-            ip: [0; 4],
-            port: 0,
-        });
-        // SAFETY: `sin` is large enough for an IPv4 address.
-        let r = unsafe { bindings::kernel_getpeername(self.raw, (&raw mut sin).cast()) };
-        (r >= 0).then(|| SockAddr {
-            ip: sin.sin_addr.s_addr.to_ne_bytes(),
-            port: u16::from_be(sin.sin_port),
-        })
+        let mut st = bindings::__kernel_sockaddr_storage::default();
+        // SAFETY: `st` is a `sockaddr_storage`, as `getname` expects.
+        let r = unsafe { bindings::kernel_getpeername(self.raw, (&raw mut st).cast()) };
+        if r < 0 {
+            return None;
+        }
+        let p = (&raw const st).cast::<u8>();
+        // SAFETY: every socket address starts with its family.
+        let fam = unsafe { p.cast::<u16>().read() };
+        if fam == bindings::AF_INET6 as u16 {
+            // SAFETY: the family says the storage holds a `sockaddr_in6`.
+            let sin6 = unsafe { p.cast::<bindings::sockaddr_in6>().read() };
+            // SAFETY: every bit pattern is a valid byte array.
+            let ip = unsafe { sin6.sin6_addr.in6_u.u6_addr8 };
+            Some(SockAddr {
+                ip: Ip::V6(ip),
+                port: u16::from_be(sin6.sin6_port),
+            })
+        } else {
+            // SAFETY: the family says the storage holds a `sockaddr_in`.
+            let sin = unsafe { p.cast::<bindings::sockaddr_in>().read() };
+            Some(SockAddr {
+                ip: Ip::V4(sin.sin_addr.s_addr.to_ne_bytes()),
+                port: u16::from_be(sin.sin_port),
+            })
+        }
     }
 
     /// Sends every byte of `parts`, in order.

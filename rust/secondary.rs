@@ -100,10 +100,7 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
                     }
                 }
                 Err(e) => {
-                    let who = link.peer.unwrap_or(SockAddr {
-                        ip: [0; 4],
-                        port: 0,
-                    });
+                    let who = link.peer.unwrap_or(SockAddr::NONE);
                     log_link_end(p, "refused connection", &e);
                     pr_warn!("{}: (peer {})\n", p.name(), D(&who));
                 }

@@ -119,7 +119,7 @@ impl Rcopy {
             st.role = p.cfg.role;
             st.mode = p.mode();
             if let Some(a) = p.peer() {
-                let mut b = [0u8; 32];
+                let mut b = [0u8; status::PEER_MAX];
                 let mut w = crate::rcore::fmtbuf::BufWriter::new(&mut b);
                 if write!(w, "{a}").is_ok() {
                     st.peer = status::Peer::new(w.as_str()).unwrap_or_default();

@@ -225,3 +225,22 @@ test_link_cut_and_restore_during_fio() {
 	((ev1 > ev0)) || fail "no DM event for the state changes (events $ev0 -> $ev1)"
 	assert_contains "$(vm_run a 'dmesg')" "replication link down"
 }
+
+# A pair over IPv6 (unique local addresses on the private network): the initial copy
+# and a fio run reach the secondary; both status lines show IPv6 peers.
+test_ipv6_pair() {
+	pair_boot 64
+	vm_run a 'ip -6 addr add fd77::1/64 dev eth0 nodad'
+	vm_run b 'ip -6 addr add fd77::2/64 dev eth0 nodad'
+	fill_primary
+	vm_run b "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 6 role secondary local [fd77::2]:$PAIR_PORT secret $PAIR_SECRET\""
+	vm_run a "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 6 role primary peer [fd77::2]:$PAIR_PORT secret $PAIR_SECRET\""
+	wait_state a duplex 300
+	assert_contains "$(vm_run a 'dmsetup table r0')" "peer [fd77::2]:$PAIR_PORT"
+	assert_contains "$(vm_run a 'dmsetup status r0')" "conn=connected peer=[fd77::2]:$PAIR_PORT"
+	assert_contains "$(vm_run b 'dmsetup status r0')" "conn=connected peer=[fd77::1]:"
+	vm_run a --timeout 300 -- fio --name=v6 --filename=/dev/mapper/r0 --rw=randwrite --bs=4k \
+		--size=8M --ioengine=libaio --iodepth=8 --direct=1 --randrepeat=0 >/dev/null
+	wait_drained 120
+	assert_pair_identical
+}
