@@ -289,7 +289,7 @@ test_old_image_is_not_trusted() {
 	echo "b: $(st b)"
 	check "the old image is not resynced from the bitmap (decision=$d)" test "$d" != bitmap
 	case $d in
-	full) ;;
+	full | bitmap) ;;
 	split-brain | unrelated | stale-primary)
 		check "the refusal is in the primary's kernel log" refused_in_log a "$na" "$d"
 		ctl b resolve r0 --discard-local
