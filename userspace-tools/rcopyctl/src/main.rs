@@ -8,6 +8,7 @@ mod devnode;
 mod dm_ioctl;
 mod error;
 mod events;
+mod generate;
 mod json;
 mod kmsg;
 mod meta;
@@ -157,8 +158,13 @@ fn run(cli: Cli) -> Result<u8, Error> {
 
 fn main() -> ExitCode {
     // Clap prints its own usage errors and exits 2.
-    let cli = Cli::parse();
-    match run(cli) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let result = if generate::wanted(&args) {
+        generate::run(generate::GenCli::parse_from(args).command).map(|()| 0)
+    } else {
+        run(Cli::parse_from(args))
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             err_line(&e);
