@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: measure rcopy against the raw disk and DRBD 8.4, side by side in one run,
 # on two QEMU/TCG VMs of the test kernel linked by a private network (see
-# Documentation and /work/shared/docs/mission.md, "Performance targets").
+# Documentation/rcopy.rst, "Replication", for what each mode costs and why; one run's
+# figures are in README.md, "Performance").
 #
 #   scripts/bench.sh
 #

@@ -1,0 +1,199 @@
+//! What the committed corpus reaches: every error each decoder can return, every
+//! frame kind, every handshake decision. Replays the corpus (as the harnesses
+//! see it) and fails if an outcome is missing, so a corpus that lost coverage, or
+//! a decoder that grew a new error, is noticed. `cargo test -- --nocapture`
+//! prints the tally.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rcopy_core::activity::{self, AL_HEADER_BYTES};
+use rcopy_core::crc32c::crc32c;
+use rcopy_core::format::{Superblock, SB_BYTES};
+use rcopy_core::gens::decide;
+use rcopy_core::proto::{reject_text, Header, Hello, Kind, HEADER_LEN, HELLO_LEN};
+
+type Tally = BTreeMap<String, usize>;
+
+fn inputs(target: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
+    let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn note<T: std::fmt::Debug, E: std::fmt::Debug>(t: &mut Tally, what: &str, r: &Result<T, E>) {
+    let key = match r {
+        Ok(_) => format!("{what}: Ok"),
+        Err(e) => format!("{what}: {e:?}"),
+    };
+    *t.entry(key).or_default() += 1;
+}
+
+fn frame(t: &mut Tally, data: &[u8]) {
+    let mut hdr = [0u8; HEADER_LEN];
+    let n = data.len().min(HEADER_LEN);
+    hdr[..n].copy_from_slice(&data[..n]);
+    let payload = &data[n..];
+    note(t, "reject_text", &reject_text(data));
+    note(t, "Hello::decode", &Hello::decode(data));
+    for pass in 0..2 {
+        if pass == 1 {
+            let crc = Header::crc_state(&hdr).update(payload).finish();
+            hdr[40..44].copy_from_slice(&crc.to_le_bytes());
+        }
+        for max in [u32::MAX, 0] {
+            let r = Header::decode(&hdr, max);
+            note(t, "Header::decode", &r);
+            let Ok(h) = r else { continue };
+            *t.entry(format!("kind: {:?}", h.kind)).or_default() += 1;
+            note(t, "verify_crc", &h.verify_crc(&hdr, payload));
+            match h.kind {
+                Kind::Hello => note(t, "Hello::decode", &Hello::decode(payload)),
+                Kind::Reject => note(t, "reject_text", &reject_text(payload)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn handshake(t: &mut Tally, data: &[u8]) {
+    let mut a = [0u8; HELLO_LEN];
+    let mut b = [0u8; HELLO_LEN];
+    let n = data.len().min(HELLO_LEN);
+    a[..n].copy_from_slice(&data[..n]);
+    let m = (data.len() - n).min(HELLO_LEN);
+    b[..m].copy_from_slice(&data[n..n + m]);
+    let (pa, pb) = (Hello::decode(&a), Hello::decode(&b));
+    note(t, "Hello::decode", &pa);
+    note(t, "Hello::decode", &pb);
+    if let (Ok(p), Ok(s)) = (pa, pb) {
+        note(t, "check_peer", &p.check_peer(&s));
+        for d in [decide(&p.gens, &s.gens), decide(&s.gens, &p.gens)] {
+            *t.entry(format!("decide: {d:?}")).or_default() += 1;
+        }
+    }
+}
+
+fn superblock(t: &mut Tally, data: &[u8]) {
+    let mut b = [0u8; SB_BYTES];
+    let n = data.len().min(SB_BYTES);
+    b[..n].copy_from_slice(&data[..n]);
+    note(t, "Superblock::decode", &Superblock::decode(&b));
+    b[52..56].fill(0);
+    let crc = crc32c(&b);
+    b[52..56].copy_from_slice(&crc.to_le_bytes());
+    note(t, "Superblock::decode", &Superblock::decode(&b));
+}
+
+fn activity(t: &mut Tally, data: &[u8]) {
+    note(t, "activity::decode", &activity::decode(data));
+    let n = data.len().min(32);
+    let mut buf = vec![0u8; AL_HEADER_BYTES + data.len() - n];
+    buf[..n].copy_from_slice(&data[..n]);
+    buf[AL_HEADER_BYTES..].copy_from_slice(&data[n..]);
+    note(t, "activity::decode", &activity::decode(&buf));
+    rcopy_fuzz::fix_al_crc(&mut buf);
+    note(t, "activity::decode", &activity::decode(&buf));
+}
+
+const PROTO_ERRORS: &[&str] = &[
+    "BadMagic",
+    "BadVersion",
+    "UnknownKind",
+    "ReservedNotZero",
+    "BadFlags",
+    "TooLong",
+    "BadLength",
+    "UnusedNotZero",
+    "BadSeq",
+    "BadDependency",
+    "SectorOverflow",
+    "BadWriteFlags",
+    "BadAckFlags",
+    "BadErrno",
+    "BadState",
+    "BadBitmap",
+];
+const CRC_ERRORS: &[&str] = &["Ok", "PayloadLength", "BadCrc"];
+const HELLO_ERRORS: &[&str] = &[
+    "Ok",
+    "BadLength",
+    "HelloReserved",
+    "HelloGenFlags",
+    "HelloVersion",
+    "HelloRole",
+    "HelloMode",
+    "HelloTrackSize",
+    "HelloDeviceSize",
+];
+const DECISIONS: &[&str] = &[
+    "Bitmap",
+    "FullCopy",
+    "SplitBrain",
+    "StalePrimary",
+    "Unrelated",
+];
+const CHECK_PEER: &[&str] = &[
+    "Ok",
+    "Version",
+    "SameNode",
+    "PairId",
+    "DeviceSize",
+    "TrackSize",
+    "Role",
+];
+const META_ERRORS: &[&str] = &[
+    "Ok",
+    "NotFormatted",
+    "BadMagic",
+    "BadVersion",
+    "BadChecksum",
+    "BadField",
+];
+const AL_ERRORS: &[&str] = &["Ok", "Empty", "BadMagic", "BadField", "BadChecksum"];
+
+#[test]
+fn corpus_reaches_every_outcome() {
+    let mut t = Tally::new();
+    for d in inputs("frame") {
+        frame(&mut t, &d);
+    }
+    for d in inputs("handshake") {
+        handshake(&mut t, &d);
+    }
+    for d in inputs("superblock") {
+        superblock(&mut t, &d);
+    }
+    for d in inputs("activity") {
+        activity(&mut t, &d);
+    }
+    for (k, n) in &t {
+        println!("{n:6}  {k}");
+    }
+    let mut want: Vec<String> = Vec::new();
+    want.extend(PROTO_ERRORS.iter().map(|e| format!("Header::decode: {e}")));
+    want.push("Header::decode: Ok".into());
+    want.extend(Kind::ALL.iter().map(|k| format!("kind: {k:?}")));
+    want.extend(CRC_ERRORS.iter().map(|e| format!("verify_crc: {e}")));
+    want.extend(HELLO_ERRORS.iter().map(|e| format!("Hello::decode: {e}")));
+    want.extend(["reject_text: Ok".into(), "reject_text: BadText".into()]);
+    want.extend(DECISIONS.iter().map(|d| format!("decide: {d}")));
+    want.extend(CHECK_PEER.iter().map(|e| format!("check_peer: {e}")));
+    want.extend(
+        META_ERRORS
+            .iter()
+            .map(|e| format!("Superblock::decode: {e}")),
+    );
+    want.extend(AL_ERRORS.iter().map(|e| format!("activity::decode: {e}")));
+    let missing: Vec<&String> = want.iter().filter(|k| !t.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "the corpus no longer reaches: {missing:?}"
+    );
+}
