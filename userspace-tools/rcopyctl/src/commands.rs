@@ -93,10 +93,13 @@ pub fn remove(name: &str) -> Result<(), Error> {
             t.target_type
         )));
     }
-    ctl.remove(name).map_err(|e| match e.raw_os_error() {
+    let udev = ctl.remove(name).map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) => Error::new(format!("device {name} is in use (mounted or held open)")),
         _ => dev_error(name, "cannot remove", &e),
     })?;
+    if let crate::udev::Outcome::Late(why) = udev {
+        crate::err_line(&Error::new(format!("warning: {name}: {why}")));
+    }
     devnode::remove(name, info.dev);
     Ok(())
 }

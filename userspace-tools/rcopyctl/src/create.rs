@@ -7,6 +7,7 @@ use rcopy_core::addr::SockAddr;
 use rcopy_core::geometry::{meta_bytes_needed, SECTOR_SIZE};
 use rcopy_core::table::{self, TableArgs, TableError, DEFAULT_TRACK_SIZE, MAX_SECRET};
 
+use crate::addr;
 use crate::blockdev::{self, BlockDev};
 use crate::cli::{DeviceArgs, LinkArgs};
 use crate::dm_ioctl::{Control, Target};
@@ -174,6 +175,9 @@ pub struct Request<'a> {
     pub dev: &'a DeviceArgs,
     pub role: Option<&'a str>,
     pub link: &'a LinkArgs,
+    /// The resource file the request comes from (`None`: the flags), for
+    /// messages about its addresses.
+    pub origin: Option<&'a str>,
 }
 
 /// The target `req` asks for, after every check that needs no device-mapper.
@@ -188,15 +192,19 @@ pub fn prepare_with(req: &Request<'_>, exclusive: bool) -> Result<Target, Error>
     let ts = check_track_size(req.dev.track_size.as_ref())?;
     let secret = secret(req.link)?;
     let mut link = req.link.clone();
+    let (peer_label, local_label) = match req.origin {
+        Some(path) => (format!("{path}: address"), format!("{path}: address")),
+        None => ("--peer".to_string(), "--local".to_string()),
+    };
     link.peer = link
         .peer
         .as_deref()
-        .map(|a| resolve_addr("--peer", a))
+        .map(|a| addr::resolve(&peer_label, a))
         .transpose()?;
     link.local = link
         .local
         .as_deref()
-        .map(|a| resolve_addr("--local", a))
+        .map(|a| addr::resolve(&local_label, a))
         .transpose()?;
     let opts = table_options(ts, req.role, &link, secret.as_ref())?;
     let args = opts.args();
@@ -239,70 +247,20 @@ pub fn activate(ctl: &Control, name: &str, target: &Target) -> Result<(), Error>
         let why = reason(&watch.dm_reasons(Some(&dev_mm)), &e);
         return Err(undo(ctl, name, dev, format!("cannot create {name}: {why}")));
     }
-    if let Err(e) = ctl.resume(name) {
-        let why = reason(&watch.dm_reasons(Some(&dev_mm)), &e);
-        return Err(undo(
-            ctl,
-            name,
-            dev,
-            format!("cannot create {name}: activating the table failed: {why}"),
-        ));
-    }
-    devnode::ensure(name, dev);
-    Ok(())
-}
-
-/// Checks the syntax of an address: `a.b.c.d:port` or `HOST:PORT`. IPv6
-/// is refused (the kernel target takes IPv4 only).
-pub fn check_addr_syntax(flag: &str, addr: &str) -> Result<(), Error> {
-    if SockAddr::parse(addr.as_bytes()).is_some() {
-        return Ok(());
-    }
-    if addr.starts_with('[') || addr.parse::<std::net::SocketAddrV6>().is_ok() {
-        return Err(Error::usage(format!(
-            "{flag} {addr:?}: IPv6 addresses are not supported yet (the kernel target takes \
-             IPv4 a.b.c.d:port)"
-        )));
-    }
-    match addr.rsplit_once(':') {
-        Some((host, port))
-            if !host.is_empty()
-                && port.parse::<u16>().is_ok_and(|p| p > 0)
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
-        {
-            Ok(())
+    let resumed = match ctl.resume(name) {
+        Ok(r) => r,
+        Err(e) => {
+            let why = reason(&watch.dm_reasons(Some(&dev_mm)), &e);
+            return Err(undo(
+                ctl,
+                name,
+                dev,
+                format!("cannot create {name}: activating the table failed: {why}"),
+            ));
         }
-        _ => Err(Error::usage(format!(
-            "{flag} {addr:?}: must be a.b.c.d:port or HOST:PORT"
-        ))),
-    }
-}
-
-/// `addr` as the table takes it: an IPv4 `a.b.c.d:port` as it is, a
-/// `HOST:PORT` resolved to the host's first IPv4 address.
-pub fn resolve_addr(flag: &str, addr: &str) -> Result<String, Error> {
-    use std::net::ToSocketAddrs;
-    check_addr_syntax(flag, addr)?;
-    if SockAddr::parse(addr.as_bytes()).is_some() {
-        return Ok(addr.to_string());
-    }
-    let found = addr.to_socket_addrs().map_err(|e| {
-        Error::new(format!(
-            "{flag} {addr:?}: cannot resolve the host name: {}",
-            os_msg(&e)
-        ))
-    })?;
-    found
-        .into_iter()
-        .find(|a| a.is_ipv4())
-        .map(|a| a.to_string())
-        .ok_or_else(|| {
-            Error::new(format!(
-                "{flag} {addr:?}: the host name has no IPv4 address (the kernel target takes IPv4 only)"
-            ))
-        })
+    };
+    // /dev/mapper/NAME is there when this returns (udev made it, or we did).
+    devnode::settle(name, dev, &resumed.udev)
 }
 
 /// The pair's secret and the flag it came from (for messages; the secret
@@ -573,7 +531,7 @@ fn flag_error(
 /// Removes a half-created device and returns `err`, noting a failed removal.
 fn undo(ctl: &Control, name: &str, dev: u64, err: String) -> Error {
     match ctl.remove(name) {
-        Ok(()) => {
+        Ok(_) => {
             devnode::remove(name, dev);
             Error::new(err)
         }
@@ -1068,41 +1026,6 @@ mod tests {
             &link(|l| l.secret_file = Some("/nonexistent/rcopy.key".into())),
         );
         assert_eq!(e.exit_code(), 1);
-    }
-
-    #[test]
-    fn addresses() {
-        assert_eq!(
-            resolve_addr("--peer", "10.0.0.2:7788").unwrap(),
-            "10.0.0.2:7788"
-        );
-        assert_eq!(
-            resolve_addr("--peer", "localhost:7788").unwrap(),
-            "127.0.0.1:7788"
-        );
-        let e = resolve_addr("--peer", "[::1]:7788").unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert_eq!(
-            e.to_string(),
-            "--peer \"[::1]:7788\": IPv6 addresses are not supported yet (the kernel target \
-             takes IPv4 a.b.c.d:port)"
-        );
-        for bad in ["beta", "beta:", "beta:0", "beta:99999", "be ta:1", ":7788"] {
-            let e = resolve_addr("--local", bad).unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{bad}");
-            assert_eq!(
-                e.to_string(),
-                format!("--local {bad:?}: must be a.b.c.d:port or HOST:PORT")
-            );
-        }
-        // A name that does not resolve is a failure, not a usage error.
-        let e = resolve_addr("--peer", "no-such-host.invalid:7788").unwrap_err();
-        assert_eq!(e.exit_code(), 1);
-        assert!(
-            e.to_string()
-                .starts_with("--peer \"no-such-host.invalid:7788\": cannot resolve"),
-            "{e}"
-        );
     }
 
     #[test]

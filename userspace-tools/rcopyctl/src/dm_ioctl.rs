@@ -12,6 +12,8 @@ use std::mem::{offset_of, size_of};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
+use crate::udev;
+
 /// Path of the control node.
 pub const CONTROL_PATH: &str = "/dev/mapper/control";
 /// `DM_NAME_LEN`: device names are shorter than this (NUL included).
@@ -30,6 +32,8 @@ pub const DM_VERSION: [u32; 3] = [4, 0, 0];
 pub const DM_SUSPEND_FLAG: u32 = 1 << 1;
 pub const DM_STATUS_TABLE_FLAG: u32 = 1 << 4;
 pub const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
+/// Out: the ioctl made the kernel send a uevent (udev will see it).
+pub const DM_UEVENT_GENERATED_FLAG: u32 = 1 << 13;
 pub const DM_SECURE_DATA_FLAG: u32 = 1 << 15;
 pub const DM_DATA_OUT_FLAG: u32 = 1 << 16;
 
@@ -399,6 +403,9 @@ pub struct Request<'a> {
     /// DM UUID (`dm_ioctl.uuid`), for DM_DEV_CREATE.
     pub uuid: Option<&'a str>,
     pub flags: u32,
+    /// `dm_ioctl.event_nr`: udev flags and cookie for the ioctls that raise
+    /// a uevent (see `udev`).
+    pub event_nr: u32,
     pub target_count: u32,
     /// Bytes placed at `data_start`.
     pub payload: &'a [u8],
@@ -417,6 +424,7 @@ impl<'a> Request<'a> {
             name: None,
             uuid: None,
             flags: 0,
+            event_nr: 0,
             target_count: 0,
             payload: &[],
             out_room: 0,
@@ -442,6 +450,18 @@ impl<'a> Request<'a> {
         self.retry = true;
         self
     }
+}
+
+/// What a resume returns.
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    /// The device number.
+    pub dev: u64,
+    /// When the resume ioctl returned (I/O flows again), before any wait
+    /// for udev.
+    pub at: std::time::Instant,
+    /// How the resume's uevent was synchronised with udev.
+    pub udev: udev::Outcome,
 }
 
 /// An open `/dev/mapper/control`.
@@ -474,6 +494,7 @@ impl Control {
             h.data_start = HEADER_SIZE as u32;
             h.target_count = req.target_count;
             h.flags = req.flags;
+            h.event_nr = req.event_nr;
             if let Some(n) = req.name {
                 put_cstr(&mut h.name, 0, DM_NAME_LEN, n)?;
             }
@@ -528,10 +549,27 @@ impl Control {
         Ok(self.call(&req)?.header)
     }
 
-    /// DM_DEV_REMOVE.
-    pub fn remove(&self, name: &str) -> io::Result<()> {
-        self.call(&Request::new(Cmd::DevRemove).name(name))
-            .map(|_| ())
+    /// An ioctl that makes the kernel send a uevent (resume, remove), with
+    /// udev synchronisation: returns once udev has run its rules for it (or
+    /// at once without udev; see `udev`).
+    fn call_with_uevent(
+        &self,
+        mut req: Request<'_>,
+    ) -> io::Result<(Reply, std::time::Instant, udev::Outcome)> {
+        let task = udev::Task::start();
+        req.event_nr = task.event_nr();
+        // On an error the task is dropped: its semaphore goes with it.
+        let reply = self.call(&req)?;
+        let at = std::time::Instant::now();
+        let generated = reply.header.flags & DM_UEVENT_GENERATED_FLAG != 0;
+        let outcome = task.finish(generated, udev::WAIT);
+        Ok((reply, at, outcome))
+    }
+
+    /// DM_DEV_REMOVE, synchronised with udev. Returns how.
+    pub fn remove(&self, name: &str) -> io::Result<udev::Outcome> {
+        self.call_with_uevent(Request::new(Cmd::DevRemove).name(name))
+            .map(|(_, _, o)| o)
     }
 
     /// DM_DEV_STATUS: the device's header (dev, flags, open_count...).
@@ -553,10 +591,15 @@ impl Control {
     }
 
     /// DM_DEV_SUSPEND without DM_SUSPEND_FLAG: resume, activating a loaded
-    /// inactive table.
-    pub fn resume(&self, name: &str) -> io::Result<()> {
-        self.call(&Request::new(Cmd::DevSuspend).name(name))
-            .map(|_| ())
+    /// inactive table; synchronised with udev. Returns the device number and
+    /// how udev was synchronised.
+    pub fn resume(&self, name: &str) -> io::Result<Resumed> {
+        let (r, at, udev) = self.call_with_uevent(Request::new(Cmd::DevSuspend).name(name))?;
+        Ok(Resumed {
+            dev: r.header.dev,
+            at,
+            udev,
+        })
     }
 
     /// DM_DEV_SUSPEND with DM_SUSPEND_FLAG.

@@ -1,5 +1,6 @@
 //! `rcopyctl`: set up and inspect rcopy device-mapper devices.
 
+mod addr;
 mod blockdev;
 mod cli;
 mod commands;
@@ -19,6 +20,7 @@ mod size;
 mod status_view;
 mod suggest;
 mod takeover;
+mod udev;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -64,11 +66,13 @@ fn run(cli: Cli) -> Result<u8, Error> {
             dev: &dev,
             role: role.as_deref(),
             link: &link,
+            origin: None,
         }),
         Command::Pair { dev, role, link } => create::run(&create::Request {
             dev: &dev,
             role: Some(&role),
             link: &link,
+            origin: None,
         }),
         Command::CreateMd {
             meta,

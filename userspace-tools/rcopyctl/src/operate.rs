@@ -6,7 +6,7 @@ use crate::dm_ioctl::{Control, Target};
 use crate::error::{os_msg, Error};
 use crate::kmsg::KmsgWatch;
 use crate::resource::{self, Resource};
-use crate::{commands, open_control, out};
+use crate::{commands, devnode, open_control, out};
 
 /// What to do with one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,12 +146,18 @@ fn wanted(r: &Resource, host: &str, live: bool) -> Result<Target, Error> {
             dev: &dev,
             role: role.as_deref(),
             link: &link,
+            origin: Some(&r.path),
         },
         !live,
     )
     .map_err(|e| {
         let code = e.exit_code();
-        let e2 = Error::new(format!("{}: {e}", r.path));
+        let msg = e.to_string();
+        let e2 = if msg.starts_with(&format!("{}: ", r.path)) {
+            Error::new(msg)
+        } else {
+            Error::new(format!("{}: {msg}", r.path))
+        };
         if code == 2 {
             e2.into_usage()
         } else {
@@ -181,10 +187,11 @@ fn reload(ctl: &Control, name: &str, target: &Target) -> Result<(), Error> {
             os_msg(&e)
         ))
     })?;
-    ctl.resume(name).map_err(|e| {
+    let resumed = ctl.resume(name).map_err(|e| {
         let why = create::reason(&watch.dm_reasons(Some(&dev_mm)), &e);
         Error::new(format!("cannot reload {name}: resume failed: {why}"))
-    })
+    })?;
+    devnode::settle(name, resumed.dev, &resumed.udev)
 }
 
 /// Acts on one resource; prints one line saying what was done.

@@ -28,7 +28,6 @@ use toml::Spanned;
 use rcopy_core::table;
 
 use crate::cli::{parse_name, DeviceArgs, LinkArgs};
-use crate::create;
 use crate::error::Error;
 use crate::size::{parse_size, Size};
 use crate::suggest;
@@ -236,7 +235,7 @@ pub fn parse(path: &str, stem: &str, text: &str) -> Result<Resource, Error> {
         };
         let address = match &h.address {
             Some(a) => {
-                if let Err(e) = create::check_addr_syntax("address", a.get_ref()) {
+                if let Err(e) = crate::addr::parse("address", a.get_ref()) {
                     return Err(loc.at(a.span(), e));
                 }
                 Some(a.get_ref().clone())
@@ -526,11 +525,23 @@ address = "10.77.0.2:7788"
         );
         assert_eq!(
             err(&GOOD.replace("\"10.77.0.2:7788\"", "\"beta\"")),
-            "/etc/rcopy.d/r0.toml:21:11: address \"beta\": must be a.b.c.d:port or HOST:PORT"
+            "/etc/rcopy.d/r0.toml:21:11: address \"beta\": must be a.b.c.d:port, [v6]:port or \
+             HOST:PORT"
         );
-        assert!(err(&GOOD.replace("\"10.77.0.2:7788\"", "\"[::1]:7788\""))
-            .starts_with("/etc/rcopy.d/r0.toml:21:11: address \"[::1]:7788\": IPv6"));
-        // A host name is accepted (resolved when the device is set up).
+        assert_eq!(
+            err(&GOOD.replace("\"10.77.0.2:7788\"", "\"[fe80::2%eth0]:7788\"")),
+            "/etc/rcopy.d/r0.toml:21:11: address \"[fe80::2%eth0]:7788\": IPv6 zone indexes \
+             (%eth0, link-local addresses) are not supported: give a global or unique local \
+             address"
+        );
+        // IPv6 and host names are accepted (a name is resolved when the
+        // device is set up).
+        assert!(parse(
+            "r0.toml",
+            "r0",
+            &GOOD.replace("\"10.77.0.2:7788\"", "\"[fd77::2]:7788\"")
+        )
+        .is_ok());
         assert!(parse(
             "r0.toml",
             "r0",

@@ -544,7 +544,7 @@ fn swap(
     let mut records = watch.new_records();
     let resume_old = |why: Error| -> Error {
         match ctl.resume(name) {
-            Ok(()) => Error::new(format!("{why} ({name} resumed with its old table)")),
+            Ok(_) => Error::new(format!("{why} ({name} resumed with its old table)")),
             Err(e) => Error::new(format!(
                 "{why}; resuming {name} with its old table failed too: {} \
                  (it stays suspended: dmsetup resume {name})",
@@ -572,19 +572,25 @@ fn swap(
             "cannot reload {name}: the new table was refused: {why}"
         ))));
     }
-    if let Err(e) = ctl.resume(name) {
-        records.extend(watch.new_records());
-        let why = create::reason(&kmsg::dm_reasons(&records, Some(&mm)), &e);
-        return Err(Error::new(format!(
-            "cannot resume {name} with the new table: {why} (it stays suspended: fix the \
-             cause, then dmsetup resume {name})"
-        )));
+    let resumed = match ctl.resume(name) {
+        Ok(r) => r,
+        Err(e) => {
+            records.extend(watch.new_records());
+            let why = create::reason(&kmsg::dm_reasons(&records, Some(&mm)), &e);
+            return Err(Error::new(format!(
+                "cannot resume {name} with the new table: {why} (it stays suspended: fix the \
+                 cause, then dmsetup resume {name})"
+            )));
+        }
+    };
+    // I/O flows again once the resume ioctl returned (waiting for udev
+    // afterwards is no pause).
+    let pause = resumed.at.duration_since(t0);
+    if let Err(e) = crate::devnode::settle(name, resumed.dev, &resumed.udev) {
+        crate::err_line(&Error::new(format!("warning: {e}")));
     }
     Ok(Swapped {
-        timing: Timing {
-            drain,
-            pause: t0.elapsed(),
-        },
+        timing: Timing { drain, pause },
         suspended,
         records,
     })
@@ -592,7 +598,7 @@ fn swap(
 
 /// An address from a flag, resolved as `create` does.
 fn flag_addr(flag: &str, a: Option<&str>) -> Result<Option<String>, Error> {
-    a.map(|a| create::resolve_addr(flag, a)).transpose()
+    a.map(|a| crate::addr::resolve(flag, a)).transpose()
 }
 
 /// An address the table lacks, from the resource file `DIR/NAME.toml` if
@@ -607,7 +613,7 @@ fn file_addr(name: &str, files: &FileArgs, mine: bool) -> Result<Option<String>,
     let host = files.host.clone().unwrap_or_else(resource::hostname);
     let (me, other) = r.addresses(&host)?;
     let a = if mine { me } else { other };
-    a.map(|a| create::resolve_addr(&format!("{path}: address"), &a))
+    a.map(|a| crate::addr::resolve(&format!("{path}: address"), &a))
         .transpose()
 }
 

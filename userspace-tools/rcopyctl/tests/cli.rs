@@ -253,7 +253,10 @@ fn takeover_usage_errors_exit_2() {
             "--discard-local",
         ),
         (&["promote", "r0", "--peer", "10.0.0.1"][..], "\"10.0.0.1\""),
-        (&["demote", "r0", "--local", "[::1]:7788"][..], "[::1]:7788"),
+        (
+            &["demote", "r0", "--local", "[fe80::1%eth0]:7788"][..],
+            "[fe80::1%eth0]:7788",
+        ),
         (&["promte", "r0"][..], "promote"),
     ] {
         let (code, _, err) = rcopyctl(args);
