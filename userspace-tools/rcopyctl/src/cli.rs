@@ -59,10 +59,10 @@ pub enum Command {
     #[command(name = "create-md")]
     CreateMd {
         /// The metadata device (a regular file, an image, is accepted too).
-        #[arg(value_name = "META_DEV")]
+        #[arg(value_name = "META_DEV", value_parser = parse_path)]
         meta: String,
         /// The data device the metadata is for: its size is recorded.
-        #[arg(long, value_name = "DATA_DEV")]
+        #[arg(long, value_name = "DATA_DEV", value_parser = parse_path)]
         data: String,
         /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M)
         /// [default: 64K].
@@ -84,7 +84,7 @@ pub enum Command {
     #[command(name = "inspect-md")]
     InspectMd {
         /// The metadata device (or an image of one).
-        #[arg(value_name = "META_DEV")]
+        #[arg(value_name = "META_DEV", value_parser = parse_path)]
         meta: String,
         /// Print one JSON object.
         #[arg(long)]
@@ -311,10 +311,10 @@ pub struct DeviceArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
     /// The data device.
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, value_name = "DEV", value_parser = parse_path)]
     pub data: String,
     /// The metadata device (superblock and dirty-track bitmap).
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, value_name = "DEV", value_parser = parse_path)]
     pub meta: String,
     /// Dirty-track unit: a power of two from 4K to 16M (bytes, or K/M).
     #[arg(long, value_name = "BYTES", value_parser = parse_size_arg)]
@@ -338,10 +338,10 @@ pub struct ResourceArgs {
     #[arg(long)]
     pub all: bool,
     /// Where resource files are.
-    #[arg(long, value_name = "DIR", default_value = crate::resource::CONFIG_DIR)]
+    #[arg(long, value_name = "DIR", default_value = crate::resource::CONFIG_DIR, value_parser = parse_path)]
     pub config_dir: String,
     /// This host's name in the resource files [default: the host name].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_host)]
     pub host: Option<String>,
     /// Print what would be done (table lines with the secret as `-`), do nothing.
     #[arg(long)]
@@ -354,10 +354,10 @@ pub struct ResourceArgs {
 pub struct FileArgs {
     /// Where resource files are (an address the table lacks is read from
     /// NAME.toml there, if it exists).
-    #[arg(long, value_name = "DIR", default_value = crate::resource::CONFIG_DIR)]
+    #[arg(long, value_name = "DIR", default_value = crate::resource::CONFIG_DIR, value_parser = parse_path)]
     pub config_dir: String,
     /// This host's name in the resource file [default: the host name].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_host)]
     pub host: Option<String>,
 }
 
@@ -380,7 +380,7 @@ pub struct LinkArgs {
     pub mode: Option<String>,
     /// File whose first line is the pair's shared secret (1 to 64 bytes, no
     /// spaces). Keep it readable by root only.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = parse_path)]
     pub secret_file: Option<String>,
     /// The pair's shared secret itself (1 to 64 bytes, no spaces). Visible
     /// to other users in the process list: prefer --secret-file.
@@ -441,6 +441,31 @@ pub fn parse_state(s: &str) -> Result<State, String> {
     })
 }
 
+/// Accepts a path: not empty (an empty word is a slip, not a file name).
+pub fn parse_path(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok(s.to_string())
+}
+
+/// Accepts a host name for `--host`: the name of a `[host.NAME]` section.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the host name is empty".into());
+    }
+    if s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(
+            "a host name has no whitespace, control characters or '/' (it names a \
+             [host.NAME] section)"
+                .into(),
+        );
+    }
+    Ok(s.to_string())
+}
+
 /// Accepts a device-mapper device name.
 pub fn parse_name(s: &str) -> Result<String, String> {
     if s.is_empty() {
@@ -469,6 +494,53 @@ mod tests {
     #[test]
     fn definition_is_valid() {
         Cli::command().debug_assert();
+    }
+
+    use crate::bad_value_cases as cases;
+
+    /// Every value-taking argument of every command (the generators'
+    /// too) has a bad-value case in `tests/bad_values/cases.rs` (or is
+    /// listed there as taking any word), so the table run by the
+    /// `bad_values` test cannot fall behind the definition.
+    #[test]
+    fn every_value_taking_argument_has_a_bad_value_case() {
+        let mut missing = Vec::new();
+        let mut seen = Vec::new();
+        let mut gens = crate::generate::GenCli::command();
+        gens.build();
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands().chain(gens.get_subcommands()) {
+            for arg in sub.get_arguments() {
+                if !arg.get_num_args().is_some_and(|n| n.takes_values()) && !arg.is_positional() {
+                    continue;
+                }
+                if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+                    continue;
+                }
+                let key = match arg.get_long() {
+                    Some(l) => format!("--{l}"),
+                    None => format!("<{}>", arg.get_id()),
+                };
+                let name = sub.get_name();
+                seen.push((name.to_string(), key.clone()));
+                let covered = cases::CASES.iter().any(|c| c.cmd == name && c.arg == key)
+                    || cases::FREE.iter().any(|f| f.0 == name && f.1 == key);
+                if !covered {
+                    missing.push(format!("{name} {key}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no bad-value case for: {missing:?}");
+        // And no case names an argument that does not exist.
+        for c in cases::CASES {
+            assert!(
+                seen.iter().any(|(n, k)| n == c.cmd && k == c.arg),
+                "case for unknown {} {}",
+                c.cmd,
+                c.arg
+            );
+        }
     }
 
     #[test]

@@ -284,7 +284,7 @@ pub fn secret(link: &LinkArgs) -> Result<Option<Secret>, Error> {
         },
         (None, None) => return Ok(None),
     };
-    check_word(&s.origin, "the secret", &s.word)?;
+    check_word(&s.origin, "the secret", &s.word, false)?;
     Ok(Some(s))
 }
 
@@ -302,39 +302,40 @@ pub fn read_secret_file(path: &str) -> Result<String, Error> {
         None => &buf[..],
     };
     let line = line.trim_ascii();
+    // What the file holds is a bad value (exit 2); a file that cannot be
+    // read is a failure (exit 1).
     if line.is_empty() {
-        return Err(Error::new(format!(
+        return Err(Error::usage(format!(
             "{what}: the secret (the first line of the file) is empty"
         )));
     }
     let s = std::str::from_utf8(line)
-        .map_err(|_| Error::new(format!("{what}: the secret is not valid UTF-8 text")))?;
+        .map_err(|_| Error::usage(format!("{what}: the secret is not valid UTF-8 text")))?;
     Ok(s.to_string())
 }
 
 /// Checks that `value` is one table word: not empty, no whitespace (which
 /// would split it), no backslash (device-mapper's escape character), no
-/// control characters. `what` names it; the value is not shown.
-pub fn check_word(flag: &str, what: &str, value: &str) -> Result<(), Error> {
-    if value.is_empty() {
-        return Err(Error::usage(format!("{flag}: {what} is empty")));
-    }
-    if value.chars().any(char::is_whitespace) {
-        return Err(Error::usage(format!(
-            "{flag}: {what} contains whitespace: it must be a single word"
-        )));
-    }
-    if value.contains('\\') {
-        return Err(Error::usage(format!(
-            "{flag}: {what} contains a backslash, which device-mapper would take as an escape"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Error::usage(format!(
-            "{flag}: {what} contains control characters"
-        )));
-    }
-    Ok(())
+/// control characters. `what` names it; the value is quoted after the flag
+/// when `shown` (never for a secret).
+pub fn check_word(flag: &str, what: &str, value: &str, shown: bool) -> Result<(), Error> {
+    let label = if shown {
+        format!("{flag} {value:?}")
+    } else {
+        flag.to_string()
+    };
+    let why = if value.is_empty() {
+        "is empty"
+    } else if value.chars().any(char::is_whitespace) {
+        "contains whitespace: it must be a single word"
+    } else if value.contains('\\') {
+        "contains a backslash, which device-mapper would take as an escape"
+    } else if value.chars().any(char::is_control) {
+        "contains control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::usage(format!("{label}: {what} {why}")))
 }
 
 /// The table words after the devices (`#opt_args` and the options),
@@ -364,7 +365,7 @@ pub fn table_options(
     secret: Option<&Secret>,
 ) -> Result<TableOptions, Error> {
     if let Some(id) = &link.pair_id {
-        check_word("--pair-id", "the pair id", id)?;
+        check_word("--pair-id", "the pair id", id, true)?;
     }
     let mut opts: Vec<(&str, String)> = Vec::new();
     if track_size != DEFAULT_TRACK_SIZE {
@@ -486,7 +487,8 @@ fn flag_error(
             format!("{origin}: {why} (the secret has {len} bytes; at most {MAX_SECRET})")
         }
         TableError::BadPairId => format!(
-            "--pair-id: {why} (got {} bytes)",
+            "--pair-id {}: {why} (got {} bytes)",
+            shown(&link.pair_id),
             link.pair_id.as_deref().map_or(0, str::len)
         ),
         TableError::BadCacheSize => format!(
@@ -878,7 +880,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "--pair-id: Invalid pair_id: 1 to 64 bytes (got 65 bytes)"
+            format!(
+                "--pair-id {:?}: Invalid pair_id: 1 to 64 bytes (got 65 bytes)",
+                "p".repeat(65)
+            )
         );
         let e = line(
             None,
@@ -890,7 +895,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.starts_with("--pair-id: the pair id contains whitespace"),
+            e.starts_with("--pair-id \"a b\": the pair id contains whitespace"),
             "{e}"
         );
         let e = line(

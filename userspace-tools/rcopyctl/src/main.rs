@@ -22,6 +22,13 @@ mod suggest;
 mod takeover;
 mod udev;
 
+/// The bad-value table of the `bad_values` test, for the unit test that
+/// checks it covers every argument (see `cli`).
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../tests/bad_values/cases.rs"]
+mod bad_value_cases;
+
 use std::io::Write;
 use std::process::ExitCode;
 

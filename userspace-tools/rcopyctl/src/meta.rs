@@ -307,10 +307,10 @@ pub struct Created {
 
 /// Checks a `--pair-id` word as the table would take it.
 pub fn check_pair_id(word: &str) -> Result<(), Error> {
-    check_word("--pair-id", "the pair id", word)?;
+    check_word("--pair-id", "the pair id", word, true)?;
     if word.len() > MAX_PAIR_ID {
-        return Err(Error::new(format!(
-            "--pair-id: {} (got {} bytes)",
+        return Err(Error::usage(format!(
+            "--pair-id {word:?}: {} (got {} bytes)",
             TableError::BadPairId.message(),
             word.len()
         )));
@@ -1355,8 +1355,8 @@ mod tests {
             "{e}"
         );
         for (bad, why) in [
-            ("a b", "--pair-id: the pair id contains whitespace"),
-            ("", "--pair-id: the pair id is empty"),
+            ("a b", "--pair-id \"a b\": the pair id contains whitespace"),
+            ("", "--pair-id \"\": the pair id is empty"),
         ] {
             let mut r = req(&meta, &data);
             r.pair_id = Some(bad);
@@ -1366,10 +1366,11 @@ mod tests {
         let long = "p".repeat(65);
         let mut r = req(&meta, &data);
         r.pair_id = Some(&long);
-        let e = create_md(&r, counter()).unwrap_err().to_string();
+        let e = create_md(&r, counter()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
         assert_eq!(
-            e,
-            "--pair-id: Invalid pair_id: 1 to 64 bytes (got 65 bytes)"
+            e.to_string(),
+            format!("--pair-id {long:?}: Invalid pair_id: 1 to 64 bytes (got 65 bytes)")
         );
         assert!(check_pair_id(&"p".repeat(64)).is_ok());
 
