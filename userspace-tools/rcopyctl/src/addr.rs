@@ -154,10 +154,20 @@ fn note_once(msg: String) {
 }
 
 /// `addr` as the table takes it: a literal in the kernel's form, a host
-/// name resolved (saying which address was used).
+/// name resolved (saying which address was used, on stderr).
 pub fn resolve(label: &str, addr: &str) -> Result<String, Error> {
+    let (used, note) = resolve_noted(label, addr)?;
+    if let Some(n) = note {
+        note_once(n);
+    }
+    Ok(used)
+}
+
+/// [`resolve`], returning the note about a resolved name instead of
+/// printing it.
+pub fn resolve_noted(label: &str, addr: &str) -> Result<(String, Option<String>), Error> {
     let (host, p) = match parse(label, addr)? {
-        Addr::Literal(s) => return Ok(s),
+        Addr::Literal(s) => return Ok((s, None)),
         Addr::Host(h, p) => (h, p),
     };
     let found: Vec<SocketAddr> = (host.as_str(), p)
@@ -180,10 +190,10 @@ pub fn resolve(label: &str, addr: &str) -> Result<String, Error> {
         Ip::V4(_) => "IPv4",
         Ip::V6(_) => "IPv6",
     };
-    note_once(format!(
+    let note = format!(
         "{label} {addr:?}: {host} resolved to {used} ({family}): the table uses that address"
-    ));
-    Ok(used)
+    );
+    Ok((used, Some(note)))
 }
 
 #[cfg(test)]
@@ -279,8 +289,17 @@ mod tests {
         assert_eq!(resolve("--peer", "10.0.0.2:7788").unwrap(), "10.0.0.2:7788");
         assert_eq!(resolve("--peer", "[::1]:7788").unwrap(), "[::1]:7788");
         // localhost: 127.0.0.1 wherever /etc/hosts is usual; ::1 on a v6-only one.
-        let l = resolve("--peer", "localhost:7788").unwrap();
+        let (l, note) = resolve_noted("--peer", "localhost:7788").unwrap();
         assert!(l == "127.0.0.1:7788" || l == "[::1]:7788", "{l}");
+        let note = note.unwrap();
+        assert!(
+            note.starts_with(&format!(
+                "--peer \"localhost:7788\": localhost resolved to {l} (IPv"
+            )),
+            "{note}"
+        );
+        assert!(note.ends_with("): the table uses that address"), "{note}");
+        assert_eq!(resolve_noted("--peer", "10.0.0.2:1").unwrap().1, None);
         // A name that does not resolve is a failure, not a usage error.
         let e = resolve("--peer", "no-such-host.invalid:7788").unwrap_err();
         assert_eq!(e.exit_code(), 1);

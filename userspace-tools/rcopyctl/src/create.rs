@@ -1034,6 +1034,56 @@ mod tests {
     }
 
     #[test]
+    fn address_labels() {
+        let dev = DeviceArgs {
+            name: "r0".into(),
+            data: "/nonexistent/a".into(),
+            meta: "/nonexistent/b".into(),
+            track_size: None,
+            dry_run: true,
+            show_secret: false,
+        };
+        let l = link(|l| {
+            l.peer = Some("no-such-host.invalid:7788".into());
+            l.secret = Some("k".into());
+        });
+        let req = |origin| Request {
+            dev: &dev,
+            role: Some("primary"),
+            link: &l,
+            origin,
+        };
+        // From a flag, the flag is named; from a resource file, the file.
+        let e = prepare(&req(None)).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string()
+                .starts_with("--peer \"no-such-host.invalid:7788\": cannot resolve"),
+            "{e}"
+        );
+        let e = prepare(&req(Some("/etc/rcopy.d/r0.toml"))).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "/etc/rcopy.d/r0.toml: address \"no-such-host.invalid:7788\": cannot resolve"
+            ),
+            "{e}"
+        );
+        // A resolved name reaches the device checks.
+        let l = link(|l| {
+            l.peer = Some("localhost:7788".into());
+            l.secret = Some("k".into());
+        });
+        let r = Request {
+            dev: &dev,
+            role: Some("primary"),
+            link: &l,
+            origin: None,
+        };
+        let e = prepare(&r).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/a"), "{e}");
+    }
+
+    #[test]
     fn redaction() {
         assert_eq!(
             redact_params("254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k3y"),
