@@ -365,13 +365,14 @@ pub struct FileArgs {
 /// against the kernel's table rules in `create::table_options`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct LinkArgs {
-    /// Primary: the secondary's address to connect to: IPv4 a.b.c.d:port, or
-    /// HOST:PORT (resolved to its IPv4 address when the table is built). A
-    /// secondary keeps it for a later `promote`.
+    /// Primary: the secondary's address to connect to: a.b.c.d:port,
+    /// [v6]:port, or HOST:PORT (resolved when the table is built, IPv4
+    /// first; rcopyctl says which address it used). A secondary keeps it
+    /// for a later `promote`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub peer: Option<String>,
-    /// Secondary: the address to listen on: IPv4 a.b.c.d:port, or HOST:PORT.
-    /// A primary keeps it for a later `demote`.
+    /// Secondary: the address to listen on: a.b.c.d:port, [v6]:port or
+    /// HOST:PORT. A primary keeps it for a later `demote`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub local: Option<String>,
     /// Replication mode: sync (a write completes once on both disks) or

@@ -130,10 +130,9 @@ pub fn man_page() -> Vec<u8> {
          it creates, reloads or removes (udev cookie synchronisation, as \
          libdevmapper does), so /dev/mapper/NAME is ready when it returns; without \
          udev it creates /dev/mapper/NAME itself.\n\n\
-         Addresses are a.b.c.d:port or HOST:PORT; a host name is resolved to its \
-         first IPv4 address when the table is built, and rcopyctl says which \
-         address it used. IPv6 addresses are refused: the kernel target takes \
-         IPv4 only.",
+         Addresses are a.b.c.d:port, [v6]:port or HOST:PORT; a host name is \
+         resolved when the table is built, to its first IPv4 address, else its \
+         first IPv6 address, and rcopyctl says which address it used.",
     );
     let _ = r.to_writer(&mut out);
     let _ = man.render_options_section(&mut out);
@@ -177,7 +176,7 @@ pub fn man_page() -> Vec<u8> {
     item(
         &mut r,
         "2",
-        "Usage error: an unknown command or flag, a bad flag value, an IPv6 address, or \
+        "Usage error: an unknown command or flag, a bad flag value (a bad address too), or \
          a bad resource file. The message quotes what was typed.",
     );
     item(
