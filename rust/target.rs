@@ -93,6 +93,9 @@ impl Drop for Rcopy {
     }
 }
 
+/// The secret as `dmsetup table` shows it.
+const HIDDEN_SECRET: &[u8] = b"-";
+
 fn inval(e: table::TableError) -> CtrError {
     CtrError::inval(e.reason())
 }
@@ -152,7 +155,13 @@ impl Rcopy {
         let data = self.data.name().to_str().unwrap_or("?");
         let meta = self.meta.name().to_str().unwrap_or("?");
         match &self.pair {
-            Some(p) => table::format_table(out, data, meta, &p.cfg.args()),
+            Some(p) => {
+                // The secret is not shown: `dmsetup table` output lands in logs and
+                // bug reports. `dmsetup message NAME 0 secret` prints it.
+                let mut a = p.cfg.args();
+                a.secret = HIDDEN_SECRET;
+                table::format_table(out, data, meta, &a)
+            }
             None => {
                 let mut a = table::TableArgs::new(&[], &[]);
                 a.track_size = self.track_size;
@@ -188,6 +197,13 @@ impl TargetOps for Rcopy {
             })?;
         }
         let parsed = table::parse(&words).map_err(inval)?;
+        if parsed.secret == HIDDEN_SECRET {
+            // What `dmsetup table` shows in its place: a copied table line must not
+            // silently become a pair with the secret "-".
+            return Err(CtrError::inval(
+                c"secret - is how dmsetup table hides the secret: give the secret itself (dmsetup message NAME 0 secret prints it)",
+            ));
+        }
         // `parse` accepted at least two words, so both device words exist.
         let (Some(data_path), Some(meta_path)) = (args.first(), args.get(1)) else {
             return Err(inval(table::TableError::ArgCount));
@@ -364,6 +380,14 @@ impl TargetOps for Rcopy {
                 r.inspect_err(|_| pr_warn!("{name}: only the primary of a pair can {name}\n"))?;
                 Ok(false)
             }
+            ("secret", 0) => {
+                let Some(p) = &self.pair else {
+                    pr_warn!("{name}: not a replicated device\n");
+                    return Err(EINVAL);
+                };
+                let _ = out.write_str(core::str::from_utf8(&p.cfg.secret).unwrap_or(""));
+                Ok(true)
+            }
             ("handover", 0) => {
                 let Some(p) = &self.pair else {
                     pr_warn!("{name}: not a replicated device\n");
@@ -384,7 +408,7 @@ impl TargetOps for Rcopy {
             }
             (
                 "stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect"
-                | "handover" | "resolve",
+                | "handover" | "resolve" | "secret",
                 _,
             ) => {
                 pr_warn!("{name}: wrong number of arguments\n");

@@ -238,7 +238,7 @@ impl TableError {
             TableError::DeviceInUse => c"Device already used by another rcopy target",
             TableError::BadRole => c"Invalid role: must be primary or secondary",
             TableError::BadMode => c"Invalid mode: must be sync or async",
-            TableError::BadAddress => c"Invalid address: must be a.b.c.d:port",
+            TableError::BadAddress => c"Invalid address: must be a.b.c.d:port or [v6]:port",
             TableError::BadSecret => c"Invalid secret: at most 64 bytes",
             TableError::BadPairId => c"Invalid pair_id: 1 to 64 bytes",
             TableError::BadCacheSize => c"Invalid cache_size: must be from 1048576 to 4294967296",

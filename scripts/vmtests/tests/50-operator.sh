@@ -95,6 +95,13 @@ test_pair_from_a_resource_file() {
 	assert_contains "$(vm_run a 'dmsetup table r0')" "role primary peer 10.77.0.2:$PAIR_PORT secret"
 	assert_contains "$(vm_run a 'dmsetup table r0')" "resync_rate 524288"
 	assert_contains "$(vm_run b 'dmsetup table r0')" "role secondary local 10.77.0.2:$PAIR_PORT secret"
+	# the kernel shows the secret as '-' unless asked for (a message), and refuses
+	# a copied table line that still says '-'
+	assert_contains "$(vm_run a 'dmsetup table r0')" "secret - "
+	assert_eq "$PAIR_SECRET" "$(vm_run a 'dmsetup message r0 0 secret')" "secret on request"
+	assert_fail vm_run a 'dmsetup create r0x --table "0 $(blockdev --getsz /dev/vda) rcopy $(dmsetup table r0 | cut -d" " -f4-)"'
+	assert_contains "$(vm_run a 'dmesg | tail -n 20')" "hides the secret"
+	assert_not_contains "$(vm_run a 'dmsetup ls')" "r0x"
 	# up again, adjust with nothing changed: nothing is touched
 	assert_eq "r0: already up" "$(ctl a up r0)"
 	assert_eq "r0: unchanged" "$(ctl b adjust r0)"
@@ -229,9 +236,11 @@ test_safety_rails_and_usage_errors() {
 	assert_not_contains "$out" "t0p-s3cr3t"
 	assert_contains "$(vm_run s "$pair --dry-run --show-secret")" "secret t0p-s3cr3t"
 	assert_not_contains "$(vm_run s 'dmsetup ls')" "r0"
-	# a host name is resolved to its IPv4 address; IPv6 is refused as a usage error
+	# a host name is resolved to its IPv4 address; IPv6 in brackets is taken, a zone
+	# index is a usage error
 	assert_contains "$(vm_run s "${pair/10.77.0.9/localhost} --dry-run")" "role primary peer 127.0.0.1:7788 secret -"
-	assert_fail --rc 2 --contains "IPv6 addresses are not supported yet" vm_run s "${pair/10.77.0.9:7788/[::1]:7788}"
+	assert_contains "$(vm_run s "${pair/10.77.0.9:7788/[::1]:7788} --dry-run")" "role primary peer [::1]:7788 secret -"
+	assert_fail --rc 2 vm_run s "${pair/10.77.0.9:7788/[fe80::1%eth0]:7788} --dry-run"
 
 	# usage errors exit 2 and quote what was typed; a missing device exits 1
 	assert_fail --rc 2 --contains '--role "primry": Invalid role: must be primary or secondary; did you mean "primary"?' \

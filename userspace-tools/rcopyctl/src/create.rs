@@ -832,7 +832,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "--peer \"10.0.0:7788\": Invalid address: must be a.b.c.d:port"
+            "--peer \"10.0.0:7788\": Invalid address: must be a.b.c.d:port or [v6]:port"
         );
         let e = line(
             None,
@@ -845,7 +845,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "--local \"host:7788\": Invalid address: must be a.b.c.d:port"
+            "--local \"host:7788\": Invalid address: must be a.b.c.d:port or [v6]:port"
         );
         let e = line(
             None,

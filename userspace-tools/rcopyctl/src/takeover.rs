@@ -489,6 +489,23 @@ fn read_status(ctl: &Control, name: &str) -> Result<Status, Error> {
     Status::parse(&t.text).map_err(|e| Error::new(format!("device {name}: {e}: {:?}", t.text)))
 }
 
+/// Whether table parameters carry the secret as `-` (how the kernel shows it).
+fn hides_secret(params: &str) -> bool {
+    let w: Vec<&str> = params.split_ascii_whitespace().collect();
+    w.windows(2).any(|p| p[0] == "secret" && p[1] == "-")
+}
+
+/// `params` with a hidden secret (`secret -`) replaced by `secret`.
+fn with_secret(params: &str, secret: &str) -> String {
+    let mut out: Vec<&str> = params.split_ascii_whitespace().collect();
+    for i in 1..out.len() {
+        if out[i - 1] == "secret" && out[i] == "-" {
+            out[i] = secret;
+        }
+    }
+    out.join(" ")
+}
+
 fn read_live(ctl: &Control, name: &str) -> Result<Live, Error> {
     let targets = ctl
         .table_status(name, true)
@@ -498,7 +515,17 @@ fn read_live(ctl: &Control, name: &str) -> Result<Live, Error> {
             "device {name} is not an rcopy device (one rcopy target)"
         )));
     }
-    let target = targets.into_iter().next().expect("one target");
+    let mut target = targets.into_iter().next().expect("one target");
+    if hides_secret(&target.text) {
+        // The kernel shows the secret as `-`; it tells it when asked.
+        let secret = ctl
+            .message(name, 0, &["secret".to_string()])
+            .map_err(|e| dev_error(name, &e))?
+            .unwrap_or_default();
+        if !secret.is_empty() {
+            target.text = with_secret(&target.text, &secret);
+        }
+    }
     let table = LiveTable::new(name, &target.text)?;
     let status = read_status(ctl, name)?;
     Ok(Live {
@@ -950,7 +977,7 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert_eq!(
             e.to_string(),
-            "--peer \"x\": Invalid address: must be a.b.c.d:port"
+            "--peer \"x\": Invalid address: must be a.b.c.d:port or [v6]:port"
         );
         // A table with both: the peer is taken from it.
         let both = lt(&p);
@@ -1000,6 +1027,14 @@ mod tests {
         )
         .unwrap();
         assert!(d2.contains(" local 10.77.0.9:1 "), "{d2}");
+        // The live table's hidden secret is filled in from the kernel's answer.
+        let shown = "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret -";
+        assert!(hides_secret(shown));
+        assert!(!hides_secret("254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k"));
+        assert_eq!(
+            with_secret(shown, "k"),
+            "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k"
+        );
         // A hidden secret cannot be rebuilt.
         let hidden = lt("254:0 254:16 6 role primary peer 10.77.0.2:7788 secret -");
         let e = retable(
