@@ -326,28 +326,33 @@ test_promote_refuses_inconsistent_secondary() {
 	checks_done
 }
 
-# 7. Planned switchover of an async pair right after fio (with verify) on the
-# primary: the switchover drains the cache and reports the pause, the peer is
-# promoted, both disks agree and fio's data reads back verified on the new primary.
+# 7. Planned switchover of an async pair under load: fio (with verify) on the
+# primary, then a burst of known data that is still in the cache (slow link) when
+# the switchover starts: the switchover drains it and reports the pause, the peer
+# is promoted, both disks agree, and fio's data and the burst read back on the new
+# primary.
 test_planned_switchover_under_fio() {
 	pair_boot 64
 	tk_pair mode async
-	# a slow link, so that the cache still holds writes when fio ends
+	# a slow link, so that the cache still holds writes when the switchover starts
 	vm_run a 'tc qdisc add dev eth0 root netem delay 20ms rate 16mbit'
 	local fio_a=(--name=sw --filename=/dev/mapper/r0 --rw=randwrite --bs=4k --offset=0 --size=16M
 		--ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --randseed=9090)
-	local out t0 ms s lag pause
+	local out t0 ms s lag pause burst
 	out=$(vm_run a --timeout 400 -- fio "${fio_a[@]}")
 	check "fio with verify on the primary ran without errors" assert_contains "$out" "err= 0"
+	burst=$(vm_run a 'head -c 8M /dev/urandom >/tmp/burst &&
+		dd if=/tmp/burst of=/dev/mapper/r0 bs=1M seek=32 oflag=direct status=none && sha256sum </tmp/burst | cut -d" " -f1')
 	s=$(st a)
-	echo "primary when fio ended: $s"
+	echo "primary when the writes ended: $s"
 	lag=$(status_key "$s" lag_bytes)
+	check "the switchover has writes to drain (lag_bytes > 0)" test "$lag" -gt 0
 	t0=$EPOCHREALTIME
 	out=$(ctl a switchover r0)
 	ms=$(((${EPOCHREALTIME/./} - ${t0/./}) / 1000))
 	echo "switchover on a ($ms ms round trip): $out"
 	pause=$(sed -n 's/.*I\/O pause: *\([0-9.]*\) s.*/\1/p' <<<"$out")
-	echo "switchover figures: lag when fio ended $lag bytes; I/O pause ${pause:-?} s"
+	echo "switchover figures: lag when the writes ended $lag bytes; I/O pause ${pause:-?} s"
 	check "switchover reports the I/O pause" test -n "$pause"
 	check "a is secondary after switchover" role_is a secondary
 	ctl b promote r0
@@ -355,9 +360,12 @@ test_planned_switchover_under_fio() {
 	drained_on b 300
 	echo "a: $(st a)"
 	echo "b: $(st b)"
+	check "decision=bitmap after the switchover" test "$(field b decision)" = bitmap
 	check "identical disks after the switchover" sums_equal
 	out=$(vm_run b --timeout 300 -- fio "${fio_a[@]}" --verify_only)
 	check "fio's data reads back verified on the new primary" assert_contains "$out" "err= 0"
+	check "the burst written just before the switchover is on the new primary" test "$burst" = \
+		"$(vm_run b 'dd if=/dev/mapper/r0 bs=1M skip=32 count=8 iflag=direct status=none | sha256sum | cut -d" " -f1')"
 	out=$(vm_run a 'dd if=/dev/zero of=/dev/mapper/r0 bs=4k count=1 oflag=direct 2>&1 || echo refused')
 	check "the demoted side refuses local writes" assert_contains "$out" refused
 	checks_done
