@@ -7,7 +7,7 @@ CARGO ?= cargo
 TOOLS := $(ROOT)/userspace-tools
 RCOPYCTL := $(TOOLS)/target/x86_64-unknown-linux-gnu/release/rcopyctl
 
-.PHONY: all module kernel toolchain tools check test-cargo lint lint-module vmtest demo bench torture clean install uninstall
+.PHONY: all module kernel toolchain tools check test-cargo lint lint-module vmtest demo bench torture clean install uninstall fuzz fuzz-short
 
 all: module tools
 
@@ -37,8 +37,17 @@ lint-module:
 vmtest: module tools
 	$(ROOT)/scripts/vmtest.sh $(T)
 
-check: test-cargo lint module lint-module tools
+check: test-cargo lint fuzz-short module lint-module tools
 	$(ROOT)/scripts/vmtest.sh $(T)
+
+# Coverage-guided fuzzing of rust/core (Documentation/rcopy-fuzzing.rst): >= 10^7 executions,
+# then the corpus in userspace-tools/fuzz/corpus is merged and minimised (commit it).
+fuzz:
+	$(ROOT)/scripts/fuzz.sh
+
+# The short pass in `make check`: 15 s per target, corpus read only; fails on a crash.
+fuzz-short:
+	$(ROOT)/scripts/fuzz.sh --short
 
 demo: module tools
 	$(ROOT)/scripts/demo.sh
@@ -68,3 +77,4 @@ clean:
 	rm -f rust/*.o rust/*.ko rust/*.mod rust/*.mod.c rust/.*.cmd rust/modules.order \
 		modules.order Module.symvers .*.cmd rust/dm_bindings_generated.rs rust/.dm_bindings.kdir
 	cd $(TOOLS) && $(CARGO) clean
+	rm -rf $(TOOLS)/fuzz/target

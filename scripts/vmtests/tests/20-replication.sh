@@ -230,8 +230,8 @@ test_link_cut_and_restore_during_fio() {
 # and a fio run reach the secondary; both status lines show IPv6 peers.
 test_ipv6_pair() {
 	pair_boot 64
-	vm_run a 'ip -6 addr add fd77::1/64 dev eth0 nodad'
-	vm_run b 'ip -6 addr add fd77::2/64 dev eth0 nodad'
+	vm_run a "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && ip -6 addr add fd77::1/64 dev eth0 nodad"
+	vm_run b "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && ip -6 addr add fd77::2/64 dev eth0 nodad"
 	fill_primary
 	vm_run b "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 6 role secondary local [fd77::2]:$PAIR_PORT secret $PAIR_SECRET\""
 	vm_run a "dmsetup create r0 --table \"0 \$(blockdev --getsz /dev/vda) rcopy /dev/vda /dev/vdb 6 role primary peer [fd77::2]:$PAIR_PORT secret $PAIR_SECRET\""
