@@ -378,9 +378,15 @@ mod tests {
         sb.peer_caught_up(12);
         assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (12, 10));
         sb.adopt(20);
-        assert_eq!((sb.gen_current, sb.gen_bitmap, sb.gen_history), (20, 0, [12, 11]));
+        assert_eq!(
+            (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+            (20, 0, [12, 11])
+        );
         sb.promote(21);
-        assert_eq!((sb.gen_current, sb.gen_bitmap, sb.gen_history), (21, 20, [20, 12]));
+        assert_eq!(
+            (sb.gen_current, sb.gen_bitmap, sb.gen_history),
+            (21, 20, [20, 12])
+        );
         assert_eq!(bitmap_blocks(32769), 2);
         assert_eq!(block_offset(block_of_track(32768)), 8192);
     }

@@ -232,8 +232,8 @@ fn generation_examples() {
         ),
         (0x10, 0, 0, [0, 0])
     );
-    // The initial copy completes: the peer holds 0x10.
-    sb.peer_caught_up();
+    // The initial copy completes and the peer confirms it holds 0x10.
+    sb.peer_caught_up(0x10);
     assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x10, 0));
     // The link goes down and the primary writes: generation 0x11. The peer's
     // generation stays 0x10, and the bitmap counts from it.
@@ -258,13 +258,13 @@ fn generation_examples() {
         ),
         (0x12, 0x10, 0, [0x11, 0x10])
     );
-    // The handshake finds the peer at 0x10, then the resync completes: the
-    // peer holds 0x12, and 0x10 is kept in case it had not recorded that.
+    // The handshake finds the peer at 0x10, then the resync completes and the
+    // peer confirms it holds 0x12; 0x10, an ancestor both share, is kept.
     sb.peer_is_at(0x10);
-    sb.peer_caught_up();
+    sb.peer_caught_up(0x12);
     assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x12, 0x10));
-    // Idempotent: a second completion changes nothing.
-    sb.peer_caught_up();
+    // Idempotent: a second confirmation changes nothing.
+    sb.peer_caught_up(0x12);
     assert_eq!((sb.gen_bitmap, sb.gen_peer_prev), (0x12, 0x10));
     // The next handshake forgets the previous one.
     sb.peer_is_at(0x12);
@@ -326,7 +326,8 @@ fn block_examples() {
 #[derive(Debug, Clone)]
 enum GenOp {
     New(u64),
-    CaughtUp,
+    /// The peer confirmed a generation (`None`: the current one).
+    CaughtUp(Option<u64>),
     PeerIsAt(u64),
     Adopt(u64),
     Promote(u64),
@@ -340,7 +341,7 @@ fn gen_id() -> impl Strategy<Value = u64> {
 fn gen_op() -> impl Strategy<Value = GenOp> {
     prop_oneof![
         3 => gen_id().prop_map(GenOp::New),
-        2 => Just(GenOp::CaughtUp),
+        2 => prop_oneof![3 => Just(None), 1 => gen_id().prop_map(Some)].prop_map(GenOp::CaughtUp),
         1 => prop_oneof![Just(0u64), gen_id()].prop_map(GenOp::PeerIsAt),
         1 => gen_id().prop_map(GenOp::Adopt),
         1 => gen_id().prop_map(GenOp::Promote),
@@ -507,13 +508,14 @@ proptest! {
                     gens.push(g);
                     sb.new_generation(g);
                 }
-                GenOp::CaughtUp => {
-                    if peer != cur {
+                GenOp::CaughtUp(g) => {
+                    let g = g.unwrap_or(cur);
+                    if peer != g {
                         prev = peer;
-                        peer = cur;
+                        peer = g;
                     }
-                    sb.peer_caught_up();
-                    prop_assert_eq!(sb.gen_bitmap, sb.gen_current);
+                    sb.peer_caught_up(g);
+                    prop_assert_eq!(sb.gen_bitmap, g);
                 }
                 GenOp::PeerIsAt(g) => {
                     (peer, prev) = (g, 0);
