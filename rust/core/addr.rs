@@ -115,7 +115,8 @@ fn parse_v6(s: &[u8]) -> Option<[u8; 16]> {
     w.get_mut(8 - nt..)?.copy_from_slice(tail.get(..nt)?);
     let mut ip = [0u8; 16];
     for (i, g) in w.iter().enumerate() {
-        ip.get_mut(2 * i..2 * i + 2)?.copy_from_slice(&g.to_be_bytes());
+        ip.get_mut(2 * i..2 * i + 2)?
+            .copy_from_slice(&g.to_be_bytes());
     }
     Some(ip)
 }

@@ -24,8 +24,8 @@
 
 use core::fmt;
 
-use super::gens::{GenInfo, GF_FLAGS};
 use super::crc32c::Crc32c;
+use super::gens::{GenInfo, GF_FLAGS};
 use super::hmac::{ct_eq, HmacSha256, MAC_LEN};
 use super::le::{get, put, u16_at, u32_at, u64_at};
 use super::status::{Mode, Role};
@@ -823,7 +823,11 @@ impl Hello {
         put(&mut b, H_GEN_PEER, &self.gens.peer.to_le_bytes());
         put(&mut b, H_GEN_PEER_PREV, &self.gens.peer_prev.to_le_bytes());
         put(&mut b, H_GEN_HISTORY, &self.gens.history[0].to_le_bytes());
-        put(&mut b, H_GEN_HISTORY + 8, &self.gens.history[1].to_le_bytes());
+        put(
+            &mut b,
+            H_GEN_HISTORY + 8,
+            &self.gens.history[1].to_le_bytes(),
+        );
         put(&mut b, H_GEN_FLAGS, &self.gens.flags.to_le_bytes());
         b
     }

@@ -1030,7 +1030,9 @@ mod tests {
         // The live table's hidden secret is filled in from the kernel's answer.
         let shown = "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret -";
         assert!(hides_secret(shown));
-        assert!(!hides_secret("254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k"));
+        assert!(!hides_secret(
+            "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k"
+        ));
         assert_eq!(
             with_secret(shown, "k"),
             "254:0 254:16 6 role primary peer 10.77.0.2:7788 secret k"
