@@ -36,7 +36,6 @@ pub(crate) use crate::config::Config;
 pub(crate) use crate::tlog::{BioRef, Entry, Shared};
 
 use crate::activity::ActivityLog;
-use crate::rcore::gens::{self, Decision as Handshake, GenInfo};
 use crate::blk::{self, Bdev};
 use crate::dm::{Bio, BioList, Op, TableRef};
 use crate::inflight::Inflight;
@@ -47,6 +46,7 @@ use crate::net::Socket;
 use crate::rcore::addr::SockAddr;
 use crate::rcore::bitmap::TrackBitmap;
 use crate::rcore::format;
+use crate::rcore::gens::{self, Decision as Handshake, GenInfo};
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header};
 use crate::rcore::status::{Conn, DevError, Mode, Role, State};
@@ -384,7 +384,10 @@ impl Pair {
                         sb.gen_current
                     );
                 } else {
-                    pr_info!("{}: primary (this side was never in sync with a peer)\n", self.name());
+                    pr_info!(
+                        "{}: primary (this side was never in sync with a peer)\n",
+                        self.name()
+                    );
                 }
             }
             Role::Secondary if was_primary => {
@@ -427,7 +430,11 @@ impl Pair {
             };
             let ms = now_ns().saturating_sub(t0) / 1_000_000;
             if done {
-                pr_info!("{}: handover: peer holds everything ({} ms)\n", self.name(), ms);
+                pr_info!(
+                    "{}: handover: peer holds everything ({} ms)\n",
+                    self.name(),
+                    ms
+                );
                 return true;
             }
             if ms >= HANDOVER_MS {
@@ -484,12 +491,16 @@ impl Pair {
     /// The last handshake's decision.
     pub(crate) fn decision(&self) -> Option<Handshake> {
         let i = self.decision.load(Relaxed) as usize;
-        i.checked_sub(1).and_then(|i| Handshake::ALL.get(i).copied())
+        i.checked_sub(1)
+            .and_then(|i| Handshake::ALL.get(i).copied())
     }
 
     /// Records (and, on a refusal, logs) a handshake's decision.
     pub(crate) fn set_decision(&self, d: Handshake, mine: &GenInfo, peer: &GenInfo) {
-        let i = Handshake::ALL.iter().position(|x| *x == d).map_or(0, |i| i + 1);
+        let i = Handshake::ALL
+            .iter()
+            .position(|x| *x == d)
+            .map_or(0, |i| i + 1);
         let old = self.decision.xchg(i as u32, Relaxed);
         if d.proceeds() {
             if d == Handshake::FullCopy || old != i as u32 {

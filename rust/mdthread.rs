@@ -102,10 +102,9 @@ fn md_round(p: &Pair) -> bool {
 /// either the superblock has the new generation, or none of them reached the disk.
 fn new_generation_if_needed(p: &Pair) {
     if p.cfg.role != Role::Primary
-        || p
-        .gen_bump
-        .cmpxchg(GEN_BUMP_NEEDED, GEN_BUMP_WRITING, Relaxed)
-        .is_err()
+        || p.gen_bump
+            .cmpxchg(GEN_BUMP_NEEDED, GEN_BUMP_WRITING, Relaxed)
+            .is_err()
     {
         return;
     }

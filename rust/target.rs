@@ -393,8 +393,9 @@ impl TargetOps for Rcopy {
                     pr_warn!("{name}: not a replicated device\n");
                     return Err(EINVAL);
                 };
-                p.request_handover()
-                    .inspect_err(|_| pr_warn!("handover: only the primary of a pair can hand over\n"))?;
+                p.request_handover().inspect_err(|_| {
+                    pr_warn!("handover: only the primary of a pair can hand over\n")
+                })?;
                 Ok(false)
             }
             ("resolve", 1) => {
