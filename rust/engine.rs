@@ -700,6 +700,12 @@ impl Pair {
         if bio.is_preflush() {
             flags |= proto::WRITE_PREFLUSH;
         }
+        if op == Op::Write && size == 0 && flags != 0 {
+            // An empty PREFLUSH|FUA bio (jbd2 commits issue them) writes nothing: on
+            // the wire it is a flush, PREFLUSH alone, which the peer's frame check
+            // requires of a write with no sectors. Its durable ACK covers the FUA.
+            flags = proto::WRITE_PREFLUSH;
+        }
         let data = if op == Op::Write && size > 0 {
             match blk::copy_bio_data(bio) {
                 Ok(d) => Some(d),
