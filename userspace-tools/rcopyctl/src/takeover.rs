@@ -715,6 +715,40 @@ pub fn promote(name: &str, force: bool, peer: Option<&str>, files: &FileArgs) ->
 /// Runs `rcopyctl demote` (`handover`: ask for one when connected) and
 /// `rcopyctl switchover` (`strict`: refuse unless connected and duplex,
 /// and stay primary unless the handover drained).
+/// Longest wait for the cache to drain before the suspend.
+const PRE_DRAIN: Duration = Duration::from_secs(30);
+
+/// Before the suspend (which holds I/O until the peer holds everything), lets
+/// the cache and the dirty tracks drain while I/O still flows, so the pause
+/// the handover imposes covers only what arrives meanwhile. Bounded by
+/// [`PRE_DRAIN`]: under a steady load the suspend drains the rest.
+fn pre_drain(ctl: &Control, name: &str, first: &Status) {
+    let pending = |s: &Status| s.cache_used + s.dirty_bytes;
+    if pending(first) == 0 {
+        return;
+    }
+    let t0 = Instant::now();
+    let mut last = pending(first);
+    while t0.elapsed() < PRE_DRAIN {
+        std::thread::sleep(Duration::from_millis(50));
+        match read_status(ctl, name) {
+            Ok(s) if s.conn == Conn::Connected => {
+                last = pending(&s);
+                if last == 0 {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    out(&format!(
+        "  pre-drain: {} ({} bytes pending at the start, {} at the suspend)",
+        secs(t0.elapsed()),
+        pending(first),
+        last
+    ));
+}
+
 fn demote_with(
     name: &str,
     local: Option<&str>,
@@ -753,6 +787,7 @@ fn demote_with(
     } else if live.status.conn != Conn::Connected {
         Handover::NotConnected
     } else {
+        pre_drain(&ctl, name, &live.status);
         match ctl.message(name, 0, &["handover".to_string()]) {
             Ok(_) => Handover::Asked,
             Err(e) if strict => {
