@@ -65,14 +65,18 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         };
         let Ok(link) = Link::new(sock) else { continue };
         p.set_link(Some(link.clone()), Conn::Connecting);
+        // Drops this connection attempt, then waits `ms` before the next.
+        let abandon = |ms| {
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            kthread::sleep_ms(ms);
+        };
         let me = p.identity();
         let peer_hello = match link.handshake(&me, true, &mut buf) {
             Ok(h) => h,
             Err(e) => {
                 log_link_end(p, "handshake with peer failed", &e);
-                link.kill();
-                p.set_link(None, Conn::Connecting);
-                kthread::sleep_ms(1000);
+                abandon(1000);
                 continue;
             }
         };
@@ -83,9 +87,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             // Refused (split brain, stale primary, unrelated data): nothing is
             // overwritten. Try again later: the operator may resolve it meanwhile.
             let _ = link.send(&Header::bye(), &[]);
-            link.kill();
-            p.set_link(None, Conn::Connecting);
-            kthread::sleep_ms(REFUSED_RETRY_MS);
+            abandon(REFUSED_RETRY_MS);
             continue;
         }
         pr_info!(
@@ -96,9 +98,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         );
         if let Err(e) = join(p, &link, decision, &me.gens, &peer_hello.gens, &mut buf) {
             log_link_end(p, "joining the peer failed", &e);
-            link.kill();
-            p.set_link(None, Conn::Connecting);
-            kthread::sleep_ms(1000);
+            abandon(1000);
             continue;
         }
         p.set_link(Some(link.clone()), Conn::Connected);
@@ -257,10 +257,13 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
         let throttled_ms = if copying { throttle_ms(p) } else { 0 };
         if dirty && room && sh.cache_bytes < p.cfg.cache_size && throttled_ms == 0 {
             let from = sh.copy_cursor;
+            if !copying {
+                // The peer is told the copy is done when it ends.
+                sh.need_done = true;
+            }
             drop(sh);
             if !copying {
                 copying = true;
-                sh_need_done(p);
                 p.copy_t0.store(now_ns(), Relaxed);
                 p.sync_total
                     .store(p.bitmap().count() * u64::from(p.cfg.track_size), Relaxed);
@@ -340,11 +343,6 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
     } else {
         Ok(())
     }
-}
-
-/// A copy or resync starts: the peer is told it is done when it ends.
-fn sh_need_done(p: &Pair) {
-    p.sh.lock().need_done = true;
 }
 
 /// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so

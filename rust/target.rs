@@ -101,6 +101,14 @@ fn inval(e: table::TableError) -> CtrError {
 }
 
 impl Rcopy {
+    /// The pair, for a message that only a replicated device takes.
+    fn replicated(&self, message: &str) -> Result<&Arc<Pair>> {
+        self.pair.as_ref().ok_or_else(|| {
+            pr_warn!("{message}: not a replicated device\n");
+            EINVAL
+        })
+    }
+
     fn write_info(&self, ti: &Target<'_>, out: &mut OutBuf<'_>) -> core::fmt::Result {
         let c = &self.counters;
         let mut st = status::Status {
@@ -368,10 +376,7 @@ impl TargetOps for Rcopy {
                 Ok(true)
             }
             ("suspend" | "resume" | "disconnect" | "connect", 0) => {
-                let Some(p) = &self.pair else {
-                    pr_warn!("{name}: not a replicated device\n");
-                    return Err(EINVAL);
-                };
+                let p = self.replicated(name)?;
                 let r = if matches!(name, "suspend" | "disconnect") {
                     p.disconnect()
                 } else {
@@ -381,28 +386,19 @@ impl TargetOps for Rcopy {
                 Ok(false)
             }
             ("secret", 0) => {
-                let Some(p) = &self.pair else {
-                    pr_warn!("{name}: not a replicated device\n");
-                    return Err(EINVAL);
-                };
+                let p = self.replicated(name)?;
                 let _ = out.write_str(core::str::from_utf8(&p.cfg.secret).unwrap_or(""));
                 Ok(true)
             }
             ("handover", 0) => {
-                let Some(p) = &self.pair else {
-                    pr_warn!("{name}: not a replicated device\n");
-                    return Err(EINVAL);
-                };
+                let p = self.replicated(name)?;
                 p.request_handover().inspect_err(|_| {
                     pr_warn!("handover: only the primary of a pair can hand over\n")
                 })?;
                 Ok(false)
             }
             ("resolve", 1) => {
-                let Some(p) = &self.pair else {
-                    pr_warn!("{name}: not a replicated device\n");
-                    return Err(EINVAL);
-                };
+                let p = self.replicated(name)?;
                 let how = args.get(1).and_then(|a| a.to_str().ok()).unwrap_or("");
                 p.resolve(how)?;
                 Ok(false)
