@@ -162,6 +162,12 @@ impl Bdev {
         Bdev { raw: dev.bdev() }
     }
 
+    /// The device number.
+    pub(crate) fn devt(&self) -> u32 {
+        // SAFETY: the device is open while `self` is used (the `new` contract).
+        unsafe { (*self.raw).bd_dev }
+    }
+
     /// Reads or writes `buf` (at most [`MAX_IO`] bytes of an [`IoBuf`]) at `sector`.
     fn rw(&self, sector: u64, buf: *mut u8, len: usize, opf: u32) -> Result {
         if len == 0 || len > MAX_IO {

@@ -70,8 +70,4 @@ impl Config {
     pub(crate) fn pair_id(&self) -> [u8; 16] {
         proto::pair_id_from_name(&self.pair_word)
     }
-
-    pub(crate) fn ping_ms(&self) -> u32 {
-        (self.timeout_ms / 4).max(100)
-    }
 }

@@ -215,8 +215,11 @@ impl<'a> Target<'a> {
 
 /// A target's table, used to raise DM events (`dmsetup wait`) from engine threads.
 ///
-/// Invariant: the table outlives the target's engine threads (they are stopped by the
-/// destructor, before DM frees the table).
+/// Invariant: whoever holds one uses it only while the table lives. The engine holds
+/// the live table's: its threads are stopped by the destructor before DM frees that
+/// table, and a reload that keeps the engine swaps in the new table's at `preresume`,
+/// before DM frees the old one (`Pair::retune`).
+#[derive(Clone, Copy)]
 pub(crate) struct TableRef(*mut raw::dm_table);
 
 // SAFETY: `dm_table_event` may be called from any thread in process context.

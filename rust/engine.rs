@@ -132,7 +132,16 @@ pub(crate) struct LinkStats {
 pub(crate) struct Pair {
     pub(crate) cfg: Config,
     pub(crate) data: Bdev,
-    table: TableRef,
+    /// The live table's, for raising events: a reload that keeps this engine (see
+    /// [`Pair::same_engine`]) points it at the new table at `preresume`, before DM
+    /// frees the old one. Held while an event is raised, so the old table is never
+    /// used after the swap.
+    #[pin]
+    table: Mutex<TableRef>,
+    /// `resync_rate` of the live table (bytes/s, 0: unlimited); a reload may change it.
+    resync_rate: Atomic<u64>,
+    /// `timeout_ms` of the live table; a reload may change it.
+    timeout_ms: Atomic<u32>,
     name: KVec<u8>,
     node_id: u64,
     pub(crate) md: Pin<KBox<Metadata>>,
@@ -202,7 +211,8 @@ impl Pair {
     ///
     /// # Safety
     ///
-    /// `data` must stay open, and `table` valid, until the pair is dropped.
+    /// `data` must stay open until the pair is dropped, and `table` valid until
+    /// [`Pair::retune`] replaces it or the pair is dropped.
     pub(crate) unsafe fn new(
         cfg: Config,
         data: Bdev,
@@ -225,11 +235,14 @@ impl Pair {
         // An extent holds whole tracks.
         let extent = cfg.al_extent_size.max(u64::from(cfg.track_size));
         let al = ActivityLog::new(cfg.al_extents, extent)?;
+        let (resync_rate, timeout_ms) = (cfg.resync_rate, cfg.timeout_ms);
         Arc::pin_init(
             try_pin_init!(Pair {
                 cfg,
                 data,
-                table,
+                table <- kernel::new_mutex!(table),
+                resync_rate: Atomic::new(resync_rate),
+                timeout_ms: Atomic::new(timeout_ms),
                 name: nm,
                 node_id,
                 md,
@@ -992,7 +1005,7 @@ impl Pair {
             sh.peer_inconsistent = true;
         }
         drop(sh);
-        self.table.event();
+        self.table.lock().event();
         if let (Some(l), Role::Primary) = (link, self.cfg.role) {
             let _ = l.send(&Header::state(state_word(st)), &[]);
         }
@@ -1000,7 +1013,64 @@ impl Pair {
 
     /// Raises a DM event (a change the state does not show, e.g. an error).
     pub(crate) fn event(&self) {
-        self.table.event();
+        self.table.lock().event();
+    }
+
+    /// Whether a table reload with `cfg` on the devices `data` and `meta` may keep
+    /// this engine running (constructor context): everything but the options
+    /// [`Pair::retune`] changes in place is the same. A reload that changes anything
+    /// else (role, peer, mode, secret, cache or activity-log size) builds a new
+    /// engine instead, which starts when this one has stopped (and reconnects).
+    pub(crate) fn same_engine(&self, cfg: &Config, data: u32, meta: u32) -> bool {
+        let (a, b) = (&self.cfg, cfg);
+        self.data.devt() == data
+            && self.md.devt() == meta
+            && a.role == b.role
+            && a.mode == b.mode
+            && a.peer == b.peer
+            && a.local == b.local
+            && a.secret == b.secret
+            && a.pair_word == b.pair_word
+            && a.cache_size == b.cache_size
+            && a.track_size == b.track_size
+            && a.size_bytes == b.size_bytes
+            && a.al_extents == b.al_extents
+            && a.al_extent_size == b.al_extent_size
+    }
+
+    /// Takes the options of the table being resumed and points events at it
+    /// (`preresume`). The running threads read the options at their next use: a
+    /// copy or resync goes on at the new rate, the watchdog and pings use the new
+    /// timeout from their next tick.
+    pub(crate) fn retune(&self, table: TableRef, resync_rate: u64, timeout_ms: u32) {
+        *self.table.lock() = table;
+        let old_rate = self.resync_rate.xchg(resync_rate, Relaxed);
+        let old_timeout = self.timeout_ms.xchg(timeout_ms, Relaxed);
+        if old_rate != resync_rate || old_timeout != timeout_ms {
+            pr_info!(
+                "{}: options changed in place: resync_rate {} -> {}, timeout_ms {} -> {}\n",
+                self.name(),
+                old_rate,
+                resync_rate,
+                old_timeout,
+                timeout_ms
+            );
+        }
+    }
+
+    /// The live table's `resync_rate` (bytes/s, 0: unlimited).
+    pub(crate) fn resync_rate(&self) -> u64 {
+        self.resync_rate.load(Relaxed)
+    }
+
+    /// The live table's `timeout_ms`.
+    pub(crate) fn timeout_ms(&self) -> u32 {
+        self.timeout_ms.load(Relaxed)
+    }
+
+    /// The interval between pings: a quarter of the timeout, at least 100 ms.
+    pub(crate) fn ping_ms(&self) -> u32 {
+        (self.timeout_ms() / 4).max(100)
     }
 
     pub(crate) fn set_link(&self, link: Option<Arc<Link>>, conn: Conn) {
@@ -1086,13 +1156,13 @@ pub(crate) fn log_link_end(p: &Pair, what: &str, e: &LinkError) {
 
 /// Declares a silent peer dead: no frame for `timeout_ms` ends the connection.
 fn watchdog_main(p: &Arc<Pair>) {
-    let tick = (p.cfg.timeout_ms / 10).clamp(50, 500);
+    let tick = (p.timeout_ms() / 10).clamp(50, 500);
     while !p.stopping() {
         kthread::sleep_ms(tick);
         let link = p.sh.lock().link.clone();
         if let Some(l) = link {
             let silent_ms = now_ns().saturating_sub(l.last_rx.load(Relaxed)) / 1_000_000;
-            if !l.is_dead() && silent_ms > u64::from(p.cfg.timeout_ms) {
+            if !l.is_dead() && silent_ms > u64::from(p.timeout_ms()) {
                 pr_warn!(
                     "{}: peer silent for {} ms: disconnecting\n",
                     p.name(),

@@ -301,6 +301,11 @@ impl Metadata {
         r
     }
 
+    /// The metadata device's number.
+    pub(crate) fn devt(&self) -> u32 {
+        self.dev.devt()
+    }
+
     /// The metadata device failed a write: the error shown in the status line.
     pub(crate) fn failed(&self) -> bool {
         self.failed.load(SeqCst) != 0

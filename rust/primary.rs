@@ -47,7 +47,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             kthread::nap_ms(500);
             continue;
         }
-        let sock = match Socket::connect(&peer, p.cfg.timeout_ms) {
+        let sock = match Socket::connect(&peer, p.timeout_ms()) {
             Ok(s) => s,
             Err(e) => {
                 if !quiet {
@@ -209,7 +209,7 @@ fn join(
 ///
 /// Context: the pair's main thread, while connected.
 fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), LinkError> {
-    let ping_ns = u64::from(p.cfg.ping_ms()) * 1_000_000;
+    let ping_ns = u64::from(p.ping_ms()) * 1_000_000;
     let mut last_tx = now_ns();
     // A copy or resync runs (its counters are set).
     let mut copying = false;
@@ -330,9 +330,9 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
             continue;
         }
         let wait_ms = if dirty && throttled_ms > 0 {
-            throttled_ms.min(p.cfg.ping_ms())
+            throttled_ms.min(p.ping_ms())
         } else {
-            p.cfg.ping_ms()
+            p.ping_ms()
         };
         let _ = p
             .wake
@@ -445,7 +445,7 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
 
 /// Milliseconds until the copy may go on at `resync_rate` bytes per second (0: now).
 fn throttle_ms(p: &Pair) -> u32 {
-    let rate = p.cfg.resync_rate;
+    let rate = p.resync_rate();
     if rate == 0 {
         return 0;
     }

@@ -6,9 +6,14 @@
 //! not, because two targets replicating one disk would corrupt each other's bitmaps.
 //! A table reload of the same mapped device may take over its own devices, so each
 //! claim records the mapped device that made it.
+//!
+//! It also records each engine (`Pair`) and the tables holding it, so that a reload
+//! that changes only tunables keeps the running engine (see `target::Rcopy`).
 
+use crate::engine::Pair;
+use kernel::alloc::AllocError;
 use kernel::prelude::*;
-use kernel::sync::global_lock;
+use kernel::sync::{global_lock, Arc};
 
 #[derive(Clone, Copy)]
 struct Claim {
@@ -25,8 +30,11 @@ global_lock! {
 
 /// Initialises the registry. Called once, from the module initialiser.
 pub(crate) fn init() {
-    // SAFETY: called exactly once, before any other use of `CLAIMS`.
-    unsafe { CLAIMS.init() };
+    // SAFETY: called exactly once, before any other use of `CLAIMS` and `PAIRS`.
+    unsafe {
+        CLAIMS.init();
+        PAIRS.init();
+    }
 }
 
 /// Why a claim was refused.
@@ -78,4 +86,68 @@ pub(crate) fn release(devs: &[u32]) {
             }
         }
     }
+}
+
+/// A running or startable engine, and how many tables hold it.
+struct Held {
+    md: usize,
+    pair: Arc<Pair>,
+    /// Tables holding the engine: 1, or 2 while a reload that kept it is loaded.
+    tables: u32,
+}
+
+global_lock! {
+    // SAFETY: initialised by `init` in the module initialiser before any use.
+    unsafe(uninit) static PAIRS: Mutex<KVec<Held>> = KVec::new();
+}
+
+/// Records a new engine, held by the table being constructed for the mapped
+/// device `md`. Constructor context.
+pub(crate) fn register_pair(md: usize, pair: &Arc<Pair>) -> Result<(), AllocError> {
+    PAIRS.lock().push(
+        Held {
+            md,
+            pair: pair.clone(),
+            tables: 1,
+        },
+        GFP_KERNEL,
+    )
+}
+
+/// The engine of the mapped device `md` that `fits`, now also held by the table
+/// being constructed. Constructor context.
+pub(crate) fn adopt_pair(md: usize, fits: impl Fn(&Pair) -> bool) -> Option<Arc<Pair>> {
+    let mut pairs = PAIRS.lock();
+    let h = pairs.iter_mut().find(|h| h.md == md && fits(&h.pair))?;
+    h.tables += 1;
+    Some(h.pair.clone())
+}
+
+/// Whether another table also holds `pair` (a reload that kept it is loaded).
+/// `postsuspend` context.
+pub(crate) fn pair_shared(pair: &Arc<Pair>) -> bool {
+    PAIRS
+        .lock()
+        .iter()
+        .any(|h| Arc::ptr_eq(&h.pair, pair) && h.tables > 1)
+}
+
+/// A table let go of `pair`; true if it was the last (the caller stops the engine).
+/// Destructor context.
+pub(crate) fn release_pair(pair: &Arc<Pair>) -> bool {
+    let mut pairs = PAIRS.lock();
+    let Some(i) = pairs.iter().position(|h| Arc::ptr_eq(&h.pair, pair)) else {
+        // Never registered (the constructor failed before): nobody else holds it.
+        return true;
+    };
+    if pairs[i].tables > 1 {
+        pairs[i].tables -= 1;
+        return false;
+    }
+    // `i` was just found, so removal cannot fail; the engine itself is dropped by
+    // the caller's reference, after it is stopped, not under this lock.
+    let held = pairs.remove(i);
+    drop(pairs);
+    drop(held);
+    true
 }

@@ -21,8 +21,8 @@ use kernel::sync::Arc;
 
 /// The module's version, as `version` reports it.
 pub(crate) const VERSION_STR: &str = "0.1.0";
-/// Replication wire protocol version.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// Replication wire protocol version (the one this module speaks in its HELLO).
+pub(crate) const PROTOCOL_VERSION: u32 = crate::rcore::proto::PROTO_VERSION;
 /// On-disk metadata format version.
 pub(crate) const METADATA_VERSION: u32 = crate::rcore::format::META_VERSION;
 
@@ -74,6 +74,12 @@ impl Drop for Claim {
 /// Lifecycle: `new` (the constructor) parses, opens the devices and reads the
 /// metadata, writing nothing; `preresume` starts the engine, `postsuspend` stops it
 /// (see `engine.rs`); `Drop` (the destructor) stops it if DM never suspended it.
+///
+/// A reload whose table differs from the live one only in `resync_rate` or
+/// `timeout_ms` keeps the running engine (`registry::adopt_pair`): both tables
+/// hold it, the old table's `postsuspend` leaves it running, the new table's
+/// `preresume` hands it the new options, and whichever table is destroyed last
+/// stops it. The connection, the cache and a copy in progress carry on.
 pub(crate) struct Rcopy {
     /// The replication engine; `None` in simplex. Declared first: it is stopped (in
     /// `Drop`) before the devices it uses are released.
@@ -81,6 +87,11 @@ pub(crate) struct Rcopy {
     data: DmDev,
     meta: DmDev,
     track_size: u32,
+    /// This table's `resync_rate` and `timeout_ms`, given to the engine at
+    /// `preresume` (an adopted engine may still run with the old table's).
+    resync_rate: u64,
+    timeout_ms: u32,
+    table: crate::dm::TableRef,
     counters: Counters,
     _claim: Claim,
 }
@@ -88,7 +99,10 @@ pub(crate) struct Rcopy {
 impl Drop for Rcopy {
     fn drop(&mut self) {
         if let Some(p) = &self.pair {
-            p.stop();
+            // The last table holding the engine stops it.
+            if registry::release_pair(p) {
+                p.stop();
+            }
         }
     }
 }
@@ -101,6 +115,35 @@ fn inval(e: table::TableError) -> CtrError {
 }
 
 impl Rcopy {
+    /// The constructor's last step: the target around its devices and engine.
+    fn build(
+        ti: &Target<'_>,
+        pair: Option<Arc<Pair>>,
+        data: DmDev,
+        meta: DmDev,
+        parsed: &table::TableArgs<'_>,
+        claim: Claim,
+    ) -> Result<KBox<Self>, CtrError> {
+        KBox::new(
+            Self {
+                pair,
+                data,
+                meta,
+                track_size: parsed.track_size,
+                resync_rate: parsed.resync_rate,
+                timeout_ms: parsed.timeout_ms,
+                table: ti.table(),
+                counters: Counters::new(),
+                _claim: claim,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|_| CtrError {
+            err: ENOMEM,
+            reason: c"Cannot allocate memory",
+        })
+    }
+
     /// The pair, for a message that only a replicated device takes.
     fn replicated(&self, message: &str) -> Result<&Arc<Pair>> {
         self.pair.as_ref().ok_or_else(|| {
@@ -168,6 +211,8 @@ impl Rcopy {
                 // bug reports. `dmsetup message NAME 0 secret` prints it.
                 let mut a = p.cfg.args();
                 a.secret = HIDDEN_SECRET;
+                a.resync_rate = self.resync_rate;
+                a.timeout_ms = self.timeout_ms;
                 table::format_table(out, data, meta, &a)
             }
             None => {
@@ -260,10 +305,26 @@ impl TargetOps for Rcopy {
                 ti.set_max_io_len(2048).map_err(nomem)?;
                 let cfg = Config::new(&parsed, role, ti.len() << geometry::SECTOR_SHIFT)
                     .map_err(nomem)?;
+                // A reload that changes only tunables keeps the running engine. This
+                // table holds the same data and metadata devices open (checked by
+                // `same_engine`), which keeps the engine's handles on them valid
+                // however long it outlives the table that built it.
+                if let Some(p) = registry::adopt_pair(ti.md_id(), |p| {
+                    p.same_engine(&cfg, data.devt(), meta.devt())
+                }) {
+                    pr_info!(
+                        "{}: table loaded with the running engine kept (only tunables differ)\n",
+                        p.name()
+                    );
+                    return Self::build(ti, Some(p), data, meta, &parsed, claim);
+                }
                 let mut nbuf = [0u8; 128];
                 let name = ti.device_name(&mut nbuf);
-                // SAFETY: `meta` is moved into the target below, whose `Drop` stops
-                // the pair (the only user of the metadata) before `meta` is released.
+                // SAFETY: `meta` is moved into the target below. The engine is
+                // stopped (by the `Drop` of the last table holding it, see
+                // `registry::release_pair`) before that table releases its handle, and
+                // every table holding the engine has this same device open
+                // (`Pair::same_engine`).
                 let mdev = unsafe { Bdev::new(&meta) };
                 let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, cfg.pair_id())
                     .map_err(|e| match e {
@@ -273,28 +334,20 @@ impl TargetOps for Rcopy {
                             reason: c"Metadata device I/O error",
                         },
                     })?;
-                // SAFETY: `data` is moved into the target below, whose `Drop` stops
-                // the pair before `data` is released; the table outlives the target.
+                // SAFETY: as for `meta` above: the last table holding the engine,
+                // which has this same data device open, stops it before releasing
+                // it. The engine raises events on the live table, swapped in at
+                // `preresume` (`Pair::retune`) before DM frees the old one.
                 let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, ti.table(), name) }
                     .map_err(nomem)?;
+                registry::register_pair(ti.md_id(), &p).map_err(|_| CtrError {
+                    err: ENOMEM,
+                    reason: c"Cannot allocate memory",
+                })?;
                 Some(p)
             }
         };
-        KBox::new(
-            Self {
-                pair,
-                data,
-                meta,
-                track_size: parsed.track_size,
-                counters: Counters::new(),
-                _claim: claim,
-            },
-            GFP_KERNEL,
-        )
-        .map_err(|_| CtrError {
-            err: ENOMEM,
-            reason: c"Cannot allocate memory",
-        })
+        Self::build(ti, pair, data, meta, &parsed, claim)
     }
 
     fn map(&self, ti: &Target<'_>, bio: &mut Bio<'_>) -> MapResult {
@@ -429,6 +482,9 @@ impl TargetOps for Rcopy {
 
     fn preresume(&self) -> Result {
         let Some(p) = &self.pair else { return Ok(()) };
+        // This table is the live one from now on (DM frees the old one only after
+        // this returns).
+        p.retune(self.table, self.resync_rate, self.timeout_ms);
         p.start().inspect_err(|e| {
             pr_err!(
                 "{}: cannot start: errno {} (metadata device unreadable or threads unavailable)\n",
@@ -440,7 +496,11 @@ impl TargetOps for Rcopy {
 
     fn postsuspend(&self) {
         if let Some(p) = &self.pair {
-            p.stop();
+            // A loaded table that kept this engine (a tunables-only reload) resumes
+            // it next: keep it running. Otherwise stop it, as a plain suspend does.
+            if !registry::pair_shared(p) {
+                p.stop();
+            }
         }
     }
 }

@@ -181,7 +181,7 @@ test_status_and_messages() {
 	assert_eq 3 "$(status_field r0 writes)" "writes"
 	vm_run s 'dmsetup message r0 0 stats_reset'
 	assert_eq "0 0" "$(status_field r0 reads) $(status_field r0 writes)" "counters after stats_reset"
-	assert_eq "rcopy 0.1.0 protocol 1 metadata 2" "$(vm_run s 'dmsetup message r0 0 version')" "version message"
+	assert_eq "rcopy 0.1.0 protocol 2 metadata 2" "$(vm_run s 'dmsetup message r0 0 version')" "version message"
 	local out
 	out=$(vm_run s 'dmesg -C; dmsetup message r0 0 frobnicate 2>&1; echo rc=$?; dmesg')
 	assert_not_contains "$out" "rc=0"

@@ -130,8 +130,13 @@ test_pair_from_a_resource_file() {
 	write_res b 0
 	assert_contains "$(ctl a adjust r0 --dry-run)" "r0: would reload:"
 	assert_contains "$(vm_run a 'dmsetup table r0')" "resync_rate 524288"
-	local sent_before
+	# The reload keeps the connection and the copy in progress: no new handshake on
+	# either side, the byte counters go on (a new engine would start them at 0), and
+	# the kernel says it changed the option in place.
+	local sent_before conn_a conn_b
 	sent_before=$(field a sent_bytes)
+	conn_a=$(vm_run a "dmesg | grep -c 'r0: connected to'")
+	conn_b=$(vm_run b "dmesg | grep -c 'r0: primary .* connected'")
 	out=$(ctl a adjust r0)
 	assert_eq "r0: reloaded (resync_rate 524288 -> (default))" "$out"
 	assert_not_contains "$(vm_run a 'dmsetup table r0')" "resync_rate"
@@ -139,9 +144,16 @@ test_pair_from_a_resource_file() {
 	assert_eq "r0: reloaded (resync_rate 524288 -> (default))" "$(ctl b adjust r0)"
 	assert_not_contains "$(vm_run b 'dmsetup table r0')" "resync_rate"
 	assert_eq "r0: unchanged" "$(ctl b adjust r0)"
-	echo "sent_bytes before the reload $sent_before, after $(field a sent_bytes); status $(vm_run a 'dmsetup status r0')"
+	assert_contains "$(vm_run a 'dmesg')" "r0: options changed in place: resync_rate 524288 -> 0"
+	assert_contains "$(vm_run b 'dmesg')" "r0: options changed in place: resync_rate 524288 -> 0"
+	local sent_after
+	sent_after=$(field a sent_bytes)
+	echo "sent_bytes before the reload $sent_before, after $sent_after; status $(vm_run a 'dmsetup status r0')"
+	[ "$sent_after" -ge "$sent_before" ] || fail "sent_bytes went back from $sent_before to $sent_after: the reload restarted the engine"
 	wait_state a duplex 200
 	wait_state b duplex 60
+	assert_eq "$conn_a" "$(vm_run a "dmesg | grep -c 'r0: connected to'")" "handshakes on a after the adjust"
+	assert_eq "$conn_b" "$(vm_run b "dmesg | grep -c 'r0: primary .* connected'")" "handshakes on b after the adjust"
 	assert_pair_identical
 
 	# healthy: exit 0 on both; JSON and metrics parse
