@@ -124,8 +124,40 @@ test_secondary_power_loss() {
 # (32-48 MiB) while both tables exist, swap the new one in with suspend/resume,
 # suspend/resume once more; then restore the link. The tracks written between the
 # load and the swap must be resynced too: identical disks, and one replication
-# connection on each side.
+# connection on each side. Run twice: a changed cache size (the new table builds its
+# own engine, started when the old one has stopped) and a changed resync rate (the
+# new table keeps the running engine).
 test_reload_under_load_during_outage() {
+	reload_under_load_during_outage cache_size 33554432
+}
+
+test_reload_tunables_under_load_during_outage() {
+	reload_under_load_during_outage resync_rate 16777216
+	local log
+	log=$(vm_run a 'dmesg')
+	check "the engine was kept" assert_contains "$log" "r0: table loaded with the running engine kept"
+	# A loaded table that kept the engine and is then cleared lets go of it: the
+	# engine runs on under the live table, a suspend stops it, a resume restarts it.
+	reload_primary /dev/vda mode sync resync_rate 8388608
+	vm_run a 'dmsetup clear r0'
+	check "still duplex after a cleared reload" assert_eq duplex "$(field a state)"
+	vm_run a --timeout 120 'dmsetup suspend r0'
+	check "a suspend after a cleared reload stops the engine" assert_eq 0 \
+		"$(vm_run a 'pgrep -c "^rcopy-r0$" || true')"
+	vm_run a --timeout 120 'dmsetup resume r0'
+	wait_state a duplex 120
+	# Removing a device with a loaded table that kept the engine stops it once.
+	reload_primary /dev/vda mode sync resync_rate 8388608
+	vm_run a --timeout 120 'dmsetup remove r0'
+	check "no engine thread left after remove" assert_eq 0 \
+		"$(vm_run a 'pgrep -c "^rcopy-" || true')"
+	check "the module unloads" assert_eq ok "$(vm_run a 'rmmod dm_rcopy && echo ok')"
+	checks_done
+}
+
+# reload_under_load_during_outage OPTION VALUE: the scenario above, reloading with
+# the option changed
+reload_under_load_during_outage() {
 	pair_boot 64
 	pair_secondary
 	pair_primary mode sync
@@ -135,7 +167,7 @@ test_reload_under_load_during_outage() {
 	local job out d0 d1
 	job=$(fio_bg a 16 --iodepth=8 --offset=0 --size=16M)
 	sleep 3
-	reload_primary /dev/vda mode sync resync_rate 16777216
+	reload_primary /dev/vda mode sync "$1" "$2"
 	d0=$(field a dirty_bytes)
 	out=$(vm_run a --timeout 120 -- fio --name=between --filename=/dev/mapper/r0 --rw=randwrite \
 		--bs=4k --offset=32M --size=16M --ioengine=libaio --iodepth=8 --direct=1 --randrepeat=0 \
@@ -161,7 +193,11 @@ test_reload_under_load_during_outage() {
 	check "one replication connection on the primary" assert_eq 1 "$ca"
 	check "one replication connection on the secondary" assert_eq 1 "$cb"
 	check "identical disks after a reload under load during an outage" sums_equal
-	checks_done
+	if [ "$1" = cache_size ]; then
+		check "a new engine for a changed cache size" assert_not_contains "$(vm_run a 'dmesg')" \
+			"running engine kept"
+		checks_done
+	fi
 }
 
 # defect 5 (a resync copy can overwrite a newer write; in-flight writes at a link
