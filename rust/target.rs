@@ -265,7 +265,7 @@ impl TargetOps for Rcopy {
                 // SAFETY: `meta` is moved into the target below, whose `Drop` stops
                 // the pair (the only user of the metadata) before `meta` is released.
                 let mdev = unsafe { Bdev::new(&meta) };
-                let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, cfg.pair_id())
+                let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, &cfg.pair_word)
                     .map_err(|e| match e {
                         LoadError::Meta(m) => CtrError::inval(m.reason()),
                         LoadError::Io(err) => CtrError {
