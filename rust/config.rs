@@ -3,7 +3,6 @@
 //! A pair's configuration, from its table line.
 
 use crate::rcore::addr::SockAddr;
-use crate::rcore::proto;
 use crate::rcore::status::{Mode, Role};
 use crate::rcore::table::TableArgs;
 use kernel::prelude::*;
@@ -64,10 +63,5 @@ impl Config {
         a.al_extents = self.al_extents;
         a.al_extent_size = self.al_extent_size;
         a
-    }
-
-    /// The 16-byte pair id the handshake and the metadata carry.
-    pub(crate) fn pair_id(&self) -> [u8; 16] {
-        proto::pair_id_from_name(&self.pair_word)
     }
 }

@@ -23,8 +23,9 @@
 use crate::blk::{self, Bdev, IoBuf};
 use crate::rcore::activity;
 use crate::rcore::bitmap::{self, TrackBitmap};
-use crate::rcore::format::{self, MetaError, Superblock};
+use crate::rcore::format::{self, MetaError, PairName, Superblock};
 use crate::rcore::geometry;
+use crate::rcore::proto;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use kernel::prelude::*;
@@ -57,6 +58,10 @@ pub(crate) struct Metadata {
     tracks: u64,
     size: u64,
     track_size: u32,
+    /// The table's pair id, and its word as a superblock name (none if the format
+    /// cannot hold it): what a formatted superblock carries.
+    pair_id: [u8; 16],
+    name: PairName,
     bits: KVVec<AtomicU64>,
     dirty: AtomicU64,
     persisted: KVVec<AtomicU64>,
@@ -99,19 +104,22 @@ fn zeroed_words(n: u64) -> Result<KVVec<AtomicU64>> {
 
 impl Metadata {
     /// Reads and checks the metadata for a device of `size` bytes in `track_size`
-    /// tracks of pair `pair_id`, and allocates the bitmap. Writes nothing (the
-    /// constructor runs while a previous table may still own the device).
+    /// tracks of the pair named `pair_word` (the table's `pair_id` word), and
+    /// allocates the bitmap. Writes nothing (the constructor runs while a previous
+    /// table may still own the device).
     pub(crate) fn open(
         dev: Bdev,
         size: u64,
         track_size: u32,
-        pair_id: [u8; 16],
+        pair_word: &[u8],
     ) -> Result<Pin<KBox<Metadata>>, LoadError> {
         let tracks = geometry::tracks(size, track_size);
         let words = bitmap::words_for(tracks);
         let blocks = format::bitmap_blocks(tracks);
         let mut buf = blk::iobuf(format::BITMAP_BLOCK)?;
-        let (sb, fresh) = Self::read_sb(&dev, &mut buf, size, track_size, pair_id)?;
+        let pair_id = proto::pair_id_from_name(pair_word);
+        let name = PairName::new(pair_word).unwrap_or(PairName::NONE);
+        let (sb, fresh) = Self::read_sb(&dev, &mut buf, size, track_size, pair_id, name)?;
         let mut stale = KVVec::with_capacity(blocks as usize, GFP_KERNEL)?;
         for _ in 0..blocks {
             stale.push(AtomicU32::new(0), GFP_KERNEL)?;
@@ -125,6 +133,8 @@ impl Metadata {
                 tracks,
                 size,
                 track_size,
+                pair_id,
+                name,
                 bits,
                 dirty: AtomicU64::new(0),
                 persisted,
@@ -144,6 +154,7 @@ impl Metadata {
         size: u64,
         track_size: u32,
         pair_id: [u8; 16],
+        name: PairName,
     ) -> Result<(Superblock, bool), LoadError> {
         dev.read(0, buf, format::SB_BYTES)?;
         let sb_bytes: &[u8; format::SB_BYTES] = buf
@@ -151,6 +162,8 @@ impl Metadata {
             .and_then(|b| b.try_into().ok())
             .ok_or(LoadError::Io(EINVAL))?;
         match Superblock::decode(sb_bytes) {
+            // The decoded superblock is kept whole, its name with it: only `update_sb`
+            // changes it, and never the name.
             Ok(sb) => {
                 sb.check(size, track_size, &pair_id)
                     .map_err(LoadError::Meta)?;
@@ -160,10 +173,8 @@ impl Metadata {
                 let mut r = [0u64; 2];
                 // SAFETY: `r` is a writable 16-byte buffer.
                 unsafe { kernel::bindings::get_random_bytes(r.as_mut_ptr().cast(), 16) };
-                Ok((
-                    Superblock::new(pair_id, r[0], r[1] | 1, size, track_size),
-                    true,
-                ))
+                let sb = Superblock::new(pair_id, r[0], r[1] | 1, size, track_size);
+                Ok((Superblock { name, ..sb }, true))
             }
             Err(e) => Err(LoadError::Meta(e)),
         }
@@ -177,12 +188,17 @@ impl Metadata {
     pub(crate) fn activate(&self) -> Result<Activated, LoadError> {
         let blocks = self.stale.len() as u64;
         let mut io = self.io.lock();
-        let pair_id = io.sb.pair_id;
         let fresh = if self.fresh.load(SeqCst) != 0 {
             true
         } else {
-            let (sb, fresh) =
-                Self::read_sb(&self.dev, &mut io.buf, self.size, self.track_size, pair_id)?;
+            let (sb, fresh) = Self::read_sb(
+                &self.dev,
+                &mut io.buf,
+                self.size,
+                self.track_size,
+                self.pair_id,
+                self.name,
+            )?;
             io.sb = sb;
             fresh
         };

@@ -326,7 +326,7 @@ impl TargetOps for Rcopy {
                 // every table holding the engine has this same device open
                 // (`Pair::same_engine`).
                 let mdev = unsafe { Bdev::new(&meta) };
-                let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, cfg.pair_id())
+                let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, &cfg.pair_word)
                     .map_err(|e| match e {
                         LoadError::Meta(m) => CtrError::inval(m.reason()),
                         LoadError::Io(err) => CtrError {

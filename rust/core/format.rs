@@ -9,9 +9,15 @@
 //! little-endian 64-bit words, track `t` being bit `t % 64` of word `t / 64`.
 //! The activity log follows the bitmap (version 2; see [`super::activity`] and
 //! [`super::geometry::al_offset`]). See `Documentation/rcopy.rst`, *On-disk format*.
+//!
+//! The superblock also holds the pair's name in clear ([`PairName`]): the table's
+//! `pair_id` word that `pair_id` is the hash of, so a tool can say whose metadata
+//! it is. Metadata made before names were stored has zeroes there: no name.
 
 use super::crc32c::{crc32c, Crc32c};
 use super::le::{get, put, u32_at, u64_at};
+use super::proto::pair_id_from_name;
+use super::table::MAX_PAIR_ID;
 use core::fmt;
 
 /// Magic at byte 0.
@@ -59,8 +65,87 @@ const O_GEN_BITMAP: usize = 64;
 const O_GEN_HISTORY: usize = 72;
 const O_DIRTY: usize = 88;
 const O_GEN_PEER_PREV: usize = 96;
+const O_NAME: usize = 104;
 /// Bytes of the superblock in use; the rest must be zero.
-const USED: usize = 104;
+const USED: usize = O_NAME + NAME_BYTES;
+
+/// Size of the superblock's name field: the longest `pair_id` word the table
+/// accepts, so every name fits.
+pub const NAME_BYTES: usize = MAX_PAIR_ID;
+
+/// Whether `name` is a pair name the superblock can hold: 1 to [`NAME_BYTES`]
+/// bytes of UTF-8 with no whitespace, control character (NUL among them) or
+/// backslash, the words `rcopyctl` accepts for `--pair-id`. The table itself
+/// takes any bytes: a word outside this set is kept as its hash only, unnamed.
+pub fn pair_name_valid(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= NAME_BYTES
+        && core::str::from_utf8(name).is_ok_and(|s| {
+            !s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+        })
+}
+
+/// The pair's name as the superblock holds it: a valid name (see
+/// [`pair_name_valid`]) NUL-padded to [`NAME_BYTES`], or all zeroes for none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PairName {
+    bytes: [u8; NAME_BYTES],
+}
+
+impl PairName {
+    /// No name (metadata made before names were stored).
+    pub const NONE: PairName = PairName {
+        bytes: [0; NAME_BYTES],
+    };
+
+    /// The name `name`, if valid.
+    pub fn new(name: &[u8]) -> Option<PairName> {
+        if !pair_name_valid(name) {
+            return None;
+        }
+        let mut bytes = [0u8; NAME_BYTES];
+        bytes.get_mut(..name.len())?.copy_from_slice(name);
+        Some(PairName { bytes })
+    }
+
+    /// Reads the on-disk field: a valid name NUL-padded with nothing after the
+    /// first NUL, or all zeroes.
+    fn from_field(bytes: [u8; NAME_BYTES]) -> Option<PairName> {
+        let len = bytes.iter().position(|&c| c == 0).unwrap_or(NAME_BYTES);
+        let (name, pad) = bytes.split_at(len);
+        if pad.iter().any(|&c| c != 0) || (len != 0 && !pair_name_valid(name)) {
+            return None;
+        }
+        Some(PairName { bytes })
+    }
+
+    /// The name's bytes (empty for none).
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = self
+            .bytes
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(NAME_BYTES);
+        self.bytes.get(..len).unwrap_or(&[])
+    }
+
+    /// The name (empty for none; a name is always UTF-8).
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// Whether there is no name.
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+}
+
+impl fmt::Debug for PairName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 /// Why metadata was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +202,8 @@ pub struct Superblock {
     pub flags: u32,
     /// The pair this metadata belongs to.
     pub pair_id: [u8; 16],
+    /// The pair's name, whose hash `pair_id` is ([`PairName::NONE`] if unknown).
+    pub name: PairName,
     /// This side's node id (random, made with the metadata).
     pub node_id: u64,
     /// Size of the replicated device in bytes.
@@ -140,7 +227,8 @@ pub struct Superblock {
 }
 
 impl Superblock {
-    /// A new superblock for a device of `size_bytes` in `track_size` tracks.
+    /// A new superblock for a device of `size_bytes` in `track_size` tracks, of
+    /// pair `pair_id`, with no name.
     pub fn new(
         pair_id: [u8; 16],
         node_id: u64,
@@ -151,6 +239,7 @@ impl Superblock {
         Superblock {
             flags: 0,
             pair_id,
+            name: PairName::NONE,
             node_id,
             size_bytes,
             track_size,
@@ -159,6 +248,22 @@ impl Superblock {
             gen_peer_prev: 0,
             gen_history: [0; 2],
             dirty_tracks: 0,
+        }
+    }
+
+    /// A new superblock of the pair named `word` (the table's `pair_id` word):
+    /// its hash as `pair_id`, and the word as the name if the superblock can hold
+    /// it (see [`pair_name_valid`]; none otherwise).
+    pub fn for_pair(word: &[u8], node_id: u64, gen: u64, size_bytes: u64, track_size: u32) -> Self {
+        Superblock {
+            name: PairName::new(word).unwrap_or(PairName::NONE),
+            ..Superblock::new(
+                pair_id_from_name(word),
+                node_id,
+                gen,
+                size_bytes,
+                track_size,
+            )
         }
     }
 
@@ -186,6 +291,7 @@ impl Superblock {
         put(b, O_GEN_HISTORY + 8, &self.gen_history[1].to_le_bytes());
         put(b, O_DIRTY, &self.dirty_tracks.to_le_bytes());
         put(b, O_GEN_PEER_PREV, &self.gen_peer_prev.to_le_bytes());
+        put(b, O_NAME, &self.name.bytes);
         let crc = crc32c(b);
         put(b, O_CRC, &crc.to_le_bytes());
     }
@@ -210,9 +316,11 @@ impl Superblock {
         if crc != u32_at(b, O_CRC) {
             return Err(MetaError::BadChecksum);
         }
+        let name = PairName::from_field(get(b, O_NAME)).ok_or(MetaError::BadField)?;
         let sb = Superblock {
             flags: u32_at(b, O_FLAGS),
             pair_id: get(b, O_PAIR_ID),
+            name,
             node_id: u64_at(b, O_NODE_ID),
             size_bytes: u64_at(b, O_SIZE),
             track_size: u32_at(b, O_TRACK),
@@ -230,6 +338,10 @@ impl Superblock {
             || sb.size_bytes % 512 != 0
             || sb.gen_current == 0
             || b.get(USED..).is_some_and(|r| r.iter().any(|&c| c != 0))
+            // A name must be the one `pair_id` was made from. The block is
+            // checksummed, so a mismatch is no bit rot but a writer's bug or a hand
+            // edit, and a name that may name another pair is worse than none.
+            || (!name.is_empty() && pair_id_from_name(name.as_bytes()) != sb.pair_id)
         {
             return Err(MetaError::BadField);
         }
@@ -359,6 +471,34 @@ mod tests {
             sb.check(1 << 30, 65536, &[8; 16]),
             Err(MetaError::WrongPair)
         );
+    }
+
+    #[test]
+    fn names() {
+        let sb = Superblock::for_pair(b"r0", 1, 2, 1 << 30, 65536);
+        assert_eq!(sb.pair_id, pair_id_from_name(b"r0"));
+        assert_eq!(sb.name.as_str(), "r0");
+        let b = sb.encode();
+        assert_eq!(&b[O_NAME..O_NAME + 3], b"r0\0");
+        assert_eq!(Superblock::decode(&b), Ok(sb));
+        // A word the field cannot hold: the hash, no name.
+        let sb = Superblock::for_pair(b"a b", 1, 2, 1 << 30, 65536);
+        assert_eq!(
+            (sb.pair_id, sb.name),
+            (pair_id_from_name(b"a b"), PairName::NONE)
+        );
+        assert!(PairName::NONE.is_empty() && PairName::NONE.as_bytes().is_empty());
+        assert!(PairName::new(&[b'p'; NAME_BYTES]).is_some());
+        for bad in [
+            &b""[..],
+            &[b'p'; NAME_BYTES + 1],
+            b"a\0b",
+            b"a\\b",
+            b"\xff",
+            b"a\tb",
+        ] {
+            assert_eq!(PairName::new(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -278,3 +278,81 @@ check_rc_dev() {
 	vm_run "$1" "$RCOPYCTL status $2 --check" >/dev/null || rc=$?
 	echo "$rc"
 }
+
+# md_facts VM: inspect-md --json of /dev/vdb in VM as "pair flags_raw sb_dirty_tracks gen_current"
+md_facts() {
+	local out
+	out=$(vm_run "$1" "$RCOPYCTL inspect-md /dev/vdb --json")
+	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["pair"], d["flags_raw"], d["sb_dirty_tracks"], d["gen_current"])' "$out"
+}
+
+test_metadata_names_its_pair() {
+	vm_start m --disk 64 --disk 8
+	vm_run m "insmod $RCOPY_MODULE"
+	local out before after
+	# a primary whose peer never answers: the kernel owns the metadata, every write
+	# marks its track, and the superblock is rewritten at start and at the clean stop
+	local pair="$RCOPYCTL pair r7 --data /dev/vda --meta /dev/vdb --role primary --peer 127.0.0.1:7799 --secret k --pair-id r7"
+	local write='dd if=/dev/urandom of=/dev/mapper/r7 bs=64K count=8 seek=3 oflag=direct status=none'
+
+	# 1. create-md stores the name; the kernel keeps it through its rewrites
+	vm_run m "$RCOPYCTL create-md /dev/vdb --data /dev/vda --pair-id r7"
+	out=$(vm_run m "$RCOPYCTL inspect-md /dev/vdb")
+	assert_contains "$out" "  pair:          r7"
+	before=$(md_facts m)
+	assert_eq "r7 0 0" "$(cut -d' ' -f1-3 <<<"$before")" "fresh metadata: name, no flags, no dirty track"
+	vm_run m "$pair"
+	vm_run m "$write"
+	vm_run m "$RCOPYCTL remove r7"
+	after=$(md_facts m)
+	echo "superblock before: $before, after: $after"
+	read -r name flags dirty _ <<<"$after"
+	assert_eq r7 "$name" "the name after the kernel rewrote the superblock"
+	assert_eq 16 "$((flags & 16))" "the kernel wrote the clean stop (flags $flags)"
+	((dirty >= 8)) || fail "the kernel recorded $dirty dirty tracks, not the 8 written"
+	assert_contains "$(vm_run m "$RCOPYCTL inspect-md /dev/vdb")" "  pair:          r7"
+	# create-md refuses to overwrite it, naming the pair it belongs to
+	assert_fail --rc 1 --contains "/dev/vdb already holds rcopy metadata of pair r7 (" \
+		vm_run m "$RCOPYCTL create-md /dev/vdb --data /dev/vda --pair-id r8"
+	assert_eq "$after" "$(md_facts m)" "nothing written by the refused create-md"
+
+	# 2. metadata from before names (the name field zeroed, the checksum made again):
+	# the kernel rewrites it and invents no name
+	vm_run m - <<'EOF'
+python3 - /dev/vdb <<'PY'
+import os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+b = bytearray(os.pread(fd, 4096, 0))
+b[104:168] = bytes(64)
+b[52:56] = bytes(4)
+crc = 0xFFFFFFFF
+for x in b:
+    crc ^= x
+    for _ in range(8):
+        crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+b[52:56] = struct.pack('<I', crc ^ 0xFFFFFFFF)
+os.pwrite(fd, bytes(b), 0)
+os.fsync(fd)
+PY
+EOF
+	assert_contains "$(vm_run m "$RCOPYCTL inspect-md /dev/vdb")" "  pair:          - (none recorded: the metadata predates pair names)"
+	before=$(md_facts m)
+	vm_run m "$pair"
+	vm_run m "${write/seek=3/seek=40}"
+	vm_run m "$RCOPYCTL remove r7"
+	after=$(md_facts m)
+	echo "superblock before: $before, after: $after"
+	read -r name flags dirty _ <<<"$after"
+	assert_eq None "$name" "no name invented for metadata that holds none"
+	((dirty > $(cut -d' ' -f3 <<<"$before"))) || fail "the kernel did not rewrite the superblock ($before, then $after)"
+	assert_fail --rc 1 --contains "/dev/vdb already holds rcopy metadata of pair " \
+		vm_run m "$RCOPYCTL create-md /dev/vdb --data /dev/vda --pair-id r7"
+
+	# 3. a blank metadata device: the kernel formats it with the table's pair_id word
+	vm_run m 'dd if=/dev/zero of=/dev/vdb bs=1M count=8 oflag=direct status=none'
+	vm_run m "${pair//r7/r9}"
+	vm_run m "$RCOPYCTL remove r9"
+	assert_contains "$(vm_run m "$RCOPYCTL inspect-md /dev/vdb")" "  pair:          r9"
+	assert_fail --rc 1 --contains "/dev/vdb already holds rcopy metadata of pair r9 (" \
+		vm_run m "$RCOPYCTL create-md /dev/vdb --data /dev/vda"
+}

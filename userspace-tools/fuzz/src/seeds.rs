@@ -170,15 +170,17 @@ pub fn all() -> Vec<Seed> {
     v.extend_from_slice(&hello(Role::Primary, 2, cases[1].2).encode());
     out.push(seed("handshake", "two-primaries", v));
 
-    // Superblocks: a fresh one and a synced primary's; trailing zeroes cut (the
+    // Superblocks: a fresh one without a name (made before names were stored),
+    // a synced primary's, and one with the longest name; trailing zeroes cut (the
     // harness pads them back).
     let fresh = Superblock::new(pair_id_from_name(b"r0"), 0x1111, 0xA1, 1 << 30, 64 << 10);
-    let mut synced = fresh;
+    let named = Superblock::for_pair(&[b'n'; 64], 0x2222, 0xC1, 1 << 30, 64 << 10);
+    let mut synced = Superblock::for_pair(b"r0", 0x1111, 0xA1, 1 << 30, 64 << 10);
     synced.flags = SB_SYNCED | SB_CONSISTENT | SB_PRIMARY | SB_CLEAN;
     synced.promote(0xA2);
     synced.peer_caught_up(0xB1);
     synced.dirty_tracks = 3;
-    for (name, sb) in [("fresh", fresh), ("synced", synced)] {
+    for (name, sb) in [("fresh", fresh), ("synced", synced), ("named", named)] {
         let mut b = sb.encode().to_vec();
         while b.last() == Some(&0) {
             b.pop();

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use rcopy_core::crc32c::crc32c;
 use rcopy_core::format::*;
 use rcopy_core::geometry::{bitmap_bytes, meta_bytes_needed, tracks};
+use rcopy_core::proto::pair_id_from_name;
 use rcopy_core::table::{MAX_TRACK_SIZE, MIN_TRACK_SIZE};
 
 /// The layout documented in `Documentation/rcopy.rst`, *On-disk format*.
@@ -21,7 +22,9 @@ const OFF_GEN_BITMAP: usize = 64;
 const OFF_GEN_HISTORY: usize = 72;
 const OFF_DIRTY: usize = 88;
 const OFF_GEN_PEER_PREV: usize = 96;
-const USED: usize = 104;
+const OFF_NAME: usize = 104;
+const NAME_LEN: usize = 64;
+const USED: usize = 168;
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
@@ -83,11 +86,46 @@ fn valid_track_size() -> impl Strategy<Value = u32> {
     (0u32..=12).prop_map(|k| MIN_TRACK_SIZE << k)
 }
 
+/// A character a pair name may hold: mostly printable ASCII (no space, no
+/// backslash), sometimes multi-byte UTF-8.
+fn name_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        8 => (0x21u8..=0x7e).prop_filter("backslash", |&c| c != b'\\').prop_map(char::from),
+        1 => prop::sample::select(vec!['é', 'ß', '€', '→', '名', '𝄞']),
+    ]
+}
+
+/// A valid pair name of 1 to 64 bytes.
+fn pair_name() -> impl Strategy<Value = String> {
+    prop::collection::vec(name_char(), 1..=64).prop_map(|cs| {
+        let mut s = String::new();
+        for c in cs {
+            if s.len() + c.len_utf8() > NAME_LEN {
+                break;
+            }
+            s.push(c);
+        }
+        s
+    })
+}
+
+/// A pair id and name `decode` accepts: no name and any id, or a name and its
+/// hash.
+fn pair_identity() -> impl Strategy<Value = ([u8; 16], PairName)> {
+    prop_oneof![
+        any::<[u8; 16]>().prop_map(|id| (id, PairName::NONE)),
+        pair_name().prop_map(|n| (
+            pair_id_from_name(n.as_bytes()),
+            PairName::new(n.as_bytes()).unwrap()
+        )),
+    ]
+}
+
 /// Any superblock `decode` must accept.
 fn valid_superblock() -> impl Strategy<Value = Superblock> {
     (
         (0..=SB_FLAGS),
-        any::<[u8; 16]>(),
+        pair_identity(),
         any::<u64>(),
         any::<u64>().prop_map(|v| v & !511),
         valid_track_size(),
@@ -98,10 +136,11 @@ fn valid_superblock() -> impl Strategy<Value = Superblock> {
         any::<u64>(),
     )
         .prop_map(
-            |(flags, pair_id, node_id, size_bytes, track_size, gc, gb, gh, dirty, gpp)| {
+            |(flags, (pair_id, name), node_id, size_bytes, track_size, gc, gb, gh, dirty, gpp)| {
                 Superblock {
                     flags,
                     pair_id,
+                    name,
                     node_id,
                     size_bytes,
                     track_size,
@@ -130,6 +169,7 @@ fn documented_layout() {
     let sb = Superblock {
         flags: SB_SYNCED | SB_PRIMARY,
         pair_id: *b"0123456789abcdef",
+        name: PairName::NONE,
         node_id: 0x1122_3344_5566_7788,
         size_bytes: 1 << 30,
         track_size: 65536,
@@ -166,6 +206,103 @@ fn documented_layout() {
     assert_eq!((SB_BYTES, BITMAP_OFFSET, BITMAP_BLOCK), (4096, 4096, 4096));
     assert_eq!((WORDS_PER_BLOCK, TRACKS_PER_BLOCK), (512, 32768));
     assert_eq!(META_VERSION, 2);
+    assert_eq!(NAME_BYTES, NAME_LEN);
+}
+
+#[test]
+fn name_layout() {
+    let sb = Superblock::for_pair(b"r0", 1, 2, 1 << 30, 65536);
+    let b = sb.encode();
+    assert_eq!(&b[OFF_PAIR_ID..OFF_PAIR_ID + 16], &pair_id_from_name(b"r0"));
+    assert_eq!(&b[OFF_NAME..OFF_NAME + 2], b"r0");
+    assert!(b[OFF_NAME + 2..].iter().all(|&c| c == 0));
+    assert_eq!(Superblock::decode(&b).unwrap().name.as_str(), "r0");
+}
+
+/// A superblock of `sb`'s fields whose name field holds `field`, sealed.
+fn with_name_field(sb: &Superblock, field: &[u8]) -> [u8; SB_BYTES] {
+    let mut b = sb.encode();
+    b[OFF_NAME..OFF_NAME + NAME_LEN].fill(0);
+    put(&mut b, OFF_NAME, field);
+    seal(&mut b);
+    b
+}
+
+#[test]
+fn names_of_every_length() {
+    for len in 1..=NAME_LEN {
+        for word in ["p".repeat(len), "é".repeat(len / 2) + &"x".repeat(len % 2)] {
+            if word.is_empty() {
+                continue;
+            }
+            let sb = Superblock::for_pair(word.as_bytes(), 1, 2, 1 << 30, 65536);
+            assert_eq!(sb.name.as_str(), word);
+            assert_eq!(sb.pair_id, pair_id_from_name(word.as_bytes()));
+            let b = sb.encode();
+            assert_eq!(&b[OFF_NAME..OFF_NAME + len], word.as_bytes());
+            assert_eq!(Superblock::decode(&b), Ok(sb), "{word}");
+        }
+    }
+    // One byte more than the table takes: not a name.
+    let long = "p".repeat(NAME_LEN + 1);
+    assert_eq!(PairName::new(long.as_bytes()), None);
+    let sb = Superblock::for_pair(long.as_bytes(), 1, 2, 1 << 30, 65536);
+    assert_eq!(sb.name, PairName::NONE);
+    assert_eq!(sb.pair_id, pair_id_from_name(long.as_bytes()));
+}
+
+#[test]
+fn superblocks_from_before_names_decode_without_one() {
+    // What the previous version wrote: the same fields, zeroes past byte 104.
+    let old = Superblock::new(pair_id_from_name(b"r0"), 1, 2, 1 << 30, 65536);
+    let mut b = [0u8; SB_BYTES];
+    put(&mut b, OFF_MAGIC, b"RCPYMETA");
+    put(&mut b, OFF_VERSION, &2u32.to_le_bytes());
+    put(&mut b, OFF_PAIR_ID, &pair_id_from_name(b"r0"));
+    put(&mut b, OFF_NODE_ID, &1u64.to_le_bytes());
+    put(&mut b, OFF_SIZE, &(1u64 << 30).to_le_bytes());
+    put(&mut b, OFF_TRACK, &65536u32.to_le_bytes());
+    put(&mut b, OFF_GEN_CURRENT, &2u64.to_le_bytes());
+    seal(&mut b);
+    let sb = Superblock::decode(&b).unwrap();
+    assert_eq!(sb, old);
+    assert!(sb.name.is_empty());
+    assert_eq!(sb.name.as_str(), "");
+    // Rewritten (as the kernel does after a change), it stays without a name.
+    assert_eq!(sb.encode(), b);
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let sb = Superblock::for_pair(b"r0", 1, 2, 1 << 30, 65536);
+    let bad: [&[u8]; 10] = [
+        b"r0\0x",          // a byte after the first NUL
+        b"\0r0",           // NUL first, bytes after it
+        b"r 0",            // whitespace
+        b"r0\n",           // control character
+        b"r\\0",           // backslash
+        b"r0\xff",         // not UTF-8
+        b"r0\xc3",         // truncated UTF-8
+        b"r0\xc2\xa0",     // U+00A0, Unicode whitespace
+        b"r0\xc2\x85",     // U+0085, a C1 control character
+        &[b'r'; NAME_LEN], // valid, but not the name `pair_id` was made from
+    ];
+    for field in bad {
+        assert_eq!(
+            Superblock::decode(&with_name_field(&sb, field)),
+            Err(MetaError::BadField),
+            "{field:?}"
+        );
+    }
+    // The right name, or none: accepted.
+    assert_eq!(Superblock::decode(&with_name_field(&sb, b"r0")), Ok(sb));
+    let none = Superblock::decode(&with_name_field(&sb, b"")).unwrap();
+    assert_eq!((none.pair_id, none.name), (sb.pair_id, PairName::NONE));
+    // A name whose hash is not `pair_id`.
+    assert_eq!(
+        Superblock::decode(&with_name_field(&sb, b"r1")),
+        Err(MetaError::BadField)
+    );
 }
 
 #[test]
@@ -451,6 +588,7 @@ proptest! {
         let want = Superblock {
             flags,
             pair_id,
+            name: PairName::NONE,
             node_id,
             size_bytes: size,
             track_size: track,
@@ -464,6 +602,51 @@ proptest! {
             prop_assert_eq!(Superblock::decode(&b), Ok(want));
         } else {
             prop_assert_eq!(Superblock::decode(&b), Err(MetaError::BadField));
+        }
+    }
+
+    #[test]
+    fn name_field_matches_the_model(
+        sb in valid_superblock(),
+        name in pair_name(),
+        field in prop_oneof![
+            // A name, maybe with junk after its NUL.
+            (pair_name(), prop::option::of((0..NAME_LEN, 1..=255u8))).prop_map(|(n, junk)| {
+                let mut f = [0u8; NAME_LEN];
+                f[..n.len()].copy_from_slice(n.as_bytes());
+                if let Some((off, x)) = junk {
+                    f[off] ^= x;
+                }
+                f
+            }),
+            any::<[u8; 32]>().prop_map(|h| {
+                let mut f = [0u8; NAME_LEN];
+                f[..32].copy_from_slice(&h);
+                f
+            }),
+        ],
+        hashed in any::<bool>(),
+    ) {
+        // Independent model of the rule: bytes up to the first NUL are a name
+        // rcopyctl would accept (or none), only NULs follow, and a name is the
+        // one `pair_id` was made from.
+        let len = field.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
+        let text = std::str::from_utf8(&field[..len]).ok();
+        let word_ok = text.is_some_and(|t| {
+            !t.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+        });
+        let pad_ok = field[len..].iter().all(|&c| c == 0);
+        let mut s = sb;
+        s.pair_id = if hashed { pair_id_from_name(&field[..len]) } else { pair_id_from_name(name.as_bytes()) };
+        let valid = pad_ok
+            && (len == 0 || (word_ok && pair_id_from_name(&field[..len]) == s.pair_id));
+        let got = Superblock::decode(&with_name_field(&s, &field));
+        if valid {
+            let d = got.unwrap();
+            prop_assert_eq!(d.name.as_bytes(), &field[..len]);
+            prop_assert_eq!(d.pair_id, s.pair_id);
+        } else {
+            prop_assert_eq!(got, Err(MetaError::BadField));
         }
     }
 

@@ -52,7 +52,8 @@ pub enum Command {
     /// Write fresh rcopy metadata to a metadata device.
     ///
     /// Writes a superblock (the data device's size, the track size, the pair
-    /// id, a new random node id and generation, no flags) and zeroes the
+    /// id and its word as the pair's name, a new random node id and
+    /// generation, no flags) and zeroes the
     /// dirty-track bitmap. --track-size and --pair-id must be those of the
     /// table that will use the device. Refuses a device that already holds
     /// rcopy metadata, or that is in use, unless --force is given.

@@ -15,8 +15,9 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 
 use rcopy_core::format::{
-    bitmap_blocks, MetaError, Superblock, BITMAP_BLOCK, BITMAP_OFFSET, META_VERSION, SB_BYTES,
-    SB_CONSISTENT, SB_COPY_STARTED, SB_FLAGS, SB_PRIMARY, SB_SYNCED, TRACKS_PER_BLOCK,
+    bitmap_blocks, pair_name_valid, MetaError, Superblock, BITMAP_BLOCK, BITMAP_OFFSET,
+    META_VERSION, SB_BYTES, SB_CONSISTENT, SB_COPY_STARTED, SB_FLAGS, SB_PRIMARY, SB_SYNCED,
+    TRACKS_PER_BLOCK,
 };
 use rcopy_core::geometry::{meta_bytes_needed, tracks};
 use rcopy_core::proto::pair_id_from_name;
@@ -259,13 +260,28 @@ pub fn random_id() -> Result<u64, Error> {
     }
 }
 
-/// A one-line description of a superblock: `pair 3fa2…, 256 MiB, 64 KiB
-/// tracks, synced`.
+/// The pair a superblock belongs to, for messages: its name (`r0`), or for
+/// metadata that holds none, the start of its pair id (`3fa2…`).
+pub fn pair_label(sb: &Superblock) -> String {
+    if sb.name.is_empty() {
+        format!("{}…", hex(&sb.pair_id[..2]))
+    } else {
+        sb.name.as_str().to_string()
+    }
+}
+
+/// A one-line description of a superblock: `pair r0, 256 MiB, 64 KiB
+/// tracks, synced` (`pair 3fa2…` if it holds no name).
 pub fn summary(sb: &Superblock) -> String {
+    format!("pair {}, {}", pair_label(sb), detail(sb))
+}
+
+/// Size, track size and flags of a superblock: `256 MiB, 64 KiB tracks,
+/// synced`.
+fn detail(sb: &Superblock) -> String {
     let flags = flag_names(sb.flags);
     format!(
-        "pair {}…, {}, {} tracks, {}",
-        hex(&sb.pair_id[..2]),
+        "{}, {} tracks, {}",
         human_bytes(sb.size_bytes),
         human_bytes(u64::from(sb.track_size)),
         if flags.is_empty() {
@@ -315,6 +331,12 @@ pub fn check_pair_id(word: &str) -> Result<(), Error> {
             word.len()
         )));
     }
+    // The superblock stores the word in clear: it takes what `check_word` takes.
+    if !pair_name_valid(word.as_bytes()) {
+        return Err(Error::usage(format!(
+            "--pair-id {word:?}: the pair id cannot be stored in the superblock"
+        )));
+    }
     Ok(())
 }
 
@@ -333,7 +355,6 @@ pub fn create_md(
     let track_size = check_track_size(req.track_size)?;
     let pair_name = req.pair_id.unwrap_or(DEFAULT_PAIR_ID);
     check_pair_id(pair_name)?;
-    let pair_id = pair_id_from_name(pair_name.as_bytes());
 
     let data = Dev::open("data device", req.data, Access::Size)?;
     let meta = Dev::open(
@@ -361,9 +382,10 @@ pub fn create_md(
     let replaced = match Superblock::decode(&old) {
         Ok(sb) if !req.force => {
             return Err(Error::new(format!(
-                "{} already holds rcopy metadata ({}): use --force to overwrite",
+                "{} already holds rcopy metadata of pair {} ({}): use --force to overwrite",
                 meta.path,
-                summary(&sb)
+                pair_label(&sb),
+                detail(&sb)
             )))
         }
         Ok(sb) => Some(sb),
@@ -389,7 +411,7 @@ pub fn create_md(
         Err(_) => None,
     };
 
-    let sb = Superblock::new(pair_id, new_id()?, new_id()?, size, track_size);
+    let sb = Superblock::for_pair(pair_name.as_bytes(), new_id()?, new_id()?, size, track_size);
 
     // 1. No superblock: the device reads as unformatted from here on.
     meta.write_at(0, &AlignedBuf::zeroed(SB_BYTES))?;
@@ -613,6 +635,9 @@ pub fn inspect_md(path: &str) -> Result<Inspection, Error> {
     })
 }
 
+/// `inspect-md`'s `pair:` for metadata that holds no name.
+pub const NO_NAME: &str = "- (none recorded: the metadata predates pair names)";
+
 /// `inspect-md`'s text.
 pub fn inspection_text(i: &Inspection) -> String {
     let sb = &i.sb;
@@ -628,8 +653,14 @@ pub fn inspection_text(i: &Inspection) -> String {
             gen_hex(g)
         }
     };
+    let name = if sb.name.is_empty() {
+        NO_NAME.to_string()
+    } else {
+        sb.name.as_str().to_string()
+    };
     let mut r: Vec<(&str, String)> = vec![
         ("version", META_VERSION.to_string()),
+        ("pair", name),
         ("pair id", pair),
         ("node id", gen_hex(sb.node_id)),
         (
@@ -701,13 +732,22 @@ pub fn inspection_text(i: &Inspection) -> String {
 }
 
 /// `inspect-md --json`: one object. Ids and generations are hex strings
-/// (16 digits; 0 means none), flags a list of names.
+/// (16 digits; 0 means none), flags a list of names, `pair` the pair's name
+/// (`null` if the metadata holds none).
 pub fn inspection_json(i: &Inspection) -> String {
     let sb = &i.sb;
     let hexv = |g: u64| Value::Str(gen_hex(g));
     json::object(&[
         ("path", Value::Str(i.path.clone())),
         ("version", Value::Num(u64::from(META_VERSION))),
+        (
+            "pair",
+            if sb.name.is_empty() {
+                Value::Null
+            } else {
+                Value::Str(sb.name.as_str().to_string())
+            },
+        ),
         ("pair_id", Value::Str(hex(&sb.pair_id))),
         ("node_id", hexv(sb.node_id)),
         ("size", Value::Num(sb.size_bytes)),
@@ -960,8 +1000,9 @@ mod tests {
         let c = create_md(&req(&meta, &data), counter()).unwrap();
         assert!(c.warnings.is_empty());
         assert_eq!(c.replaced, None);
-        let mut want = Superblock::new(pair_id_from_name(b"default"), 1, 2, 1 << 30, 65536);
-        want.flags = 0;
+        let want = Superblock::for_pair(b"default", 1, 2, 1 << 30, 65536);
+        assert_eq!(want.name.as_str(), "default");
+        assert_eq!(want.flags, 0);
         assert_eq!(c.sb, want);
         assert_eq!(
             Superblock::decode(meta.read_at(0, 4096).as_slice().try_into().unwrap()),
@@ -1013,6 +1054,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains(" (pair_id default)\n"), "{t}");
+        assert!(t.contains("  pair:          default\n"), "{t}");
         assert!(
             t.contains("  size:          1 GiB (1073741824 bytes)\n"),
             "{t}"
@@ -1065,6 +1107,13 @@ mod tests {
         let t = inspection_text(&i);
         assert!(!t.contains("(pair_id default)"), "{t}");
         assert!(
+            t.contains(&format!(
+                "  version:       {META_VERSION}\n  pair:          p1\n  pair id:       {}\n",
+                hex(&pair_id_from_name(b"p1"))
+            )),
+            "{t}"
+        );
+        assert!(
             t.contains("  flags:         synced, primary (0x9)\n"),
             "{t}"
         );
@@ -1093,7 +1142,7 @@ mod tests {
         );
         assert!(
             j.contains(&format!(
-                "\"pair_id\": \"{}\"",
+                "\"pair\": \"p1\", \"pair_id\": \"{}\"",
                 hex(&pair_id_from_name(b"p1"))
             )),
             "{j}"
@@ -1131,6 +1180,23 @@ mod tests {
     }
 
     #[test]
+    fn inspect_metadata_without_a_name() {
+        // What rcopyctl wrote before superblocks held names: zeroes there.
+        let data = TempFile::new("data", 256 << 20);
+        let meta = TempFile::new("meta", 128 << 10);
+        let old = Superblock::new(pair_id_from_name(b"r0"), 1, 2, 256 << 20, 65536);
+        meta.write_at(0, &old.encode());
+        assert!(meta.read_at(104, 64).iter().all(|&c| c == 0));
+        let i = inspect_md(meta.path()).unwrap();
+        assert_eq!(i.sb, old);
+        let t = inspection_text(&i);
+        assert!(t.contains(&format!("  pair:          {NO_NAME}\n")), "{t}");
+        let j = inspection_json(&i);
+        assert!(j.contains("\"pair\": null, \"pair_id\": "), "{j}");
+        drop(data);
+    }
+
+    #[test]
     fn stray_bits_are_reported() {
         // 1 MiB at 64 KiB: 16 tracks; bits 16.. of the block are slack.
         let data = TempFile::new("data", 1 << 20);
@@ -1160,16 +1226,43 @@ mod tests {
         let e = create_md(&req(&meta, &data), counter())
             .unwrap_err()
             .to_string();
-        let prefix = hex(&pair_id_from_name(b"default")[..2]);
         assert_eq!(
             e,
             format!(
-                "{} already holds rcopy metadata (pair {prefix}…, 256 MiB, 64 KiB tracks, \
+                "{} already holds rcopy metadata of pair default (256 MiB, 64 KiB tracks, \
                  synced): use --force to overwrite",
                 meta.path()
             )
         );
         assert_eq!(meta.read_at(0, 8192), before, "nothing written");
+        // Another pair's: named, whatever --pair-id this run was given.
+        let mut r = req(&meta, &data);
+        r.pair_id = Some("r1");
+        r.force = true;
+        create_md(&r, counter()).unwrap();
+        let mut r = req(&meta, &data);
+        r.pair_id = Some("r0");
+        let e = create_md(&r, counter()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{} already holds rcopy metadata of pair r1 (256 MiB, ",
+                meta.path()
+            )),
+            "{e}"
+        );
+        // Metadata from before names: the start of its pair id.
+        let old = Superblock::new(pair_id_from_name(b"r1"), 1, 2, 256 << 20, 65536);
+        meta.write_at(0, &old.encode());
+        let e = create_md(&r, counter()).unwrap_err().to_string();
+        let prefix = hex(&pair_id_from_name(b"r1")[..2]);
+        assert!(
+            e.starts_with(&format!(
+                "{} already holds rcopy metadata of pair {prefix}… (256 MiB, ",
+                meta.path()
+            )),
+            "{e}"
+        );
+        meta.write_at(0, &before[..4096]);
 
         // --force replaces it, with new ids.
         let mut r = req(&meta, &data);
@@ -1183,9 +1276,9 @@ mod tests {
             (9, 10, 4096)
         );
         assert_eq!(c.sb.flags, 0);
-        assert!(created_text(&c).contains(&format!(
-            ": wrote rcopy metadata (replacing pair {prefix}…, 256 MiB, 64 KiB tracks, synced)\n"
-        )));
+        assert!(created_text(&c).contains(
+            ": wrote rcopy metadata (replacing pair default, 256 MiB, 64 KiB tracks, synced)\n"
+        ));
         assert_eq!(inspect_md(meta.path()).unwrap().sb, c.sb);
 
         // Damaged rcopy metadata needs --force too; other contents do not.
@@ -1497,5 +1590,7 @@ mod tests {
             summary(&sb),
             "pair 3f3f…, 256 MiB, 64 KiB tracks, synced,consistent"
         );
+        let sb = Superblock::for_pair(b"r0", 1, 1, 256 << 20, 65536);
+        assert_eq!(summary(&sb), "pair r0, 256 MiB, 64 KiB tracks, no flags");
     }
 }
