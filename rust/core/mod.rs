@@ -21,6 +21,8 @@ pub mod le;
 pub mod order;
 pub mod proto;
 pub mod sha256;
+pub mod snapmap;
+pub mod snapstore;
 pub mod state;
 pub mod status;
 pub mod table;

@@ -1,5 +1,5 @@
-//! Fuzz harnesses for rcopy's pure core: what a peer or a metadata device can
-//! feed the kernel module.
+//! Fuzz harnesses for rcopy's pure core: what a peer, a metadata device or a
+//! snapshot store can feed the kernel module.
 //!
 //! Each function takes arbitrary bytes, must never panic (the core promises "no
 //! panics on any input"; these are built with overflow checks and debug
@@ -18,9 +18,19 @@ use rcopy_core::gens::{decide, Decision, GenInfo, GF_BLANK, GF_RESOLVE};
 use rcopy_core::proto::{
     self, Header, Hello, Kind, RejectReason, HEADER_LEN, HELLO_LEN, MAX_PAYLOAD,
 };
+use rcopy_core::snapmap::{Entry, SnapMap, MAX_SNAPSHOTS};
+use rcopy_core::snapstore::{
+    self, decode_records, encode_records, record_in, StoreSb, BLOCK, RECORDS_PER_BLOCK,
+};
 use rcopy_core::state::Pair;
 
 pub mod seeds;
+
+/// Offset of the CRC field in a snapshot-store block (superblock and record block).
+const STORE_CRC: usize = 12;
+/// Offsets of the store id and the block number in a record block.
+const REC_STORE_ID: usize = 16;
+const REC_BLOCK: usize = 24;
 
 /// Offset of the CRC field in a frame header (`Documentation/rcopy-protocol.rst`).
 const FRAME_CRC: usize = 40;
@@ -263,4 +273,138 @@ fn check_activity(buf: &[u8]) -> Result<activity::AlHeader, activity::AlError> {
         }
     }
     r
+}
+
+/// Sets a snapshot-store block's CRC to the one a correct writer would have put
+/// there: CRC-32C over the block with the CRC field zeroed.
+pub fn fix_store_crc(b: &mut [u8; BLOCK]) {
+    b[STORE_CRC..STORE_CRC + 4].fill(0);
+    let crc = crc32c(b);
+    b[STORE_CRC..STORE_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The snapshot store's decoders: `data` is a superblock copy (the first 4 KiB,
+/// zero-padded) and a record block copy (the next 4 KiB). Each is decoded as is
+/// and with the CRC fixed up. A decoded superblock re-encodes to the same block,
+/// passes its own `check`, and stays decodable after a snapshot is added and one
+/// removed. The record block is decoded against the decoded superblock (or one
+/// made to match it: its own store id, every slot and epoch allowed) at the block
+/// number it claims and at block 0; a decoded block re-encodes to the same bytes,
+/// its records load into a snapshot map (errors allowed, never a panic), and
+/// `pick` chooses a copy that decoded.
+pub fn snapstore(data: &[u8]) {
+    let mut sbb = [0u8; BLOCK];
+    let n = data.len().min(BLOCK);
+    sbb[..n].copy_from_slice(&data[..n]);
+    let rest = &data[n..];
+    let mut rb = [0u8; BLOCK];
+    let m = rest.len().min(BLOCK);
+    rb[..m].copy_from_slice(&rest[..m]);
+
+    let mut sb = check_store_sb(&sbb);
+    fix_store_crc(&mut sbb);
+    if let Some(fixed) = check_store_sb(&sbb) {
+        sb = Some(fixed);
+    }
+    let sb = sb.unwrap_or_else(|| {
+        let id = u64::from_le_bytes(
+            rb[REC_STORE_ID..REC_STORE_ID + 8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let mut s = StoreSb::new(id, [0; 16], 1 << 40, 4096, u32::MAX - 2);
+        s.newest_epoch = u32::MAX;
+        s
+    });
+    let claimed = u64::from_le_bytes(rb[REC_BLOCK..REC_BLOCK + 8].try_into().unwrap_or([0; 8]));
+    let claimed = u32::try_from(claimed).unwrap_or(0);
+    let tracks = sb.device_bytes / u64::from(sb.track_size.max(1));
+    for block in [claimed, 0] {
+        let raw = check_records(&rb, &sb, block, tracks);
+        let mut fixed_b = rb;
+        fix_store_crc(&mut fixed_b);
+        let fixed = check_records(&fixed_b, &sb, block, tracks);
+        match snapstore::pick(raw, fixed) {
+            Ok(Some(0)) => assert!(raw.is_ok()),
+            Ok(Some(1)) => assert!(fixed.is_ok()),
+            Ok(Some(_)) => panic!("pick chose neither copy"),
+            Ok(None) => assert!(raw.is_err() && fixed.is_err()),
+            Err(_) => assert!(raw.is_err() || fixed.is_err()),
+        }
+    }
+}
+
+fn check_store_sb(b: &[u8; BLOCK]) -> Option<StoreSb> {
+    let mut sb = StoreSb::new(0, [0; 16], 0, 4096, 0);
+    sb.decode_into(b).ok()?;
+    let mut again = [0u8; BLOCK];
+    sb.encode_into(&mut again);
+    assert_eq!(again, *b, "store superblock does not re-encode");
+    assert_eq!(
+        sb.check(sb.device_bytes, sb.track_size, &sb.pair_id),
+        Ok(())
+    );
+    let mut live = [0; MAX_SNAPSHOTS];
+    let n = sb.live(&mut live);
+    assert!(live[..n].iter().all(|&e| e != 0 && e <= sb.newest_epoch));
+    // Adding and removing snapshots keeps it decodable.
+    let mut next = sb.clone();
+    if let Some(&e) = live[..n].first() {
+        next.remove(e).expect("a live snapshot is in the table");
+    }
+    let _ = next.add(snapstore::SnapInfo::NONE);
+    next.encode_into(&mut again);
+    let mut back = StoreSb::new(0, [0; 16], 0, 4096, 0);
+    assert_eq!(
+        back.decode_into(&again),
+        Ok(()),
+        "a table step breaks the superblock"
+    );
+    assert_eq!(back, next);
+    Some(sb)
+}
+
+fn check_records(
+    b: &[u8; BLOCK],
+    sb: &StoreSb,
+    block: u32,
+    tracks: u64,
+) -> Result<u64, snapstore::StoreError> {
+    let h = decode_records(b, sb, block, tracks)?;
+    let mut again = [0u8; BLOCK];
+    let n = encode_records(&mut again, sb.store_id, block, h.seq, |s| {
+        s.checked_sub(block.saturating_mul(RECORDS_PER_BLOCK))
+            .and_then(|j| record_in(b, j))
+    });
+    assert_eq!(n, h.count);
+    assert_eq!(again, *b, "record block does not re-encode");
+    // Load the records into a map over the slots up to this block's (bounded).
+    let slots = (block.saturating_add(1).saturating_mul(RECORDS_PER_BLOCK)).min(1 << 16);
+    let mut live = [0; MAX_SNAPSHOTS];
+    let nl = sb.live(&mut live);
+    let entries = vec![Entry::EMPTY; slots as usize];
+    if let Ok(mut l) = SnapMap::load(
+        entries,
+        vec![0u32; 64],
+        tracks,
+        sb.newest_epoch,
+        &live[..nl],
+    ) {
+        for j in 0..RECORDS_PER_BLOCK {
+            if let Some(r) = record_in(b, j) {
+                let _ = l.add(r);
+            }
+        }
+        let m = l.finish(|_| {});
+        assert_eq!(m.used_slots() + m.free_slots(), m.slots());
+        for j in 0..RECORDS_PER_BLOCK {
+            if let Some(r) = record_in(b, j) {
+                for &k in m.live() {
+                    let _ = m.lookup(k, r.track);
+                }
+                let _ = m.needs_copy(r.track);
+            }
+        }
+    }
+    Ok(h.seq)
 }

@@ -10,12 +10,16 @@ use rcopy_core::proto::{
     pair_id_from_name, Header, Hello, RejectReason, ACK_DURABLE, HELLO_LEN, PROTO_VERSION,
     WRITE_DISCARD, WRITE_FUA, WRITE_PREFLUSH, WRITE_ZEROES,
 };
+use rcopy_core::snapmap::Record;
+use rcopy_core::snapstore::{
+    self, SnapInfo, SnapState, StoreSb, BLOCK, SNAP_BEFORE_RESYNC, SNAP_CHECKSUM,
+};
 use rcopy_core::state::{Conn, Pair, Role, State};
 use rcopy_core::status::Mode;
 
 /// One seed: the target it is for, a file-name suffix, the bytes.
 pub struct Seed {
-    /// `frame`, `handshake`, `superblock` or `activity`.
+    /// `frame`, `handshake`, `superblock`, `activity` or `snapstore`.
     pub target: &'static str,
     /// Short name, unique within the target.
     pub name: String,
@@ -205,6 +209,55 @@ pub fn all() -> Vec<Seed> {
     activity::encode(&mut whole, 9, 22, &[3, 5]);
     whole.truncate(activity::AL_HEADER_BYTES + 16);
     out.push(seed("activity", "al-whole", whole));
+
+    // Snapshot store: a superblock copy, then a record block copy.
+    let mut sb = StoreSb::new(0x5eed, pair_id_from_name(b"r0"), 1 << 30, 64 << 10, 1000);
+    let store = |sb: &StoreSb, block: u32, recs: &[Record]| {
+        let mut v = vec![0u8; 2 * BLOCK];
+        let (a, b) = v.split_at_mut(BLOCK);
+        sb.encode_into(a.try_into().expect("one block"));
+        snapstore::encode_records(
+            b.try_into().expect("one block"),
+            sb.store_id,
+            block,
+            3,
+            |s| recs.iter().copied().find(|r| r.slot == s),
+        );
+        v
+    };
+    out.push(seed("snapstore", "empty", store(&sb, 0, &[])));
+    let named = SnapInfo {
+        flags: SNAP_CHECKSUM,
+        stream_seq: 4096,
+        gen: 0xA1,
+        created_ns: 1_700_000_000_000_000_000,
+        name: snapstore::pad_name(b"nightly").expect("valid name"),
+        checksum: [0x42; 32],
+        ..SnapInfo::NONE
+    };
+    let _ = sb.add(named);
+    let _ = sb.add(SnapInfo {
+        flags: SNAP_BEFORE_RESYNC,
+        ..SnapInfo::NONE
+    });
+    let _ = sb.add(SnapInfo {
+        state: SnapState::Invalid,
+        ..SnapInfo::NONE
+    });
+    sb.seq = 7;
+    let r = |track, slot, epoch| Record { track, slot, epoch };
+    let recs = [r(5, 0, 1), r(5, 1, 2), r(9, 2, 1), r(11, 251, 3)];
+    out.push(seed("snapstore", "snapshots", store(&sb, 0, &recs)));
+    out.push(seed(
+        "snapstore",
+        "block-1",
+        store(&sb, 1, &[r(1, 252, 2), r(2, 300, 2)]),
+    ));
+    out.push(seed(
+        "snapstore",
+        "superblock-only",
+        store(&sb, 0, &[])[..BLOCK].to_vec(),
+    ));
 
     out
 }

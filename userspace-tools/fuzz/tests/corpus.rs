@@ -7,15 +7,17 @@ use rcopy_core::activity;
 use rcopy_core::format::{Superblock, SB_BYTES};
 use rcopy_core::gens::{decide, Decision};
 use rcopy_core::proto::{Header, Hello, HEADER_LEN, HELLO_LEN};
+use rcopy_core::snapstore::{decode_records, StoreSb, BLOCK};
 use rcopy_fuzz::seeds;
 
 type Harness = fn(&[u8]);
 
-const TARGETS: [(&str, Harness); 4] = [
+const TARGETS: [(&str, Harness); 5] = [
     ("frame", rcopy_fuzz::frame),
     ("handshake", rcopy_fuzz::handshake),
     ("superblock", rcopy_fuzz::superblock),
     ("activity", rcopy_fuzz::activity),
+    ("snapstore", rcopy_fuzz::snapstore),
 ];
 
 fn replay(dir: &Path, f: Harness) -> usize {
@@ -82,6 +84,17 @@ fn seeds_run_and_decode() {
                     buf.extend_from_slice(&s.data[n..]);
                 }
                 activity::decode(&buf).unwrap();
+            }
+            "snapstore" => {
+                let mut b = [0u8; BLOCK];
+                b.copy_from_slice(&s.data[..BLOCK]);
+                let mut sb = StoreSb::new(0, [0; 16], 0, 4096, 0);
+                sb.decode_into(&b).unwrap();
+                if s.data.len() > BLOCK {
+                    b.copy_from_slice(&s.data[BLOCK..2 * BLOCK]);
+                    let block = if s.name == "block-1" { 1 } else { 0 };
+                    decode_records(&b, &sb, block, 1 << 14).unwrap();
+                }
             }
             t => panic!("unknown target {t}"),
         }

@@ -12,6 +12,7 @@ use rcopy_core::crc32c::crc32c;
 use rcopy_core::format::{Superblock, SB_BYTES};
 use rcopy_core::gens::decide;
 use rcopy_core::proto::{reject_text, Header, Hello, Kind, HEADER_LEN, HELLO_LEN};
+use rcopy_core::snapstore::{decode_records, StoreSb, BLOCK};
 
 type Tally = BTreeMap<String, usize>;
 
@@ -102,6 +103,70 @@ fn activity(t: &mut Tally, data: &[u8]) {
     note(t, "activity::decode", &activity::decode(&buf));
 }
 
+fn snapstore(t: &mut Tally, data: &[u8]) {
+    let mut sbb = [0u8; BLOCK];
+    let n = data.len().min(BLOCK);
+    sbb[..n].copy_from_slice(&data[..n]);
+    let mut rb = [0u8; BLOCK];
+    let m = (data.len() - n).min(BLOCK);
+    rb[..m].copy_from_slice(&data[n..n + m]);
+    let mut sb = StoreSb::new(0, [0; 16], 0, 4096, 0);
+    for pass in 0..2 {
+        if pass == 1 {
+            rcopy_fuzz::fix_store_crc(&mut sbb);
+        }
+        let mut s = StoreSb::new(0, [0; 16], 0, 4096, 0);
+        let r = s.decode_into(&sbb);
+        note(t, "StoreSb::decode", &r);
+        if r.is_ok() {
+            sb = s;
+        }
+    }
+    if sb.slot_count == 0 {
+        sb = StoreSb::new(
+            u64::from_le_bytes(rb[16..24].try_into().unwrap()),
+            [0; 16],
+            1 << 40,
+            4096,
+            u32::MAX - 2,
+        );
+        sb.newest_epoch = u32::MAX;
+    }
+    let tracks = sb.device_bytes / u64::from(sb.track_size);
+    for pass in 0..2 {
+        if pass == 1 {
+            rcopy_fuzz::fix_store_crc(&mut rb);
+        }
+        for block in [
+            u32::try_from(u64::from_le_bytes(rb[24..32].try_into().unwrap())).unwrap_or(0),
+            0,
+        ] {
+            note(
+                t,
+                "decode_records",
+                &decode_records(&rb, &sb, block, tracks),
+            );
+        }
+    }
+}
+
+const STORE_SB_ERRORS: &[&str] = &[
+    "Ok",
+    "Empty",
+    "BadMagic",
+    "BadVersion",
+    "BadChecksum",
+    "BadField",
+];
+const STORE_REC_ERRORS: &[&str] = &[
+    "Ok",
+    "Empty",
+    "BadMagic",
+    "BadVersion",
+    "BadChecksum",
+    "Stale",
+    "BadField",
+];
 const PROTO_ERRORS: &[&str] = &[
     "BadMagic",
     "BadVersion",
@@ -173,6 +238,9 @@ fn corpus_reaches_every_outcome() {
     for d in inputs("activity") {
         activity(&mut t, &d);
     }
+    for d in inputs("snapstore") {
+        snapstore(&mut t, &d);
+    }
     for (k, n) in &t {
         println!("{n:6}  {k}");
     }
@@ -191,6 +259,16 @@ fn corpus_reaches_every_outcome() {
             .map(|e| format!("Superblock::decode: {e}")),
     );
     want.extend(AL_ERRORS.iter().map(|e| format!("activity::decode: {e}")));
+    want.extend(
+        STORE_SB_ERRORS
+            .iter()
+            .map(|e| format!("StoreSb::decode: {e}")),
+    );
+    want.extend(
+        STORE_REC_ERRORS
+            .iter()
+            .map(|e| format!("decode_records: {e}")),
+    );
     let missing: Vec<&String> = want.iter().filter(|k| !t.contains_key(*k)).collect();
     assert!(
         missing.is_empty(),
