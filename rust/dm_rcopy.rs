@@ -23,6 +23,8 @@ mod primary;
 mod rcore;
 mod registry;
 mod secondary;
+mod snapshot;
+mod snaptarget;
 mod target;
 mod tlog;
 
@@ -36,7 +38,8 @@ module! {
 }
 
 struct RcopyModule {
-    // Dropped in this order: the target type goes before the bio set its devices use.
+    // Dropped in this order: the target types go before the bio set their devices use.
+    _snap_target: dm::Registration,
     _target: dm::Registration,
     _bioset: blk::BioSet,
 }
@@ -46,8 +49,10 @@ impl kernel::Module for RcopyModule {
         registry::init();
         let bioset = blk::BioSet::new()?;
         let reg = dm::Registration::new::<target::Rcopy>(module)?;
+        let snap = dm::Registration::new::<snaptarget::RcopySnap>(module)?;
         pr_info!("rcopy {} loaded\n", target::VERSION_STR);
         Ok(Self {
+            _snap_target: snap,
             _target: reg,
             _bioset: bioset,
         })

@@ -50,6 +50,8 @@ use crate::rcore::gens::{self, Decision as Handshake, GenInfo};
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header};
 use crate::rcore::status::{Conn, DevError, Mode, Role, State};
+use crate::snapshot::Store;
+use crate::tlog::MarkOutcome;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
@@ -145,6 +147,8 @@ pub(crate) struct Pair {
     name: KVec<u8>,
     node_id: u64,
     pub(crate) md: Pin<KBox<Metadata>>,
+    /// The snapshot store (`snap_store`), used while this side is a secondary.
+    pub(crate) store: Option<Arc<Store>>,
     #[pin]
     pub(crate) al: ActivityLog,
     pub(crate) inflight: Inflight,
@@ -217,6 +221,7 @@ impl Pair {
         cfg: Config,
         data: Bdev,
         md: Pin<KBox<Metadata>>,
+        store: Option<Arc<Store>>,
         table: TableRef,
         name: &str,
     ) -> Result<Arc<Pair>> {
@@ -246,6 +251,7 @@ impl Pair {
                 name: nm,
                 node_id,
                 md,
+                store,
                 al <- al,
                 inflight: Inflight::new()?,
                 deferred: BioList::new(),
@@ -272,6 +278,8 @@ impl Pair {
                     last_state: State::Suspended,
                     peer_state: None,
                     peer_mode: None,
+                    next_ticket: 1,
+                    mark_results: [(0, crate::tlog::MarkOutcome::Lost); crate::tlog::MARK_RESULTS],
                 }),
                 wake <- kernel::new_condvar!(),
                 threads <- kernel::new_mutex!(KVec::new()),
@@ -769,6 +777,7 @@ impl Pair {
             tracks: pb.tracks.clone(),
             al,
             issued_ns: now_ns(),
+            mark: None,
         });
         pb.seq = seq;
         pb.flags.store(
@@ -871,6 +880,11 @@ impl Pair {
             }
             if sh.unsent < sh.head {
                 sh.unsent = sh.head;
+            }
+            if e.mark.is_some() {
+                // The peer never answered: whether it took the snapshot is unknown
+                // here (it lists what it holds).
+                sh.mark_done(e.sector, crate::tlog::MarkOutcome::Lost);
             }
             drop(sh);
             self.md.mark(e.tracks.clone());
@@ -1021,10 +1035,11 @@ impl Pair {
     /// [`Pair::retune`] changes in place is the same. A reload that changes anything
     /// else (role, peer, mode, secret, cache or activity-log size) builds a new
     /// engine instead, which starts when this one has stopped (and reconnects).
-    pub(crate) fn same_engine(&self, cfg: &Config, data: u32, meta: u32) -> bool {
+    pub(crate) fn same_engine(&self, cfg: &Config, data: u32, meta: u32, store: u32) -> bool {
         let (a, b) = (&self.cfg, cfg);
         self.data.devt() == data
             && self.md.devt() == meta
+            && self.store.as_ref().map_or(0, |s| s.devt) == store
             && a.role == b.role
             && a.mode == b.mode
             && a.peer == b.peer
@@ -1036,6 +1051,87 @@ impl Pair {
             && a.size_bytes == b.size_bytes
             && a.al_extents == b.al_extents
             && a.al_extent_size == b.al_extent_size
+    }
+
+    /// Queues a marker after every write mapped so far (message `snapshot`):
+    /// the peer acts on it with everything before it applied and flushed, and
+    /// nothing after. Returns its ticket; `mark_outcome` says what became of it.
+    /// Only a primary in `duplex` state (the peer's image is a prefix of this
+    /// side's writes) whose peer speaks markers. Process context.
+    pub(crate) fn request_mark(&self, mark: proto::Mark) -> Result<u64> {
+        if self.cfg.role != Role::Primary {
+            return Err(EINVAL);
+        }
+        let mut sh = self.sh.lock();
+        let speaks = sh
+            .link
+            .as_ref()
+            .is_some_and(|l| l.speaks(proto::FEATURE_MARKS));
+        if sh.conn != Conn::Connected {
+            return Err(ENOTCONN);
+        }
+        if !speaks {
+            return Err(EOPNOTSUPP);
+        }
+        if self.state_locked(&sh) != State::Duplex || sh.peer_inconsistent || sh.gap {
+            // A copy or resync: the peer's image is not a prefix of this side's.
+            return Err(EAGAIN);
+        }
+        if sh.ring_full() {
+            return Err(EBUSY);
+        }
+        let seq = sh.next_seq;
+        sh.next_seq += 1;
+        let ticket = sh.next_ticket;
+        sh.next_ticket += 1;
+        sh.push(Entry::marker(seq, ticket, mark));
+        drop(sh);
+        self.wake.notify_all();
+        Ok(ticket)
+    }
+
+    /// What became of marker `ticket`: `Ok(None)` while pending, `Err` if there
+    /// was no such ticket or it is too old to be remembered.
+    pub(crate) fn mark_outcome(&self, ticket: u64) -> Result<Option<MarkOutcome>> {
+        let sh = self.sh.lock();
+        if ticket == 0 || ticket >= sh.next_ticket {
+            return Err(ENOENT);
+        }
+        match sh.mark_outcome(ticket) {
+            Some(o) => Ok(Some(o)),
+            None if sh.next_ticket - ticket <= crate::tlog::MARK_RESULTS as u64 => Ok(None),
+            None => Err(ENOENT),
+        }
+    }
+
+    /// Writes snapshot `epoch` back onto the data device (message
+    /// `snapshot-rollback`, engine stopped): a takeover after a disaster during a
+    /// resync gets the consistent image the resync began from. The tracks it
+    /// rewrites are marked in the bitmap (a peer may hold newer data there), and
+    /// the image is recorded as consistent. Returns the tracks rewritten.
+    ///
+    /// What if the machine dies during it: the snapshot is untouched (its slots
+    /// are only read), so the rollback can run again; the superblock says
+    /// inconsistent until the end.
+    pub(crate) fn rollback_to(&self, st: &Store, epoch: u32) -> Result<u64> {
+        let n = st.rollback(epoch, |t| {
+            self.md.mark(t..t + 1);
+        })?;
+        self.md.persist()?;
+        self.md.update_sb(|sb| sb.flags |= format::SB_CONSISTENT)?;
+        pr_info!(
+            "{}: rolled back to snapshot {}: {} tracks rewritten and marked for the peer\n",
+            self.name(),
+            epoch,
+            n
+        );
+        self.apply_failed.store(0, Relaxed);
+        Ok(n)
+    }
+
+    /// Whether the threads run (the device is resumed).
+    pub(crate) fn running(&self) -> bool {
+        !self.threads.lock().is_empty()
     }
 
     /// Takes the options of the table being resumed and points events at it

@@ -67,6 +67,9 @@ pub(crate) struct Link {
     /// When a frame last arrived (or the connection was made), in ns.
     pub(crate) last_rx: Atomic<u64>,
     dead: Atomic<u32>,
+    /// The features both sides speak (`proto::FEATURE_*`), once the handshake
+    /// checked the peer's HELLO.
+    features: Atomic<u32>,
     /// Serialises senders (the sender thread and the receiver's replies).
     #[pin]
     send_lock: Mutex<()>,
@@ -93,6 +96,7 @@ impl Link {
                 sock,
                 last_rx: Atomic::new(now_ns()),
                 dead: Atomic::new(0),
+                features: Atomic::new(0),
                 send_lock <- kernel::new_mutex!(()),
                 peer,
             }),
@@ -180,6 +184,8 @@ impl Link {
         if peer.role == me.role {
             return Err(self.reject(RejectReason::Role));
         }
+        self.features
+            .store(hello.negotiated_features(&peer), Relaxed);
         let mac = proto::auth_mac(me.secret, &me.pair_id, &nonce, &peer.nonce, initiator);
         self.send(&Header::auth(), &mac)?;
         let len = self.expect(buf, Kind::Auth)?;
@@ -196,6 +202,11 @@ impl Link {
         self.send(&Header::auth_ok(), &[])?;
         self.expect(buf, Kind::AuthOk)?;
         Ok(peer)
+    }
+
+    /// Whether both sides speak `feature` (a `proto::FEATURE_*` bit).
+    pub(crate) fn speaks(&self, feature: u32) -> bool {
+        self.features.load(Relaxed) & feature != 0
     }
 
     /// Receives a frame that must be of `kind` (a REJECT ends the handshake with its

@@ -17,6 +17,7 @@ use crate::rcore::gens::{self, Decision, GenInfo};
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
+use crate::tlog::MarkOutcome;
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
@@ -235,15 +236,20 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
             }
             let pos = sh.unsent;
             sh.unsent += 1;
-            let next = sh.slot(pos).and_then(|s| s.as_mut()).map(|e| {
-                (
+            let next = sh.slot(pos).and_then(|s| s.as_mut()).map(|e| match e.mark {
+                Some(m) => (Header::mark(e.seq, e.dep, e.sector), None, Some(m.encode())),
+                None => (
                     Header::write(e.seq, e.dep, e.sector, e.nr_sectors, e.flags),
                     e.data.take(),
-                )
+                    None,
+                ),
             });
             drop(sh);
-            if let Some((h, data)) = next {
-                let payload = data.as_deref().unwrap_or(&[]);
+            if let Some((h, data, mark)) = next {
+                let payload = match &mark {
+                    Some(m) => &m[..],
+                    None => data.as_deref().unwrap_or(&[]),
+                };
                 link.send(&h, payload)?;
                 p.sent_bytes.fetch_add(payload.len() as u64, Relaxed);
                 last_tx = now_ns();
@@ -410,6 +416,7 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
             tracks: geometry::track_range(off, len, p.cfg.track_size),
             al: 0..0,
             issued_ns: now_ns(),
+            mark: None,
         });
     }
     // Everything queued before was sent (checked above), so these are next on the wire.
@@ -479,6 +486,10 @@ fn primary_rx_main(p: &Arc<Pair>) {
             }
         };
         match h.kind {
+            Kind::Ack if h.a & proto::ACK_MARK != 0 => {
+                marked(p, h.seq, h.b);
+                ack(p, h.seq, h.a, 0)
+            }
             Kind::Ack => ack(p, h.seq, h.a, h.b),
             Kind::CopyDone => adopted(p),
             Kind::Pong | Kind::Ping => {}
@@ -509,6 +520,50 @@ fn adopted(p: &Pair) {
     }
     p.sh.lock().await_adopt = false;
     p.wake.notify_all();
+}
+
+/// The peer answered the marker `seq` with `result` (an ACK_MARK): recorded for
+/// its ticket, for `snapshot-result`.
+fn marked(p: &Pair, seq: u64, result: u64) {
+    let outcome = match proto::MarkResult::decode(result) {
+        Some(proto::MarkResult::Taken(id)) => MarkOutcome::Taken(id),
+        Some(proto::MarkResult::Refused(e)) => MarkOutcome::Refused(e),
+        None => MarkOutcome::Lost,
+    };
+    let mut sh = p.sh.lock();
+    let (applied, unsent) = (sh.applied, sh.unsent);
+    for pos in applied..unsent {
+        let Some(e) = sh.slot(pos).and_then(|s| s.as_ref()) else {
+            continue;
+        };
+        if e.seq > seq {
+            break;
+        }
+        if e.seq == seq && e.mark.is_some() {
+            let ticket = e.sector;
+            sh.mark_done(ticket, outcome);
+            drop(sh);
+            match outcome {
+                MarkOutcome::Taken(id) => {
+                    pr_info!(
+                        "{}: the peer took snapshot {} (ticket {})\n",
+                        p.name(),
+                        id,
+                        ticket
+                    )
+                }
+                MarkOutcome::Refused(e) => pr_warn!(
+                    "{}: the peer refused the snapshot (ticket {}): errno {}\n",
+                    p.name(),
+                    ticket,
+                    e
+                ),
+                MarkOutcome::Lost => {}
+            }
+            p.event();
+            return;
+        }
+    }
 }
 
 /// The peer applied every entry up to `seq` (completing sync-mode writes); with

@@ -11,6 +11,7 @@
 //! that changes only tunables keeps the running engine (see `target::Rcopy`).
 
 use crate::engine::Pair;
+use crate::snapshot::Store;
 use kernel::alloc::AllocError;
 use kernel::prelude::*;
 use kernel::sync::{global_lock, Arc};
@@ -30,10 +31,12 @@ global_lock! {
 
 /// Initialises the registry. Called once, from the module initialiser.
 pub(crate) fn init() {
-    // SAFETY: called exactly once, before any other use of `CLAIMS` and `PAIRS`.
+    // SAFETY: called exactly once, before any other use of `CLAIMS`, `PAIRS` and
+    // `STORES`.
     unsafe {
         CLAIMS.init();
         PAIRS.init();
+        STORES.init();
     }
 }
 
@@ -150,4 +153,51 @@ pub(crate) fn release_pair(pair: &Arc<Pair>) -> bool {
     drop(pairs);
     drop(held);
     true
+}
+
+/// A snapshot store and how many tables hold it (the rcopy device's tables and
+/// its snapshot devices).
+struct HeldStore {
+    store: Arc<Store>,
+    tables: u32,
+}
+
+global_lock! {
+    // SAFETY: initialised by `init` in the module initialiser before any use.
+    unsafe(uninit) static STORES: Mutex<KVec<HeldStore>> = KVec::new();
+}
+
+/// The store on the device `devt`, if a table holds it, now also held by the
+/// caller's table. Constructor context.
+pub(crate) fn find_store(devt: u32) -> Option<Arc<Store>> {
+    let mut stores = STORES.lock();
+    let h = stores.iter_mut().find(|h| h.store.devt == devt)?;
+    h.tables += 1;
+    Some(h.store.clone())
+}
+
+/// Records a store just loaded by the caller's table. Constructor context.
+pub(crate) fn register_store(store: &Arc<Store>) -> Result<(), AllocError> {
+    STORES.lock().push(
+        HeldStore {
+            store: store.clone(),
+            tables: 1,
+        },
+        GFP_KERNEL,
+    )
+}
+
+/// A table let go of `store`. Destructor context.
+pub(crate) fn release_store(store: &Arc<Store>) {
+    let mut stores = STORES.lock();
+    let Some(i) = stores.iter().position(|h| Arc::ptr_eq(&h.store, store)) else {
+        return;
+    };
+    if stores[i].tables > 1 {
+        stores[i].tables -= 1;
+        return;
+    }
+    let held = stores.remove(i);
+    drop(stores);
+    drop(held);
 }

@@ -9,6 +9,13 @@
 //! (the primary's barrier). Applying one write at a time, each completed before the
 //! next starts, keeps the disk a prefix of the primary's writes.
 //!
+//! Markers (`WRITE_MARK`) are acted on in the same order: everything before one is
+//! applied and flushed, nothing after it applied, when it takes its snapshot
+//! (`snapshot.rs`). With a snapshot store, every write first lets the store copy
+//! the tracks a snapshot still reads from the data device; a copy or resync is
+//! preceded by a snapshot of the consistent image it is about to overwrite out
+//! of order (`pre-resync`), deleted once the resync completes.
+//!
 //! What if the disk fails a write or flush here: the device stops claiming a
 //! consistent image (sticky until a resync completes), the failure goes to the
 //! primary in the ACK, which marks the tracks, and the connection is closed: nothing
@@ -154,6 +161,22 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
     while !p.stopping() {
         let h = link.recv(buf)?;
         match h.kind {
+            Kind::Write if h.flags & proto::WRITE_MARK != 0 => {
+                if h.seq <= last_seq {
+                    return Err(LinkError::Proto(proto::ProtoError::BadSeq));
+                }
+                last_seq = h.seq;
+                let mark = proto::Mark::decode(&buf[..h.len as usize]).map_err(LinkError::Proto)?;
+                // Everything before the marker is applied: make it durable (the
+                // snapshot names it, and this ACK is a durable one).
+                if let Err(e) = p.data.flush() {
+                    apply_failed(p, &h, &e);
+                    link.send(&Header::ack(h.seq, 0, -e.to_errno() as u64), &[])?;
+                    return Err(LinkError::Io(e));
+                }
+                let result = take_mark(p, &h, &mark);
+                link.send(&Header::ack_mark(h.seq, result), &[])?;
+            }
             Kind::Write => {
                 if !h.write_fits(p.cfg.size_bytes) {
                     return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
@@ -167,17 +190,8 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
                 let durable =
                     h.flags & (proto::WRITE_PREFLUSH | proto::WRITE_FUA) != 0 || h.nr_sectors == 0;
                 if let Err(e) = apply(p, &h, buf) {
-                    let errno = -e.to_errno();
-                    pr_err!(
-                        "{}: applying write {} (sector {}) failed: errno {}; stopping the apply\n",
-                        p.name(),
-                        h.seq,
-                        h.a,
-                        errno
-                    );
-                    p.apply_failed.store(1, Relaxed);
-                    mark_inconsistent(p);
-                    link.send(&Header::ack(h.seq, 0, errno as u64), &[])?;
+                    apply_failed(p, &h, &e);
+                    link.send(&Header::ack(h.seq, 0, -e.to_errno() as u64), &[])?;
                     return Err(LinkError::Io(e));
                 }
                 let flags = if durable { proto::ACK_DURABLE } else { 0 };
@@ -189,6 +203,8 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
                 p.sh.lock().peer_state = st;
                 if matches!(st, Some(State::Copying | State::Resyncing)) {
                     // Tracks now arrive out of order: not a usable image until done.
+                    // Keep the consistent one first, if there is a store.
+                    snapshot_before_resync(p);
                     mark_inconsistent(p);
                 }
                 p.publish(None);
@@ -201,7 +217,13 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
                 let gen = p.peer_gen.load(Relaxed);
                 match p.md.adopt(gen) {
                     // Confirmed only once on disk: the primary then records it.
-                    Ok(()) => link.send(&Header::copy_done(0), &[])?,
+                    Ok(()) => {
+                        link.send(&Header::copy_done(0), &[])?;
+                        if let Some(st) = &p.store {
+                            // The image is consistent again: the fallback is done.
+                            st.delete_before_resync(p.name());
+                        }
+                    }
                     Err(e) => pr_err!(
                         "{}: recording generation {:016x} failed: errno {}\n",
                         p.name(),
@@ -218,10 +240,121 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// The apply failed: logged, sticky, and the image no longer claims consistency.
+fn apply_failed(p: &Pair, h: &Header, e: &Error) {
+    pr_err!(
+        "{}: applying write {} (sector {}) failed: errno {}; stopping the apply\n",
+        p.name(),
+        h.seq,
+        h.a,
+        -e.to_errno()
+    );
+    p.apply_failed.store(1, Relaxed);
+    mark_inconsistent(p);
+}
+
+/// Whether this side's image is a prefix of the primary's writes (so a snapshot
+/// of it is one the primary's disk held).
+fn image_consistent(p: &Pair) -> bool {
+    p.md.sb().flags & format::SB_CONSISTENT != 0
+        && p.apply_failed.load(Relaxed) == 0
+        && !matches!(
+            p.sh.lock().peer_state,
+            Some(State::Copying | State::Resyncing)
+        )
+}
+
+/// Acts on a marker, everything before it applied and flushed.
+fn take_mark(p: &Pair, h: &Header, mark: &proto::Mark) -> proto::MarkResult {
+    let refused = |e: Error| proto::MarkResult::Refused((-e.to_errno()) as u16);
+    if mark.kind != proto::MARK_SNAPSHOT {
+        return refused(EOPNOTSUPP);
+    }
+    let Some(st) = &p.store else {
+        pr_warn!(
+            "{}: snapshot requested, but no snap_store is configured\n",
+            p.name()
+        );
+        return refused(ENODEV);
+    };
+    if !image_consistent(p) {
+        pr_warn!(
+            "{}: snapshot refused: this image is not consistent\n",
+            p.name()
+        );
+        return refused(EAGAIN);
+    }
+    match st.open(mark.name(), h.seq, p.peer_gen.load(Relaxed), 0) {
+        Ok(epoch) => {
+            pr_info!(
+                "{}: snapshot {} taken at stream position {}\n",
+                p.name(),
+                epoch,
+                h.seq
+            );
+            p.event();
+            proto::MarkResult::Taken(epoch)
+        }
+        Err(e) => {
+            pr_warn!(
+                "{}: snapshot not taken: errno {}\n",
+                p.name(),
+                -e.to_errno()
+            );
+            refused(e)
+        }
+    }
+}
+
+/// A copy or resync is about to write tracks out of order: with a store, and an
+/// image worth keeping (consistent, and once in sync with a primary), take a
+/// snapshot of it first, so that a disaster during the resync still leaves one
+/// to promote (`snapshot-rollback`).
+fn snapshot_before_resync(p: &Pair) {
+    let Some(st) = &p.store else { return };
+    if p.md.sb().flags & format::SB_SYNCED == 0 || !image_consistent(p) {
+        return;
+    }
+    if let Err(e) = p.data.flush() {
+        pr_warn!(
+            "{}: no snapshot before the resync: flush failed: errno {}\n",
+            p.name(),
+            -e.to_errno()
+        );
+        return;
+    }
+    let gen = p.md.sb().gen_current;
+    match st.open(
+        b"pre-resync",
+        0,
+        gen,
+        crate::rcore::snapstore::SNAP_BEFORE_RESYNC,
+    ) {
+        Ok(epoch) => pr_info!(
+            "{}: snapshot {} (pre-resync) keeps the consistent image during the resync\n",
+            p.name(),
+            epoch
+        ),
+        Err(e) => pr_warn!(
+            "{}: no snapshot before the resync: errno {}\n",
+            p.name(),
+            -e.to_errno()
+        ),
+    }
+}
+
 /// Applies one write frame to the data device. FUA is applied with a preceding
 /// flush, so its durable ACK covers every write before it.
 fn apply(p: &Pair, h: &Header, buf: &mut IoBuf) -> Result {
     let nr = u64::from(h.nr_sectors);
+    if nr > 0 {
+        if let Some(st) = &p.store {
+            let ts = u64::from(p.cfg.track_size);
+            let first = (h.a << 9) / ts;
+            let last = ((h.a + nr) << 9).div_ceil(ts);
+            st.before_write(first..last, p.name());
+        }
+    }
     let f = h.flags;
     let fua = f & proto::WRITE_FUA != 0;
     let preflush = f & proto::WRITE_PREFLUSH != 0 || fua;

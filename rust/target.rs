@@ -11,8 +11,11 @@ use crate::dm::{
 };
 use crate::engine::{Completion, Config, Decision, Pair, PerBio};
 use crate::metadata::{LoadError, Metadata};
+use crate::rcore::proto::{self, Mark};
 use crate::rcore::{geometry, status, table};
 use crate::registry;
+use crate::snapshot::{OpenError, Store};
+use crate::tlog::MarkOutcome;
 use core::fmt::Write;
 use kernel::bindings;
 use kernel::prelude::*;
@@ -60,12 +63,21 @@ impl Counters {
     }
 }
 
-/// Devices claimed in the registry; released on drop.
-struct Claim([u32; 2]);
+/// Devices claimed in the registry (the first `.1` of them); released on drop.
+struct Claim([u32; 3], usize);
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        registry::release(&self.0);
+        registry::release(&self.0[..self.1]);
+    }
+}
+
+/// A snapshot store this table holds (in the registry); let go of on drop.
+struct HeldStore(Arc<Store>);
+
+impl Drop for HeldStore {
+    fn drop(&mut self) {
+        registry::release_store(&self.0);
     }
 }
 
@@ -84,8 +96,12 @@ pub(crate) struct Rcopy {
     /// The replication engine; `None` in simplex. Declared first: it is stopped (in
     /// `Drop`) before the devices it uses are released.
     pair: Option<Arc<Pair>>,
+    /// The snapshot store, held until the engine above has stopped.
+    store: Option<HeldStore>,
     data: DmDev,
     meta: DmDev,
+    /// The `snap_store` device.
+    store_dev: Option<DmDev>,
     track_size: u32,
     /// This table's `resync_rate` and `timeout_ms`, given to the engine at
     /// `preresume` (an adopted engine may still run with the old table's).
@@ -114,21 +130,79 @@ fn inval(e: table::TableError) -> CtrError {
     CtrError::inval(e.reason())
 }
 
+/// The devices a table opened, and the store it holds.
+struct Devs {
+    data: DmDev,
+    meta: DmDev,
+    store_dev: Option<DmDev>,
+    store: Option<HeldStore>,
+}
+
+/// The `snap_store` word of the table, NUL-terminated (the constructor's words
+/// are C strings: the word and its NUL are contiguous).
+fn args_store_word<'a>(args: &[&'a CStr]) -> Option<&'a [u8]> {
+    let i = args.iter().position(|a| a.to_bytes() == b"snap_store")?;
+    args.get(i + 1).map(|w| w.to_bytes_with_nul())
+}
+
 impl Rcopy {
+    /// The snapshot store on `dev` for this table's data device: the one another
+    /// table of this host already holds (a reload, or a snapshot device), else
+    /// loaded from the device. Constructor context.
+    fn hold_store(cfg: &Config, data: &DmDev, dev: &DmDev) -> Result<Arc<Store>, CtrError> {
+        if let Some(s) = registry::find_store(dev.devt()) {
+            if s.data_devt != data.devt() {
+                registry::release_store(&s);
+                return Err(inval(table::TableError::StoreInvalid));
+            }
+            return Ok(s);
+        }
+        let pair_id = crate::rcore::proto::pair_id_from_name(&cfg.pair_word);
+        // SAFETY: every table that holds the store (registry) has both devices
+        // open: this one (`dev` and `data` are moved into it) and any snapshot
+        // device (which opens both); the store does I/O only for the engine and
+        // for messages of a table that holds it.
+        let s = unsafe {
+            Store::load(
+                Bdev::new(dev),
+                Bdev::new(data),
+                cfg.size_bytes,
+                cfg.track_size,
+                &pair_id,
+            )
+        }
+        .map_err(|e| match e {
+            OpenError::Store(e) => {
+                pr_warn!("snap_store: {}\n", e.message());
+                inval(table::TableError::StoreInvalid)
+            }
+            OpenError::Io(err) => CtrError {
+                err,
+                reason: c"Snapshot store device I/O error",
+            },
+        })?;
+        registry::register_store(&s).map_err(|_| CtrError {
+            err: ENOMEM,
+            reason: c"Cannot allocate memory",
+        })?;
+        Ok(s)
+    }
+
     /// The constructor's last step: the target around its devices and engine.
     fn build(
         ti: &Target<'_>,
         pair: Option<Arc<Pair>>,
-        data: DmDev,
-        meta: DmDev,
+        devs: Devs,
         parsed: &table::TableArgs<'_>,
         claim: Claim,
     ) -> Result<KBox<Self>, CtrError> {
         KBox::new(
             Self {
                 pair,
-                data,
-                meta,
+                store: devs.store,
+                data: devs.data,
+                meta: devs.meta,
+                store_dev: devs.store_dev,
                 track_size: parsed.track_size,
                 resync_rate: parsed.resync_rate,
                 timeout_ms: parsed.timeout_ms,
@@ -141,6 +215,14 @@ impl Rcopy {
         .map_err(|_| CtrError {
             err: ENOMEM,
             reason: c"Cannot allocate memory",
+        })
+    }
+
+    /// The snapshot store, for a message that needs one.
+    fn snap_store(&self, message: &str) -> Result<&Arc<Store>> {
+        self.store.as_ref().map(|s| &s.0).ok_or_else(|| {
+            pr_warn!("{message}: no snap_store in this device's table\n");
+            EINVAL
         })
     }
 
@@ -211,6 +293,8 @@ impl Rcopy {
                 // bug reports. `dmsetup message NAME 0 secret` prints it.
                 let mut a = p.cfg.args();
                 a.secret = HIDDEN_SECRET;
+                let store_name = self.store_dev.as_ref().map(|d| d.name());
+                a.snap_store = store_name.map_or(&[][..], |n| n.to_bytes());
                 a.resync_rate = self.resync_rate;
                 a.timeout_ms = self.timeout_ms;
                 table::format_table(out, data, meta, &a)
@@ -280,8 +364,25 @@ impl TargetOps for Rcopy {
         if meta.sectors() << geometry::SECTOR_SHIFT < need {
             return Err(inval(table::TableError::MetaTooSmall));
         }
-        let devs = [data.devt(), meta.devt()];
-        registry::claim(&devs, ti.md_id()).map_err(|e| match e {
+        let store_dev = if parsed.snap_store.is_empty() {
+            None
+        } else {
+            let Ok(path) = CStr::from_bytes_with_nul(args_store_word(args).unwrap_or(b"\0")) else {
+                return Err(inval(table::TableError::BadSnapStore));
+            };
+            let d = ti.get_device(path).map_err(|err| CtrError {
+                err,
+                reason: table::TableError::StoreLookup.reason(),
+            })?;
+            if d.devt() == data.devt() || d.devt() == meta.devt() {
+                return Err(inval(table::TableError::SameDevice));
+            }
+            Some(d)
+        };
+        let store_devt = store_dev.as_ref().map_or(0, |d| d.devt());
+        let devs = [data.devt(), meta.devt(), store_devt];
+        let ndevs = if store_devt != 0 { 3 } else { 2 };
+        registry::claim(&devs[..ndevs], ti.md_id()).map_err(|e| match e {
             registry::ClaimError::InUse => CtrError {
                 err: EBUSY,
                 reason: table::TableError::DeviceInUse.reason(),
@@ -291,7 +392,7 @@ impl TargetOps for Rcopy {
                 reason: c"Cannot allocate memory",
             },
         })?;
-        let claim = Claim(devs);
+        let claim = Claim(devs, ndevs);
         ti.set_special_bios(1, 1, 1);
         ti.set_per_bio_data::<PerBio>();
         let nomem = |_| CtrError {
@@ -305,18 +406,28 @@ impl TargetOps for Rcopy {
                 ti.set_max_io_len(2048).map_err(nomem)?;
                 let cfg = Config::new(&parsed, role, ti.len() << geometry::SECTOR_SHIFT)
                     .map_err(nomem)?;
+                let store = match &store_dev {
+                    None => None,
+                    Some(d) => Some(HeldStore(Self::hold_store(&cfg, &data, d)?)),
+                };
                 // A reload that changes only tunables keeps the running engine. This
                 // table holds the same data and metadata devices open (checked by
                 // `same_engine`), which keeps the engine's handles on them valid
                 // however long it outlives the table that built it.
                 if let Some(p) = registry::adopt_pair(ti.md_id(), |p| {
-                    p.same_engine(&cfg, data.devt(), meta.devt())
+                    p.same_engine(&cfg, data.devt(), meta.devt(), store_devt)
                 }) {
                     pr_info!(
                         "{}: table loaded with the running engine kept (only tunables differ)\n",
                         p.name()
                     );
-                    return Self::build(ti, Some(p), data, meta, &parsed, claim);
+                    let devs = Devs {
+                        data,
+                        meta,
+                        store_dev,
+                        store,
+                    };
+                    return Self::build(ti, Some(p), devs, &parsed, claim);
                 }
                 let mut nbuf = [0u8; 128];
                 let name = ti.device_name(&mut nbuf);
@@ -338,16 +449,34 @@ impl TargetOps for Rcopy {
                 // which has this same data device open, stops it before releasing
                 // it. The engine raises events on the live table, swapped in at
                 // `preresume` (`Pair::retune`) before DM frees the old one.
-                let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, ti.table(), name) }
+                let st = store.as_ref().map(|s| s.0.clone());
+                let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, st, ti.table(), name) }
                     .map_err(nomem)?;
                 registry::register_pair(ti.md_id(), &p).map_err(|_| CtrError {
                     err: ENOMEM,
                     reason: c"Cannot allocate memory",
                 })?;
-                Some(p)
+                return Self::build(
+                    ti,
+                    Some(p),
+                    Devs {
+                        data,
+                        meta,
+                        store_dev,
+                        store,
+                    },
+                    &parsed,
+                    claim,
+                );
             }
         };
-        Self::build(ti, pair, data, meta, &parsed, claim)
+        let devs = Devs {
+            data,
+            meta,
+            store_dev,
+            store: None,
+        };
+        Self::build(ti, pair, devs, &parsed, claim)
     }
 
     fn map(&self, ti: &Target<'_>, bio: &mut Bio<'_>) -> MapResult {
@@ -456,9 +585,79 @@ impl TargetOps for Rcopy {
                 p.resolve(how)?;
                 Ok(false)
             }
+            ("snapshot", 0 | 1) => {
+                let p = self.replicated(name)?;
+                let word = args.get(1).map_or(&b""[..], |a| a.to_bytes());
+                let Some(mark) = Mark::new(proto::MARK_SNAPSHOT, word) else {
+                    pr_warn!("snapshot: a name is up to 32 of [A-Za-z0-9._:+@-]\n");
+                    return Err(EINVAL);
+                };
+                let ticket = p.request_mark(mark).inspect_err(|e| {
+                    let why = match *e {
+                        e if e == ENOTCONN => "the peer is not connected",
+                        e if e == EOPNOTSUPP => "the peer does not take snapshots (older module)",
+                        e if e == EAGAIN => "the peer's image is not consistent (copy or resync)",
+                        e if e == EBUSY => "the transfer log is full, try again",
+                        _ => "only a primary requests snapshots",
+                    };
+                    pr_warn!("{}: snapshot refused: {}\n", p.name(), why)
+                })?;
+                let _ = write!(out, "{ticket}");
+                Ok(true)
+            }
+            ("snapshot-result", 1) => {
+                let p = self.replicated(name)?;
+                let ticket = args
+                    .get(1)
+                    .and_then(|a| table::parse_u64(a.to_bytes()))
+                    .ok_or(EINVAL)?;
+                let _ = match p.mark_outcome(ticket)? {
+                    None => write!(out, "pending"),
+                    Some(MarkOutcome::Taken(id)) => write!(out, "taken {id}"),
+                    Some(MarkOutcome::Refused(e)) => write!(out, "refused {e}"),
+                    Some(MarkOutcome::Lost) => write!(out, "lost"),
+                };
+                Ok(true)
+            }
+            ("snapshots", 0) => {
+                let st = self.snap_store(name)?;
+                let _ = st.list(out);
+                Ok(true)
+            }
+            ("snapshot-delete", 1) => {
+                let st = self.snap_store(name)?;
+                let which = args.get(1).map_or(&b""[..], |a| a.to_bytes());
+                let epoch = st.resolve(which).ok_or(ENOENT)?;
+                st.delete(epoch).inspect_err(|e| {
+                    let why = if *e == EBUSY {
+                        "a snapshot device reads it"
+                    } else {
+                        "failed"
+                    };
+                    pr_warn!("snapshot-delete: snapshot {epoch}: {why}\n")
+                })?;
+                Ok(false)
+            }
+            ("snapshot-rollback", 1) => {
+                let p = self.replicated(name)?;
+                let st = self.snap_store(name)?;
+                if p.running() {
+                    pr_warn!(
+                        "{}: snapshot-rollback: suspend the device first\n",
+                        p.name()
+                    );
+                    return Err(EBUSY);
+                }
+                let which = args.get(1).map_or(&b""[..], |a| a.to_bytes());
+                let epoch = st.resolve(which).ok_or(ENOENT)?;
+                let n = p.rollback_to(st, epoch)?;
+                let _ = write!(out, "{n}");
+                Ok(true)
+            }
             (
                 "stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect"
-                | "handover" | "resolve" | "secret",
+                | "handover" | "resolve" | "secret" | "snapshot" | "snapshot-result" | "snapshots"
+                | "snapshot-delete" | "snapshot-rollback",
                 _,
             ) => {
                 pr_warn!("{name}: wrong number of arguments\n");

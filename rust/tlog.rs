@@ -34,6 +34,8 @@ pub(crate) struct Entry {
     /// Activity-log extents referenced until then.
     pub(crate) al: Range<u64>,
     pub(crate) issued_ns: u64,
+    /// A marker (`WRITE_MARK`), with `sector` holding its ticket.
+    pub(crate) mark: Option<proto::Mark>,
 }
 
 impl Entry {
@@ -51,8 +53,34 @@ impl Entry {
             tracks: 0..0,
             al: 0..0,
             issued_ns: now_ns(),
+            mark: None,
         }
     }
+
+    /// A marker: once the peer reached it, it acted on `mark` (took a snapshot,
+    /// closed a consistency point) and answers for `ticket`.
+    pub(crate) fn marker(seq: u64, ticket: u64, mark: proto::Mark) -> Entry {
+        Entry {
+            sector: ticket,
+            flags: proto::WRITE_MARK | proto::WRITE_PREFLUSH,
+            mark: Some(mark),
+            ..Entry::barrier(seq)
+        }
+    }
+}
+
+/// How many marker results the primary remembers.
+pub(crate) const MARK_RESULTS: usize = 16;
+
+/// What became of a marker, by ticket (`Shared::mark_results`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkOutcome {
+    /// The peer acted on it: the id it gave (a snapshot's epoch).
+    Taken(u32),
+    /// The peer refused it (errno).
+    Refused(u16),
+    /// The link dropped before the peer answered.
+    Lost,
 }
 
 /// A bio whose completion waits for the peer.
@@ -98,6 +126,10 @@ pub(crate) struct Shared {
     pub(crate) peer_state: Option<State>,
     /// Secondary: the mode the connected primary runs in.
     pub(crate) peer_mode: Option<Mode>,
+    /// Primary: the next marker ticket (from 1).
+    pub(crate) next_ticket: u64,
+    /// Primary: the outcomes of the last [`MARK_RESULTS`] markers, by ticket.
+    pub(crate) mark_results: [(u64, MarkOutcome); MARK_RESULTS],
 }
 
 impl Shared {
@@ -122,6 +154,24 @@ impl Shared {
             }
         }
         None
+    }
+
+    /// Records what became of the marker `ticket`.
+    pub(crate) fn mark_done(&mut self, ticket: u64, outcome: MarkOutcome) {
+        let i = (ticket % MARK_RESULTS as u64) as usize;
+        if let Some(r) = self.mark_results.get_mut(i) {
+            *r = (ticket, outcome);
+        }
+    }
+
+    /// What became of the marker `ticket`: `None` while it is pending (or too old
+    /// to remember: the caller compares with `next_ticket`).
+    pub(crate) fn mark_outcome(&self, ticket: u64) -> Option<MarkOutcome> {
+        let i = (ticket % MARK_RESULTS as u64) as usize;
+        self.mark_results
+            .get(i)
+            .filter(|r| r.0 == ticket)
+            .map(|r| r.1)
     }
 
     pub(crate) fn ring_full(&self) -> bool {

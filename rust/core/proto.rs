@@ -42,9 +42,12 @@ pub const MAGIC: u32 = 0x5950_4352;
 pub const VERSION: u8 = 1;
 /// The protocol version this code speaks (HELLO `proto_version`).
 pub const PROTO_VERSION: u32 = 2;
-/// Feature bits this code speaks (none yet). The features in use are the
-/// intersection of both sides' HELLO `features`.
-pub const FEATURES: u32 = 0;
+/// Markers in the stream ([`WRITE_MARK`]): remote snapshots and consistency
+/// points. A primary sends them only when both sides speak it.
+pub const FEATURE_MARKS: u32 = 1 << 0;
+/// Feature bits this code speaks. The features in use are the intersection of
+/// both sides' HELLO `features`.
+pub const FEATURES: u32 = FEATURE_MARKS;
 /// Bytes in a sector.
 pub const SECTOR_BYTES: u32 = 512;
 /// Bytes of a HELLO payload.
@@ -73,13 +76,132 @@ pub const WRITE_ZEROES: u16 = 1 << 3;
 /// WRITE flag: initial-copy or resync data, not a host write.
 pub const WRITE_COPY: u16 = 1 << 4;
 /// Every WRITE flag.
-pub const WRITE_FLAGS: u16 = WRITE_FUA | WRITE_PREFLUSH | WRITE_DISCARD | WRITE_ZEROES | WRITE_COPY;
+/// WRITE: not a write but a marker in the ordered stream (a remote snapshot or a
+/// consistency point), always with [`WRITE_PREFLUSH`] and no sectors. `a` is the
+/// primary's ticket for it (non-zero), the payload a [`Mark`]. The secondary
+/// acts on it once everything before it is applied and flushed, before anything
+/// after it, and answers with [`ACK_MARK`]. Sent only with [`FEATURE_MARKS`].
+pub const WRITE_MARK: u16 = 1 << 5;
+pub const WRITE_FLAGS: u16 =
+    WRITE_FUA | WRITE_PREFLUSH | WRITE_DISCARD | WRITE_ZEROES | WRITE_COPY | WRITE_MARK;
 
 /// ACK `a` bit: the write is on stable storage (it was FUA, or a flush
 /// completed after it).
 pub const ACK_DURABLE: u64 = 1 << 0;
 /// Every ACK `a` bit.
-pub const ACK_FLAGS: u64 = ACK_DURABLE;
+/// ACK of a [`WRITE_MARK`]: `b` is a [`MarkResult`] (what the secondary did),
+/// not an errno.
+pub const ACK_MARK: u64 = 1 << 1;
+pub const ACK_FLAGS: u64 = ACK_DURABLE | ACK_MARK;
+
+/// [`Mark::kind`]: take a snapshot of the secondary's image at the marker.
+pub const MARK_SNAPSHOT: u8 = 1;
+/// [`Mark::kind`]: a consistency point ends here.
+pub const MARK_POINT: u8 = 2;
+/// Bytes of a [`Mark`] payload.
+pub const MARK_LEN: usize = 40;
+/// Bytes of a mark's name.
+pub const MARK_NAME_LEN: usize = 32;
+
+/// The payload of a [`WRITE_MARK`]: `kind` (byte 0), 7 zero bytes, then the name
+/// (32 bytes, `[A-Za-z0-9._:+@-]`, NUL-padded, possibly empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// [`MARK_SNAPSHOT`] or [`MARK_POINT`].
+    pub kind: u8,
+    /// The name, NUL-padded.
+    pub name: [u8; MARK_NAME_LEN],
+}
+
+/// Whether `c` may appear in a mark's name.
+pub fn mark_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"._:+@-".contains(&c)
+}
+
+impl Mark {
+    /// A mark of `kind` named `name`; `None` if the name is too long or holds a
+    /// character outside `[A-Za-z0-9._:+@-]`.
+    pub fn new(kind: u8, name: &[u8]) -> Option<Mark> {
+        if name.len() > MARK_NAME_LEN || !name.iter().all(|&c| mark_name_char(c)) {
+            return None;
+        }
+        let mut n = [0u8; MARK_NAME_LEN];
+        n[..name.len()].copy_from_slice(name);
+        Some(Mark { kind, name: n })
+    }
+
+    /// The name without its padding.
+    pub fn name(&self) -> &[u8] {
+        let end = self
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(MARK_NAME_LEN);
+        &self.name[..end]
+    }
+
+    /// The wire form.
+    pub fn encode(&self) -> [u8; MARK_LEN] {
+        let mut b = [0u8; MARK_LEN];
+        b[0] = self.kind;
+        b[8..].copy_from_slice(&self.name);
+        b
+    }
+
+    /// Parses and checks a payload: a known kind, zero reserved bytes, a valid
+    /// NUL-padded name.
+    pub fn decode(b: &[u8]) -> Result<Mark, ProtoError> {
+        if b.len() != MARK_LEN {
+            return Err(ProtoError::BadLength);
+        }
+        if !matches!(b[0], MARK_SNAPSHOT | MARK_POINT) || b[1..8].iter().any(|&c| c != 0) {
+            return Err(ProtoError::BadMark);
+        }
+        let name = &b[8..];
+        let end = name.iter().position(|&c| c == 0).unwrap_or(MARK_NAME_LEN);
+        if !name[..end].iter().all(|&c| mark_name_char(c)) || name[end..].iter().any(|&c| c != 0) {
+            return Err(ProtoError::BadMark);
+        }
+        let mut n = [0u8; MARK_NAME_LEN];
+        n.copy_from_slice(name);
+        Ok(Mark {
+            kind: b[0],
+            name: n,
+        })
+    }
+}
+
+/// What the secondary did with a marker (the `b` of an [`ACK_MARK`]): the id it
+/// gave the snapshot or point (low 32 bits, non-zero), or why it took none
+/// (an errno in bits 32..48). Exactly one of the two is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkResult {
+    /// Taken, with this id.
+    Taken(u32),
+    /// Not taken: this errno (for example `ENODEV`: no snapshot store).
+    Refused(u16),
+}
+
+impl MarkResult {
+    /// The wire form.
+    pub fn encode(self) -> u64 {
+        match self {
+            MarkResult::Taken(id) => u64::from(id),
+            MarkResult::Refused(e) => u64::from(e) << 32,
+        }
+    }
+
+    /// Parses the wire form.
+    pub fn decode(b: u64) -> Option<MarkResult> {
+        let id = b as u32;
+        let errno = (b >> 32) as u16;
+        match (b >> 48, id, errno) {
+            (0, 0, e) if e != 0 && u64::from(e) <= MAX_ERRNO => Some(MarkResult::Refused(e)),
+            (0, id, 0) if id != 0 => Some(MarkResult::Taken(id)),
+            _ => None,
+        }
+    }
+}
 
 /// Frame kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +355,8 @@ pub enum ProtoError {
     HelloDeviceSize,
     /// REJECT text not UTF-8 or too long.
     BadText,
+    /// A MARK payload, ticket or ACK_MARK result that does not decode.
+    BadMark,
 }
 
 impl ProtoError {
@@ -259,6 +383,7 @@ impl ProtoError {
             ProtoError::HelloReserved => "hello reserved bytes not zero",
             ProtoError::BadBitmap => "bitmap frame not aligned to 64 tracks",
             ProtoError::HelloGenFlags => "hello generation flags unknown",
+            ProtoError::BadMark => "bad marker or marker ack",
             ProtoError::HelloVersion => "hello protocol version zero",
             ProtoError::HelloRole => "hello role unknown",
             ProtoError::HelloMode => "hello mode unknown",
@@ -374,6 +499,30 @@ impl Header {
             a: sector,
             b: dep,
             ..Header::new(Kind::Write)
+        }
+    }
+
+    /// MARK (a [`WRITE_MARK`] WRITE) with sequence `seq`, dependency `dep` and
+    /// the primary's `ticket`; the payload is a [`Mark`].
+    pub fn mark(seq: u64, dep: u64, ticket: u64) -> Header {
+        Header {
+            flags: WRITE_MARK | WRITE_PREFLUSH,
+            len: MARK_LEN as u32,
+            seq,
+            a: ticket,
+            b: dep,
+            ..Header::new(Kind::Write)
+        }
+    }
+
+    /// ACK of a MARK `seq`: durable (the marker's flush covers everything before
+    /// it) and what the secondary did.
+    pub fn ack_mark(seq: u64, result: MarkResult) -> Header {
+        Header {
+            seq,
+            a: ACK_DURABLE | ACK_MARK,
+            b: result.encode(),
+            ..Header::new(Kind::Ack)
         }
     }
 
@@ -565,7 +714,11 @@ impl Header {
                 if self.a & !ACK_FLAGS != 0 {
                     return Err(ProtoError::BadAckFlags);
                 }
-                if self.b > MAX_ERRNO {
+                if self.a & ACK_MARK != 0 {
+                    if MarkResult::decode(self.b).is_none() {
+                        return Err(ProtoError::BadMark);
+                    }
+                } else if self.b > MAX_ERRNO {
                     return Err(ProtoError::BadErrno);
                 }
                 Ok(())
@@ -594,6 +747,19 @@ impl Header {
             return Err(ProtoError::SectorOverflow);
         }
         let f = self.flags;
+        if f & WRITE_MARK != 0 {
+            // A marker: PREFLUSH with it, no sectors, a ticket, a MARK payload.
+            if f != WRITE_MARK | WRITE_PREFLUSH || self.nr_sectors != 0 {
+                return Err(ProtoError::BadWriteFlags);
+            }
+            if self.len as usize != MARK_LEN {
+                return Err(ProtoError::BadLength);
+            }
+            if self.a == 0 {
+                return Err(ProtoError::BadMark);
+            }
+            return Ok(());
+        }
         let no_data = f & (WRITE_DISCARD | WRITE_ZEROES);
         if no_data == WRITE_DISCARD | WRITE_ZEROES
             || (f & WRITE_DISCARD != 0 && f & WRITE_COPY != 0)

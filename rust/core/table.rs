@@ -99,6 +99,10 @@ pub const OPTIONS: &[OptSpec] = &[
         name: "al_extent_size",
         values: 1,
     },
+    OptSpec {
+        name: "snap_store",
+        values: 1,
+    },
 ];
 
 /// Looks an option word up in [`OPTIONS`].
@@ -137,6 +141,9 @@ pub struct TableArgs<'a> {
     pub al_extents: u32,
     /// Activity log: extent size in bytes (a power of two; a track at least is used).
     pub al_extent_size: u64,
+    /// `snap_store`: the exception store device for snapshots taken on this side
+    /// while it is a secondary (empty: none).
+    pub snap_store: &'a [u8],
 }
 
 impl<'a> TableArgs<'a> {
@@ -157,6 +164,7 @@ impl<'a> TableArgs<'a> {
             resync_rate: 0,
             al_extents: DEFAULT_AL_EXTENTS,
             al_extent_size: DEFAULT_AL_EXTENT_SIZE,
+            snap_store: &[],
         }
     }
 }
@@ -216,6 +224,12 @@ pub enum TableError {
     BadAlExtents,
     /// `al_extent_size` not a power of two from the track size to 1 GiB.
     BadAlExtentSize,
+    /// `snap_store` empty.
+    BadSnapStore,
+    /// `snap_store` does not exist or cannot be opened (kernel).
+    StoreLookup,
+    /// `snap_store` does not hold a snapshot store for this device (kernel).
+    StoreInvalid,
 }
 
 impl TableError {
@@ -251,6 +265,11 @@ impl TableError {
             TableError::BadAlExtents => c"Invalid al_extents: must be from 7 to 4096",
             TableError::BadAlExtentSize => {
                 c"Invalid al_extent_size: must be a power of two up to 1073741824"
+            }
+            TableError::BadSnapStore => c"Invalid snap_store: a device path or major:minor",
+            TableError::StoreLookup => c"Snapshot store device lookup failed",
+            TableError::StoreInvalid => {
+                c"Snapshot store device does not hold a snapshot store for this device (rcopyctl create-store)"
             }
         }
     }
@@ -338,6 +357,8 @@ fn apply_option<'a>(
                 .filter(|v| v.is_power_of_two() && *v <= MAX_AL_EXTENT_SIZE)
                 .ok_or(TableError::BadAlExtentSize)?
         }
+        "snap_store" if !word.is_empty() => args.snap_store = word,
+        "snap_store" => return Err(TableError::BadSnapStore),
         _ => return Err(TableError::UnknownOption),
     }
     Ok(())
@@ -382,7 +403,11 @@ pub fn parse<'a>(args: &[&'a [u8]]) -> Result<TableArgs<'a>, TableError> {
 /// Cross-option rules: what each role needs.
 fn check_roles(a: &TableArgs<'_>) -> Result<(), TableError> {
     match a.role {
-        None if a.peer.is_some() || a.local.is_some() || !a.secret.is_empty() => {
+        None if a.peer.is_some()
+            || a.local.is_some()
+            || !a.secret.is_empty()
+            || !a.snap_store.is_empty() =>
+        {
             Err(TableError::MissingRole)
         }
         None => Ok(()),
@@ -407,7 +432,8 @@ pub fn format_table(
     let d = TableArgs::new(&[], &[]);
     let secret = core::str::from_utf8(args.secret).unwrap_or("?");
     let pair_id = core::str::from_utf8(args.pair_id).unwrap_or("?");
-    let opts: [(&str, Option<&dyn fmt::Display>); 12] = [
+    let snap_store = core::str::from_utf8(args.snap_store).unwrap_or("?");
+    let opts: [(&str, Option<&dyn fmt::Display>); 13] = [
         (
             OPT_TRACK_SIZE,
             (args.track_size != d.track_size).then_some(&args.track_size as &dyn fmt::Display),
@@ -447,6 +473,10 @@ pub fn format_table(
             "al_extent_size",
             (args.al_extent_size != d.al_extent_size)
                 .then_some(&args.al_extent_size as &dyn fmt::Display),
+        ),
+        (
+            "snap_store",
+            (!args.snap_store.is_empty()).then_some(&snap_store as &dyn fmt::Display),
         ),
     ];
     let words = opts.iter().filter(|(_, v)| v.is_some()).count() * 2;

@@ -214,6 +214,49 @@ fn kind_codes_are_stable() {
 }
 
 #[test]
+fn mark_payloads() {
+    let m = Mark::new(MARK_POINT, b"").unwrap();
+    assert_eq!(Mark::decode(&m.encode()), Ok(m));
+    assert_eq!(m.name(), b"");
+    let long = [b'a'; MARK_NAME_LEN];
+    let m = Mark::new(MARK_SNAPSHOT, &long).unwrap();
+    assert_eq!(Mark::decode(&m.encode()).map(|m| m.name().len()), Ok(32));
+    assert_eq!(Mark::new(MARK_SNAPSHOT, &[b'a'; 33]), None);
+    assert_eq!(Mark::new(MARK_SNAPSHOT, b"a b"), None);
+    assert_eq!(Mark::new(MARK_SNAPSHOT, b"a/b"), None);
+    let good = Mark::new(MARK_SNAPSHOT, b"x").unwrap().encode();
+    let bad = |f: &dyn Fn(&mut [u8; MARK_LEN])| {
+        let mut b = good;
+        f(&mut b);
+        Mark::decode(&b)
+    };
+    assert_eq!(bad(&|b| b[0] = 0), Err(ProtoError::BadMark), "kind 0");
+    assert_eq!(bad(&|b| b[0] = 3), Err(ProtoError::BadMark), "kind 3");
+    assert_eq!(bad(&|b| b[3] = 1), Err(ProtoError::BadMark), "reserved");
+    assert_eq!(bad(&|b| b[8] = b' '), Err(ProtoError::BadMark), "a space");
+    assert_eq!(bad(&|b| b[10] = b'y'), Err(ProtoError::BadMark), "after the NUL");
+    assert_eq!(Mark::decode(&good[..39]), Err(ProtoError::BadLength));
+    assert_eq!(
+        MarkResult::decode(MarkResult::Taken(u32::MAX).encode()),
+        Some(MarkResult::Taken(u32::MAX))
+    );
+    assert_eq!(
+        MarkResult::decode(MarkResult::Refused(4095).encode()),
+        Some(MarkResult::Refused(4095))
+    );
+    assert_eq!(MarkResult::decode(4096 << 32), None);
+}
+
+proptest! {
+    #[test]
+    fn mark_decode_never_panics(b in proptest::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(m) = Mark::decode(&b) {
+            prop_assert_eq!(&m.encode()[..], &b[..]);
+        }
+    }
+}
+
+#[test]
 fn decode_errors() {
     let ok = |h: Header| {
         let b = frame(&h, &vec![0; h.len as usize]);
@@ -367,8 +410,56 @@ fn decode_errors() {
     // ACK rules.
     assert!(ok(Header::ack(1, ACK_DURABLE, 5)).is_ok());
     assert_eq!(ok(Header::ack(0, 0, 0)), Err(ProtoError::BadSeq));
-    assert_eq!(ok(Header::ack(1, 2, 0)), Err(ProtoError::BadAckFlags));
+    assert_eq!(ok(Header::ack(1, 4, 0)), Err(ProtoError::BadAckFlags));
     assert_eq!(ok(Header::ack(1, 0, 4096)), Err(ProtoError::BadErrno));
+    // MARK rules: PREFLUSH with it, no sectors, a ticket, a 40-byte payload; its
+    // ACK carries a result, not an errno.
+    let m = Header::mark(7, 6, 3);
+    let mark = Mark::new(MARK_SNAPSHOT, b"nightly-1").unwrap();
+    assert_eq!(
+        Header::decode(&frame(&m, &mark.encode()), MAX).map(|h| (h.kind, h.flags, h.a, h.b)),
+        Ok((Kind::Write, WRITE_MARK | WRITE_PREFLUSH, 3, 6)),
+        "a marker with a named snapshot"
+    );
+    assert_eq!(
+        ok(Header { a: 0, ..m }),
+        Err(ProtoError::BadMark),
+        "a marker without a ticket"
+    );
+    assert_eq!(
+        ok(Header {
+            flags: WRITE_MARK,
+            ..m
+        }),
+        Err(ProtoError::BadWriteFlags)
+    );
+    assert_eq!(
+        ok(Header {
+            nr_sectors: 8,
+            ..m
+        }),
+        Err(ProtoError::BadWriteFlags)
+    );
+    assert_eq!(ok(Header { len: 39, ..m }), Err(ProtoError::BadLength));
+    assert_eq!(
+        ok(Header {
+            flags: WRITE_MARK | WRITE_PREFLUSH | WRITE_FUA,
+            ..m
+        }),
+        Err(ProtoError::BadWriteFlags)
+    );
+    assert!(ok(Header::ack_mark(7, MarkResult::Taken(1))).is_ok());
+    assert!(ok(Header::ack_mark(7, MarkResult::Refused(19))).is_ok());
+    for b in [0u64, 1 << 32 | 1, 1 << 48, 4096 << 32] {
+        assert_eq!(
+            ok(Header {
+                b,
+                ..Header::ack_mark(7, MarkResult::Taken(1))
+            }),
+            Err(ProtoError::BadMark),
+            "ACK_MARK result {b:#x}"
+        );
+    }
     // STATE must decode.
     assert!(ok(Header::state(Pair::SIMPLEX.encode())).is_ok());
     assert_eq!(ok(Header::state(1 << 40)), Err(ProtoError::BadState));
@@ -442,6 +533,7 @@ fn decode_errors() {
         ProtoError::HelloTrackSize,
         ProtoError::HelloDeviceSize,
         ProtoError::BadText,
+        ProtoError::BadMark,
     ];
     let mut msgs: Vec<&str> = all.iter().map(|e| e.message()).collect();
     assert!(msgs.iter().all(|m| !m.is_empty() && m.is_ascii()));
