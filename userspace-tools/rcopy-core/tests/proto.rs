@@ -234,7 +234,11 @@ fn mark_payloads() {
     assert_eq!(bad(&|b| b[0] = 3), Err(ProtoError::BadMark), "kind 3");
     assert_eq!(bad(&|b| b[3] = 1), Err(ProtoError::BadMark), "reserved");
     assert_eq!(bad(&|b| b[8] = b' '), Err(ProtoError::BadMark), "a space");
-    assert_eq!(bad(&|b| b[10] = b'y'), Err(ProtoError::BadMark), "after the NUL");
+    assert_eq!(
+        bad(&|b| b[10] = b'y'),
+        Err(ProtoError::BadMark),
+        "after the NUL"
+    );
     assert_eq!(Mark::decode(&good[..39]), Err(ProtoError::BadLength));
     assert_eq!(
         MarkResult::decode(MarkResult::Taken(u32::MAX).encode()),
@@ -434,10 +438,7 @@ fn decode_errors() {
         Err(ProtoError::BadWriteFlags)
     );
     assert_eq!(
-        ok(Header {
-            nr_sectors: 8,
-            ..m
-        }),
+        ok(Header { nr_sectors: 8, ..m }),
         Err(ProtoError::BadWriteFlags)
     );
     assert_eq!(ok(Header { len: 39, ..m }), Err(ProtoError::BadLength));
