@@ -198,6 +198,11 @@ pub(crate) struct Pair {
     /// resync completes. Primary: the generation this side's HELLO sent, recorded
     /// as the peer's when it confirms the adoption.
     pub(crate) peer_gen: Atomic<u64>,
+    /// The last complete consistency point (status `point`): a secondary's point
+    /// snapshot, or the id the peer gave the last point this primary asked for.
+    pub(crate) point: Atomic<u64>,
+    /// When that point was made (wall clock, ns).
+    pub(crate) point_at_ns: Atomic<u64>,
 }
 
 /// [`Pair::gen_bump`]: nothing to do.
@@ -301,6 +306,8 @@ impl Pair {
                 decision: Atomic::new(0),
                 peer_tracks: Atomic::new(0),
                 peer_gen: Atomic::new(0),
+                point: Atomic::new(0),
+                point_at_ns: Atomic::new(0),
             }? Error),
             GFP_KERNEL,
         )
@@ -326,7 +333,20 @@ impl Pair {
                 act.al_extents
             );
         }
+        if let Some(st) = &self.store {
+            // Consistency-point mode: the image returns to the last complete point
+            // (what arrived of the next one is undone, and marked for the peer).
+            if let Some((epoch, at)) = st.newest_point() {
+                self.rollback_to(st, epoch)?;
+                self.set_point(u64::from(epoch), at);
+            }
+        }
         self.take_role()?;
+        if let (Role::Primary, Some(st)) = (self.cfg.role, &self.store) {
+            // Writes reach the data device through `map` here, which keeps no old
+            // tracks: snapshots taken as a secondary would silently change.
+            st.invalidate_all(self.name(), "this side is now the primary");
+        }
         let sb = self.md.sb();
         {
             let mut sh = self.sh.lock();
@@ -1116,7 +1136,9 @@ impl Pair {
     pub(crate) fn rollback_to(&self, st: &Store, epoch: u32) -> Result<u64> {
         let n = st.rollback(epoch, |t| {
             self.md.mark(t..t + 1);
+            self.md.mark_stale(t..t + 1);
         })?;
+        // The superblock write (PREFLUSH, FUA) makes the bitmap blocks durable too.
         self.md.persist()?;
         self.md.update_sb(|sb| sb.flags |= format::SB_CONSISTENT)?;
         pr_info!(
@@ -1127,6 +1149,12 @@ impl Pair {
         );
         self.apply_failed.store(0, Relaxed);
         Ok(n)
+    }
+
+    /// Records the last complete consistency point (`at`: wall clock, ns).
+    pub(crate) fn set_point(&self, id: u64, at: u64) {
+        self.point.store(id, Relaxed);
+        self.point_at_ns.store(at, Relaxed);
     }
 
     /// Whether the threads run (the device is resumed).

@@ -541,8 +541,16 @@ fn marked(p: &Pair, seq: u64, result: u64) {
         }
         if e.seq == seq && e.mark.is_some() {
             let ticket = e.sector;
+            let point = e.mark.is_some_and(|m| m.kind == proto::MARK_POINT);
             sh.mark_done(ticket, outcome);
             drop(sh);
+            if let (true, MarkOutcome::Taken(id)) = (point, outcome) {
+                // SAFETY: reading the wall clock has no preconditions.
+                let now = unsafe { kernel::bindings::ktime_get_real() } as u64;
+                p.set_point(u64::from(id), now);
+                p.event();
+                return;
+            }
             match outcome {
                 MarkOutcome::Taken(id) => {
                     pr_info!(

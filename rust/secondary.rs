@@ -200,12 +200,14 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
             Kind::Ping => link.send(&Header::pong(h.a), &[])?,
             Kind::State => {
                 let st = crate::rcore::state::Pair::decode(h.a).map(|s| s.state);
-                p.sh.lock().peer_state = st;
                 if matches!(st, Some(State::Copying | State::Resyncing)) {
                     // Tracks now arrive out of order: not a usable image until done.
                     // Keep the consistent one first, if there is a store.
                     snapshot_before_resync(p);
+                    p.sh.lock().peer_state = st;
                     mark_inconsistent(p);
+                } else {
+                    p.sh.lock().peer_state = st;
                 }
                 p.publish(None);
             }
@@ -267,22 +269,40 @@ fn image_consistent(p: &Pair) -> bool {
 /// Acts on a marker, everything before it applied and flushed.
 fn take_mark(p: &Pair, h: &Header, mark: &proto::Mark) -> proto::MarkResult {
     let refused = |e: Error| proto::MarkResult::Refused((-e.to_errno()) as u16);
-    if mark.kind != proto::MARK_SNAPSHOT {
-        return refused(EOPNOTSUPP);
-    }
+    let point = mark.kind == proto::MARK_POINT;
     let Some(st) = &p.store else {
         pr_warn!(
-            "{}: snapshot requested, but no snap_store is configured\n",
+            "{}: snapshot or point requested, but no snap_store is configured\n",
             p.name()
         );
         return refused(ENODEV);
     };
     if !image_consistent(p) {
-        pr_warn!(
-            "{}: snapshot refused: this image is not consistent\n",
-            p.name()
-        );
+        if !point {
+            pr_warn!(
+                "{}: snapshot refused: this image is not consistent\n",
+                p.name()
+            );
+        }
         return refused(EAGAIN);
+    }
+    if point {
+        // A consistency point: the image the secondary returns to from now on.
+        let gen = p.peer_gen.load(Relaxed);
+        return match st.open(b"point", h.seq, gen, crate::rcore::snapstore::SNAP_POINT) {
+            Ok(epoch) => {
+                // SAFETY: reading the wall clock has no preconditions.
+                let now = unsafe { kernel::bindings::ktime_get_real() } as u64;
+                p.set_point(u64::from(epoch), now);
+                st.delete_points_before(epoch, p.name());
+                p.event();
+                proto::MarkResult::Taken(epoch)
+            }
+            Err(e) => {
+                pr_warn!("{}: point not taken: errno {}\n", p.name(), -e.to_errno());
+                refused(e)
+            }
+        };
     }
     match st.open(mark.name(), h.seq, p.peer_gen.load(Relaxed), 0) {
         Ok(epoch) => {

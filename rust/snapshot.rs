@@ -361,6 +361,39 @@ impl Store {
         }
     }
 
+    /// Invalidates every ready snapshot (on disk first): the data device is about
+    /// to be written without copies. Process context.
+    pub(crate) fn invalidate_all(&self, name: &str, why: &str) {
+        let mut g = self.inner.lock();
+        let live: KVec<Epoch> = {
+            let mut v = KVec::new();
+            for &e in g.map.live() {
+                if v.push(e, GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+            v
+        };
+        if live.is_empty() {
+            return;
+        }
+        for &e in live.iter() {
+            if let Some(s) = g.sb.find_mut(e) {
+                s.state = SnapState::Invalid;
+            }
+        }
+        if let Err(err) = self.write_sb_locked(&mut g) {
+            pr_err!(
+                "{name}: writing the snapshot store superblock failed: errno {}\n",
+                -err.to_errno()
+            );
+        }
+        for &e in live.iter() {
+            let _ = g.map.delete(e, |_| ());
+            pr_warn!("{name}: snapshot {e} is no longer valid: {why}\n");
+        }
+    }
+
     /// Where snapshot `epoch` reads `track`; a read of the live data device is
     /// counted until [`Store::end_live_read`]. Context: a snapshot device's `map`.
     pub(crate) fn route(&self, epoch: Epoch, track: u64) -> Result<Where> {
@@ -449,6 +482,46 @@ impl Store {
         }
     }
 
+    /// The newest ready consistency point and when it was made (wall clock, ns).
+    pub(crate) fn newest_point(&self) -> Option<(Epoch, u64)> {
+        let g = self.inner.lock();
+        g.sb.snaps
+            .iter()
+            .filter(|s| {
+                s.epoch != 0 && s.state == SnapState::Ready && s.flags & store::SNAP_POINT != 0
+            })
+            .max_by_key(|s| s.epoch)
+            .map(|s| (s.epoch, s.created_ns))
+    }
+
+    /// Deletes the consistency points older than `epoch` (a newer one is complete).
+    /// Context: the secondary's apply thread.
+    pub(crate) fn delete_points_before(&self, epoch: Epoch, name: &str) {
+        let mut old = [0 as Epoch; MAX_SNAPSHOTS];
+        let mut n = 0;
+        {
+            let g = self.inner.lock();
+            for s in g.sb.snaps.iter() {
+                if s.epoch != 0
+                    && s.epoch < epoch
+                    && s.flags & store::SNAP_POINT != 0
+                    && n < MAX_SNAPSHOTS
+                {
+                    old[n] = s.epoch;
+                    n += 1;
+                }
+            }
+        }
+        for &e in &old[..n] {
+            if let Err(err) = self.delete(e) {
+                pr_warn!(
+                    "{name}: consistency point {e} kept: errno {}\n",
+                    -err.to_errno()
+                );
+            }
+        }
+    }
+
     /// Lists the snapshots, one per line: epoch, name (`-` if none), state, flags
     /// (`before-resync`), creation time (ns since the epoch), stream sequence
     /// number, generation. Context: a message.
@@ -474,6 +547,8 @@ impl Store {
                 },
                 if s.flags & store::SNAP_BEFORE_RESYNC != 0 {
                     "before-resync"
+                } else if s.flags & store::SNAP_POINT != 0 {
+                    "point"
                 } else {
                     "-"
                 },
@@ -509,7 +584,9 @@ impl Store {
         if !g.map.is_live(epoch) {
             return Err(ENOENT);
         }
-        if g.users.iter().any(|u| u.1 > 0) {
+        // The newer snapshots are deleted below: none may be in use. The snapshot
+        // itself and older ones stay valid (their slots are only read).
+        if g.users.iter().any(|u| u.0 > epoch && u.1 > 0) {
             return Err(EBUSY);
         }
         let ts = u64::from(self.track_size);

@@ -280,6 +280,13 @@ impl Rcopy {
             st.decision = p.decision();
             st.gen = p.md.sb().gen_current;
             st.peer_tracks = p.peer_tracks.load(Relaxed);
+            st.point = p.point.load(Relaxed);
+            let at = p.point_at_ns.load(Relaxed);
+            if at != 0 {
+                // SAFETY: reading the wall clock has no preconditions.
+                let now = unsafe { bindings::ktime_get_real() } as u64;
+                st.point_age_s = now.saturating_sub(at) / 1_000_000_000;
+            }
         }
         st.write(out)
     }
@@ -605,6 +612,20 @@ impl TargetOps for Rcopy {
                 let _ = write!(out, "{ticket}");
                 Ok(true)
             }
+            ("point", 0) => {
+                let p = self.replicated(name)?;
+                let Some(mark) = Mark::new(proto::MARK_POINT, b"") else {
+                    return Err(EINVAL);
+                };
+                let ticket = p.request_mark(mark).inspect_err(|_| {
+                    pr_warn!(
+                        "{}: point refused: needs a connected primary in duplex whose peer takes markers\n",
+                        p.name()
+                    )
+                })?;
+                let _ = write!(out, "{ticket}");
+                Ok(true)
+            }
             ("snapshot-result", 1) => {
                 let p = self.replicated(name)?;
                 let ticket = args
@@ -657,7 +678,7 @@ impl TargetOps for Rcopy {
             (
                 "stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect"
                 | "handover" | "resolve" | "secret" | "snapshot" | "snapshot-result" | "snapshots"
-                | "snapshot-delete" | "snapshot-rollback",
+                | "point" | "snapshot-delete" | "snapshot-rollback",
                 _,
             ) => {
                 pr_warn!("{name}: wrong number of arguments\n");

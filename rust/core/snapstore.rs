@@ -93,8 +93,12 @@ pub const CHECKSUM_LEN: usize = 32;
 pub const SNAP_CHECKSUM: u8 = 1 << 0;
 /// Snapshot flag: taken automatically before a resync.
 pub const SNAP_BEFORE_RESYNC: u8 = 1 << 1;
+/// Snapshot flag: a consistency point (the secondary's last complete epoch in
+/// consistency-point mode; the previous one is deleted when a newer one opens,
+/// and the secondary rolls back to it when it starts).
+pub const SNAP_POINT: u8 = 1 << 2;
 /// Every snapshot flag.
-pub const SNAP_FLAGS: u8 = SNAP_CHECKSUM | SNAP_BEFORE_RESYNC;
+pub const SNAP_FLAGS: u8 = SNAP_CHECKSUM | SNAP_BEFORE_RESYNC | SNAP_POINT;
 
 // Superblock fields.
 const O_MAGIC: usize = 0;

@@ -172,7 +172,7 @@ impl fmt::Display for Peer {
 pub const REQUIRED_KEYS: usize = 21;
 
 /// Status keys in line order.
-pub const KEYS: [&str; 30] = [
+pub const KEYS: [&str; 32] = [
     "state",
     "role",
     "mode",
@@ -203,6 +203,8 @@ pub const KEYS: [&str; 30] = [
     "decision",
     "gen",
     "peer_tracks",
+    "point",
+    "point_age_s",
 ];
 
 /// A sticky error: what the device can no longer guarantee.
@@ -302,6 +304,12 @@ pub struct Status {
     /// Tracks the peer's bitmap added at the last handshake (on the primary: what
     /// the peer wrote and never had confirmed, rolled back by the resync).
     pub peer_tracks: u64,
+    /// The last complete consistency point: on a secondary, the id of the point
+    /// its image can return to; on a primary, the id the peer gave the last point
+    /// it confirmed (0: none).
+    pub point: u64,
+    /// Seconds since that point was made (0 with no point).
+    pub point_age_s: u64,
 }
 
 impl Default for Status {
@@ -338,6 +346,8 @@ impl Default for Status {
             decision: None,
             gen: 0,
             peer_tracks: 0,
+            point: 0,
+            point_age_s: 0,
         }
     }
 }
@@ -382,7 +392,7 @@ impl Status {
              sent_bytes={} acked_bytes={} lag_ms={} lag_bytes={} reads={} \
              writes={} flushes={} discards={} write_zeroes={} io_errors={} \
              sync_rate={} eta_s={} consistent={} error={} al_hot={} al_refs={} \
-             decision={} gen={:016x} peer_tracks={}",
+             decision={} gen={:016x} peer_tracks={} point={} point_age_s={}",
             self.state.as_str(),
             self.role.as_str(),
             self.mode.as_str(),
@@ -414,6 +424,8 @@ impl Status {
             self.decision.map_or("none", |d| d.as_str()),
             self.gen,
             self.peer_tracks,
+            self.point,
+            self.point_age_s,
         )
     }
 
@@ -494,6 +506,8 @@ impl Status {
                 self.gen = u64::from_str_radix(v, 16).map_err(|_| bad)?;
             }
             29 => self.peer_tracks = num(key, v)?,
+            30 => self.point = num(key, v)?,
+            31 => self.point_age_s = num(key, v)?,
             _ => {}
         }
         Ok(())
@@ -509,7 +523,8 @@ mod tests {
         track_size=65536 size=1073741824 dirty_bytes=0 cache_fill=0/0 sync_done=0 \
         sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
         writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6 sync_rate=0 eta_s=0 consistent=yes \
-        error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0";
+        error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0 \
+        point=0 point_age_s=0";
 
     #[test]
     fn round_trip() {

@@ -1,0 +1,169 @@
+# shellcheck shell=bash
+# Point-in-time images on the secondary: a snapshot requested on the primary travels
+# in the ordered stream and is taken by the secondary exactly there (checked from
+# sequence stamps: the snapshot is a prefix of the write order, at a point between
+# the request and its confirmation), stays that image while replication overwrites
+# the tracks, survives a restart of the secondary, and is deleted; a snapshot taken
+# automatically before a resync lets the secondary be promoted onto the consistent
+# image after the primary dies mid-resync.
+# Both VMs have a third disk (vdc) as the snapshot store, and carry both addresses
+# (lib/takeover.sh).
+
+TEST_TIMEOUT=900
+# shellcheck source=../lib/pair.sh
+. "$RCOPY_ROOT/scripts/vmtests/lib/pair.sh"
+# shellcheck source=../lib/safety.sh
+. "$RCOPY_ROOT/scripts/vmtests/lib/safety.sh"
+# shellcheck source=../lib/takeover.sh
+. "$RCOPY_ROOT/scripts/vmtests/lib/takeover.sh"
+
+STAMPS_PY=$RCOPY_ROOT/scripts/vmtests/lib/stamps.py
+# Blocks of 4 KiB the stamp writer spreads over: 32 MiB, 512 tracks of 64 KiB.
+STAMP_BLOCKS=8192
+
+# snap_boot: both VMs with a 64 MiB data disk, the metadata disk and a 64 MiB
+# snapshot store (vdc), formatted for r0
+snap_boot() {
+	pair_boot 64 "--disk 64"
+	local vm
+	for vm in a b; do
+		vm_run "$vm" "$RCOPYCTL create-store /dev/vdc --data /dev/vda --pair-id default" >/dev/null
+	done
+}
+
+# snap_device VM EPOCH: create r0-snap (read-only) for snapshot EPOCH of r0 in VM
+snap_device() {
+	vm_run "$1" "dmsetup create --readonly r0-snap --table \"0 \$(blockdev --getsz /dev/vda) rcopy-snap /dev/vdc $2\""
+}
+
+# progress VM: the last stamp the writer in VM completed (0 before the first)
+progress() {
+	local p
+	p=$(cat "$(vm_share_dir "$1")/progress" 2>/dev/null | tr -d ' \n')
+	echo $((10#${p:-0}))
+}
+
+test_snapshot_is_a_point_in_the_stream() {
+	snap_boot
+	tk_pair mode async snap_store /dev/vdc
+	local share job before out after epoch cut sum1 sum2
+	share=$(vm_share_dir a)
+	# A writer that stamps every block with its place in the write order, on the
+	# primary, while the snapshot is requested.
+	job=$(vm_spawn a --timeout 600 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 6000 "$share/progress")
+	vm_wait_until a 120 "test -s $share/progress && [ \$(cat $share/progress) -ge 1500 ]" ||
+		fail "the writer did not get going"
+	before=$(progress a)
+	out=$(ctl a snapshot r0 nightly-1) || fail "snapshot refused: $out"
+	after=$(progress a)
+	echo "$out (writer at stamp $before when requested, $after when confirmed)"
+	epoch=$(sed -n 's/.*snapshot \([0-9]*\).*/\1/p' <<<"$out")
+	[[ -n $epoch ]] || fail "no snapshot id in: $out"
+	assert_contains "$(vm_run b "dmsetup message r0 0 snapshots")" "$epoch nightly-1 ready"
+	# The snapshot is the image of one point of the write order, between the request
+	# and the confirmation.
+	snap_device b "$epoch"
+	out=$(vm_run b "python3 $STAMPS_PY cut /dev/mapper/r0-snap $STAMP_BLOCKS") ||
+		fail "the snapshot is not a point in time: $out"
+	cut=${out#cut=}
+	echo "snapshot cut at stamp $cut"
+	((cut >= before && cut <= after)) || fail "cut $cut outside [$before, $after]"
+	sum1=$(vm_run b 'dd if=/dev/mapper/r0-snap bs=1M iflag=direct status=none | sha256sum | cut -d" " -f1')
+	# Replication goes on and overwrites the tracks: the snapshot does not change.
+	out=$(vm_wait a "$job" 600)
+	echo "writer: $out"
+	wait_drained 300
+	assert_pair_identical
+	sum2=$(vm_run b 'dd if=/dev/mapper/r0-snap bs=1M iflag=direct status=none | sha256sum | cut -d" " -f1')
+	assert_eq "$sum1" "$sum2" "the snapshot's sha256 after 4500 more writes"
+	out=$(vm_run b "python3 $STAMPS_PY cut /dev/mapper/r0-snap $STAMP_BLOCKS")
+	assert_eq "cut=$cut" "$out" "the snapshot's cut after more writes"
+	# A snapshot device holds the snapshot: it cannot be deleted meanwhile.
+	if vm_run b "dmsetup message r0 0 snapshot-delete $epoch" 2>/dev/null; then
+		fail "a snapshot in use was deleted"
+	fi
+	# It survives a restart of the secondary's device (the store is read again).
+	vm_run b 'dmsetup remove r0-snap && dmsetup remove r0'
+	tk_create b secondary snap_store /dev/vdc
+	wait_state a duplex 300
+	snap_device b "$epoch"
+	sum2=$(vm_run b 'dd if=/dev/mapper/r0-snap bs=1M iflag=direct status=none | sha256sum | cut -d" " -f1')
+	assert_eq "$sum1" "$sum2" "the snapshot's sha256 after the secondary's restart"
+	vm_run b 'dmsetup remove r0-snap'
+	vm_run b "dmsetup message r0 0 snapshot-delete nightly-1"
+	assert_eq "" "$(vm_run b "dmsetup message r0 0 snapshots")" "snapshots after the deletion"
+}
+
+test_snapshot_before_resync_can_be_promoted() {
+	snap_boot
+	tk_pair mode sync snap_store /dev/vdc resync_rate 1048576
+	local share out sum_cut n
+	share=$(vm_share_dir a)
+	# A consistent image on both sides, then a link cut and writes that only the
+	# primary has.
+	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 2000 $share/progress" >/dev/null
+	wait_drained 120
+	sum_cut=$(lower_sum b)
+	vm_link a down
+	wait_state a suspended 60
+	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 3000 $share/progress --start 2000" >/dev/null
+	echo "primary before the resync: $(st a)"
+	n=$(klog_lines b)
+	vm_link a up
+	# The resync (1 MiB/s) starts; the secondary keeps its consistent image first.
+	wait_key a state resyncing 120
+	vm_wait_until b 60 "dmsetup message r0 0 snapshots | grep -q 'pre-resync ready before-resync'" ||
+		fail "no pre-resync snapshot: $(vm_run b 'dmsetup message r0 0 snapshots')"
+	klog_since b "$n" | grep 'pre-resync' || true
+	sleep 3
+	assert_eq no "$(field b consistent)" "the secondary during the resync"
+	# The primary dies mid-resync.
+	vm_kill a
+	out=$(ctl b promote r0 --rollback) || fail "promote --rollback refused: $out"
+	echo "$out"
+	assert_eq primary "$(field b role)" "b's role after the promotion"
+	assert_eq yes "$(field b consistent)" "b after the rollback"
+	assert_eq "$sum_cut" "$(lower_sum b)" "b's data after the rollback: the image before the resync"
+	out=$(vm_run b "python3 $STAMPS_PY cut /dev/mapper/r0 $STAMP_BLOCKS")
+	assert_eq "cut=2000" "$out" "the promoted image's cut"
+}
+
+# Consistency points: the primary's writer asks for a point after every 300th stamp.
+# The secondary is frozen (QMP stop) at a random moment and killed; restarted with its
+# link down, its image must be exactly one of the points (stamps 1..s for a point
+# asked after stamp s), never between two. Then the link returns and the pair
+# converges (what the rollback undid is resynced). POINT_ROUNDS rounds (make torture
+# runs more).
+test_consistency_points_survive_a_frozen_killed_secondary() {
+	snap_boot
+	tk_pair mode async snap_store /dev/vdc
+	local share round job t out cut p0 start=0
+	share=$(vm_share_dir a)
+	: >"$share/points"
+	for ((round = 1; round <= ${POINT_ROUNDS:-2}; round++)); do
+		p0=$(field b point)
+		job=$(vm_spawn a --timeout 900 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 100000 \
+			"$share/progress" --start "$start" --point-every 300 "$share/points")
+		vm_wait_until b 120 "dmsetup status r0 | tr ' ' '\n' | grep '^point=' | grep -vqx 'point=$p0'" ||
+			fail "no new consistency point on b: $(st b)"
+		t=$(rand_sleep 10 50)
+		vm_qmp b stop >/dev/null
+		sleep 1
+		vm_kill b
+		vm_job_kill a "$job"
+		vm_wait a "$job" 120 >/dev/null || true
+		start=$(progress a)
+		echo "round $round: b frozen and killed ${t}s after its first point; writer at stamp $start; $(wc -l <"$share/points") points asked so far"
+		boot_again b
+		vm_link b down
+		tk_create b secondary snap_store /dev/vdc
+		out=$(vm_run b "python3 $STAMPS_PY cut /dev/vda $STAMP_BLOCKS") || fail "b's image is not a point of the write order: $out"
+		cut=${out#cut=}
+		echo "round $round: b's image after its restart: stamps 1..$cut; $(st b)"
+		grep -qx "$cut" "$share/points" || fail "b's image (stamps 1..$cut) is not a consistency point"
+		assert_eq yes "$(field b consistent)" "b after returning to its point"
+		vm_link b up
+		wait_drained 300
+		assert_pair_identical
+	done
+}
