@@ -91,6 +91,55 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Format a snapshot store (exception store) for a data device.
+    ///
+    /// A secondary whose table names the store (`snap_store`) keeps there the
+    /// old contents of the tracks it overwrites after a snapshot. The store is
+    /// made for one rcopy device: its size (--data, the data device, or
+    /// --size, the rcopy device's size), --track-size and --pair-id must be
+    /// those of the table. Zeroes the record area and writes the superblock;
+    /// prints the number of slots (one track each) and the capacity. Refuses a
+    /// device that holds a store, rcopy metadata or another known signature
+    /// (a filesystem, LVM, md RAID, swap), or that is in use, unless --force.
+    #[command(name = "create-store", group(
+        ArgGroup::new("device_size").required(true).args(["data", "size"])
+    ))]
+    CreateStore {
+        /// The store device (a regular file, an image, is accepted too).
+        #[arg(value_name = "STORE_DEV", value_parser = parse_path)]
+        store: String,
+        /// The data device the store is for: its size is recorded.
+        #[arg(long, value_name = "DATA_DEV", value_parser = parse_path)]
+        data: Option<String>,
+        /// The rcopy device's size instead of --data (bytes, or K/M/G/T; whole
+        /// sectors).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+        size: Option<Size>,
+        /// The table's track size: a power of two from 4K to 16M (bytes, or
+        /// K/M) [default: 64K]. It is also the slot size.
+        #[arg(long, value_name = "BYTES", value_parser = parse_size_arg)]
+        track_size: Option<Size>,
+        /// The pair's identity, as in the table (1 to 64 bytes)
+        /// [default: default].
+        #[arg(long, value_name = "WORD")]
+        pair_id: Option<String>,
+        /// Overwrite an existing store or another known signature, and write
+        /// to a device in use.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a snapshot store: its superblock copies, slots and snapshot table.
+    ///
+    /// Exits 1 if the device holds no usable snapshot store.
+    #[command(name = "inspect-store")]
+    InspectStore {
+        /// The store device (or an image of one).
+        #[arg(value_name = "STORE_DEV", value_parser = parse_path)]
+        store: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an rcopy device.
     Remove {
         /// Name of the device.

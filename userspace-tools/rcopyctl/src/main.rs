@@ -17,7 +17,11 @@ mod operate;
 mod resource;
 mod signature;
 mod size;
+// Used in full by the snapshot commands (next commit).
+#[allow(dead_code)]
+mod snaplist;
 mod status_view;
+mod store;
 mod suggest;
 mod takeover;
 mod udev;
@@ -95,6 +99,22 @@ fn run(cli: Cli) -> Result<u8, Error> {
             force,
         }),
         Command::InspectMd { meta, json } => meta::run_inspect(&meta, json),
+        Command::CreateStore {
+            store,
+            data,
+            size,
+            track_size,
+            pair_id,
+            force,
+        } => store::run_create(&store::CreateRequest {
+            store: &store,
+            data: data.as_deref(),
+            size: size.as_ref(),
+            track_size: track_size.as_ref(),
+            pair_id: pair_id.as_deref(),
+            force,
+        }),
+        Command::InspectStore { store, json } => store::run_inspect(&store, json),
         Command::Remove { name } => commands::remove(&name),
         Command::Status {
             name,

@@ -40,7 +40,7 @@ pub const DEFAULT_PAIR_ID: &str = "default";
 const ALIGN: usize = 4096;
 
 /// Bitmap bytes read or zeroed per I/O.
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// The names of the superblock flags, in bit order.
 const FLAG_NAMES: [(u32, &str); 4] = [
@@ -79,24 +79,24 @@ pub fn gen_hex(g: u64) -> String {
 
 /// A buffer whose bytes start at a multiple of [`ALIGN`], as `O_DIRECT`
 /// wants.
-struct AlignedBuf {
+pub(crate) struct AlignedBuf {
     raw: Vec<u8>,
     off: usize,
     len: usize,
 }
 
 impl AlignedBuf {
-    fn zeroed(len: usize) -> AlignedBuf {
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
         let raw = vec![0u8; len + ALIGN];
         let off = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
         AlignedBuf { raw, off, len }
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.raw[self.off..self.off + self.len]
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.raw[self.off..self.off + self.len]
     }
 }
@@ -208,7 +208,7 @@ impl Dev {
         self.id == other.id
     }
 
-    fn read_at(&self, off: u64, len: usize) -> Result<AlignedBuf, Error> {
+    pub(crate) fn read_at(&self, off: u64, len: usize) -> Result<AlignedBuf, Error> {
         let mut buf = AlignedBuf::zeroed(len);
         self.file.read_exact_at(buf.bytes_mut(), off).map_err(|e| {
             Error::new(format!(
@@ -220,7 +220,7 @@ impl Dev {
         Ok(buf)
     }
 
-    fn write_at(&self, off: u64, buf: &AlignedBuf) -> Result<(), Error> {
+    pub(crate) fn write_at(&self, off: u64, buf: &AlignedBuf) -> Result<(), Error> {
         self.file.write_all_at(buf.bytes(), off).map_err(|e| {
             Error::new(format!(
                 "{}: write failed at offset {off}: {}",
@@ -230,7 +230,7 @@ impl Dev {
         })
     }
 
-    fn sync(&self) -> Result<(), Error> {
+    pub(crate) fn sync(&self) -> Result<(), Error> {
         self.file
             .sync_all()
             .map_err(|e| Error::new(format!("{}: flush failed: {}", self.path, os_msg(&e))))
@@ -465,7 +465,7 @@ pub fn create_md(
 }
 
 /// Rows `label: value`, aligned, after a heading line.
-fn rows(heading: &str, rows: &[(&str, String)]) -> String {
+pub(crate) fn rows(heading: &str, rows: &[(&str, String)]) -> String {
     let mut s = format!("{heading}\n");
     for (label, value) in rows {
         s.push_str(&format!("  {:<15}{value}\n", format!("{label}:")));
