@@ -1,5 +1,7 @@
 //! Command-line syntax.
 
+use std::time::Duration;
+
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use rcopy_core::status::State;
 
@@ -249,6 +251,13 @@ pub enum Command {
         /// still connected (the two sides then diverge: split brain).
         #[arg(long)]
         force: bool,
+        /// First roll this side back to a snapshot (while suspended): the
+        /// newest pre-resync one (flag before-resync) without a value, else the
+        /// snapshot ID or NAME. For a disaster during a copy or resync: the
+        /// rolled-back image is consistent, so the promotion is not refused.
+        /// Put it after NAME (or write --rollback=ID).
+        #[arg(long, value_name = "ID|NAME", num_args = 0..=1, value_parser = crate::snap::parse_which)]
+        rollback: Option<Option<String>>,
         /// Where the new primary connects to (the other side's listening
         /// address) [default: the table's peer, else the other host's address
         /// in the resource file].
@@ -340,6 +349,89 @@ pub enum Command {
         /// Unpair although this side is not consistent.
         #[arg(long)]
         force: bool,
+    },
+    /// Take a snapshot of the peer's image (run it on the primary).
+    ///
+    /// The primary puts a marker in its stream; the secondary takes the
+    /// snapshot when its apply reaches it (every write before the command on
+    /// the image, none after), in its snapshot store. Waits for the answer
+    /// (polling every 50 ms) and prints the snapshot's id. Exits 1 when the
+    /// peer refuses (no store, its image not consistent, its table full), the
+    /// link drops first, or --timeout passes. The pair must be connected and
+    /// duplex.
+    #[command(after_help = SNAPSHOT_EXAMPLES)]
+    Snapshot {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// A name for the snapshot: up to 32 of A-Z a-z 0-9 . _ : + @ -
+        /// [default: none].
+        #[arg(value_parser = crate::snap::parse_snapname)]
+        snapname: Option<String>,
+        /// Give up waiting for the peer's answer after this long: a whole
+        /// number with ms, s, m or h (seconds without one) [default: 60s].
+        #[arg(long, value_name = "DURATION", value_parser = crate::snap::parse_duration)]
+        timeout: Option<Duration>,
+    },
+    /// List the snapshots of a secondary (run it on the secondary).
+    ///
+    /// One row per snapshot: id, name, state (ready, or invalid when the
+    /// store ran out of slots), age, creation time, flags (before-resync:
+    /// taken automatically before a copy or resync).
+    Snapshots {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a snapshot of a secondary (by id or name).
+    #[command(name = "snapshot-delete")]
+    SnapshotDelete {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The snapshot: its id, or its name.
+        #[arg(value_name = "ID|NAME", value_parser = crate::snap::parse_which)]
+        snapshot: String,
+    },
+    /// Show a snapshot of a secondary as a read-only block device.
+    ///
+    /// Creates /dev/mapper/NAME-snap-ID (or --name) with the rcopy-snap
+    /// target. The rcopy device must stay up while it exists.
+    #[command(name = "snapshot-activate")]
+    SnapshotActivate {
+        /// Name of the rcopy device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The snapshot: its id, or its name.
+        #[arg(value_name = "ID|NAME", value_parser = crate::snap::parse_which)]
+        snapshot: String,
+        /// The snapshot device's name [default: NAME-snap-ID].
+        #[arg(long = "name", value_name = "DEVNAME", value_parser = parse_name)]
+        device: Option<String>,
+    },
+    /// Remove a snapshot device made by snapshot-activate.
+    #[command(name = "snapshot-deactivate")]
+    SnapshotDeactivate {
+        /// The snapshot device's name (for example r0-snap-3).
+        #[arg(value_name = "DEVNAME", value_parser = parse_name)]
+        device: String,
+    },
+    /// Write a snapshot's image back onto a secondary's data device.
+    ///
+    /// Suspends the device, rolls it back (the tracks rewritten are marked
+    /// for the peer, the image is consistent, newer snapshots are deleted)
+    /// and resumes it. Prints the number of tracks rewritten.
+    #[command(name = "snapshot-rollback")]
+    SnapshotRollback {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The snapshot: its id, or its name.
+        #[arg(value_name = "ID|NAME", value_parser = crate::snap::parse_which)]
+        snapshot: String,
     },
     /// Show rcopyctl's version and the kernel target's.
     Version,
@@ -451,6 +543,10 @@ pub struct LinkArgs {
     /// 0 for no limit [default: 0].
     #[arg(long, value_name = "RATE", value_parser = parse_size_arg)]
     pub resync_rate: Option<Size>,
+    /// The snapshot store (made by create-store) that this side uses while it
+    /// is a secondary (table option snap_store).
+    #[arg(long, value_name = "DEV", value_parser = parse_path)]
+    pub snap_store: Option<String>,
 }
 
 impl LinkArgs {
@@ -467,6 +563,16 @@ Examples (secondary first, then primary):
   rcopyctl pair r0 --data /dev/vda --meta /dev/vdb --role primary \\
       --peer 10.77.0.2:7788 --secret-file /etc/rcopy.key --mode async
   rcopyctl wait r0 --state duplex --timeout 300";
+
+const SNAPSHOT_EXAMPLES: &str = "\
+Examples:
+  on the primary
+    rcopyctl snapshot r0 nightly
+  on the secondary
+    rcopyctl snapshots r0
+    rcopyctl snapshot-activate r0 nightly     # /dev/mapper/r0-snap-ID, read-only
+    rcopyctl snapshot-deactivate r0-snap-3
+    rcopyctl snapshot-delete r0 nightly";
 
 const TAKEOVER_EXAMPLES: &str = "\
 Examples:
@@ -853,7 +959,7 @@ mod tests {
         let c = Cli::try_parse_from(["rcopyctl", "promote", "r0"]).unwrap();
         assert!(matches!(
             c.command,
-            Command::Promote { ref name, force: false, peer: None, ref files }
+            Command::Promote { ref name, force: false, peer: None, ref files, rollback: None }
                 if name == "r0" && files.config_dir == "/etc/rcopy.d" && files.host.is_none()
         ));
         let c = Cli::try_parse_from([
@@ -919,6 +1025,114 @@ mod tests {
             (&["rcopyctl", "promote", "a/b"][..], "a/b"),
             (&["rcopyctl", "unpair", "r0", "extra"][..], "extra"),
             (&["rcopyctl", "switchover", "r0", "--force"][..], "--force"),
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(quoted), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn parses_snapshot_commands() {
+        let p = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        // Taking one: NAME [SNAPNAME] [--timeout].
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot", "r0"]).unwrap(),
+            Command::Snapshot { ref name, snapname: None, timeout: None } if name == "r0"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot", "r0", "nightly", "--timeout", "500ms"]).unwrap(),
+            Command::Snapshot { snapname: Some(ref n), timeout: Some(t), .. }
+                if n == "nightly" && t == Duration::from_millis(500)
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshots", "r0", "--json"]).unwrap(),
+            Command::Snapshots { json: true, .. }
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-delete", "r0", "3"]).unwrap(),
+            Command::SnapshotDelete { ref snapshot, .. } if snapshot == "3"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-activate", "r0", "nightly"]).unwrap(),
+            Command::SnapshotActivate { device: None, ref snapshot, .. } if snapshot == "nightly"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-activate", "r0", "2", "--name", "old"]).unwrap(),
+            Command::SnapshotActivate { device: Some(ref d), .. } if d == "old"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-deactivate", "r0-snap-2"]).unwrap(),
+            Command::SnapshotDeactivate { ref device } if device == "r0-snap-2"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-rollback", "r0", "pre-resync"]).unwrap(),
+            Command::SnapshotRollback { ref snapshot, .. } if snapshot == "pre-resync"
+        ));
+        // promote --rollback, with or without a snapshot.
+        assert!(matches!(
+            p(&["rcopyctl", "promote", "r0", "--rollback"]).unwrap(),
+            Command::Promote {
+                rollback: Some(None),
+                ..
+            }
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "promote", "r0", "--rollback", "4"]).unwrap(),
+            Command::Promote { rollback: Some(Some(ref w)), .. } if w == "4"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "promote", "r0", "--rollback=pre-resync", "--force"]).unwrap(),
+            Command::Promote { rollback: Some(Some(ref w)), force: true, .. } if w == "pre-resync"
+        ));
+        // create --snap-store.
+        let c = p(&[
+            "rcopyctl",
+            "create",
+            "r0",
+            "--data",
+            "a",
+            "--meta",
+            "b",
+            "--role",
+            "secondary",
+            "--snap-store",
+            "/dev/vdd",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c,
+            Command::Create { ref link, .. } if link.snap_store.as_deref() == Some("/dev/vdd")
+        ));
+        // Usage errors exit 2 and quote what was typed.
+        for (args, quoted) in [
+            (&["rcopyctl", "snapshot"][..], "<NAME>"),
+            (&["rcopyctl", "snapshot", "r0", "a b"][..], "a b"),
+            (
+                &["rcopyctl", "snapshot", "r0", &"x".repeat(33)][..],
+                "xxxxxxxx",
+            ),
+            (
+                &["rcopyctl", "snapshot", "r0", "--timeout", "soon"][..],
+                "soon",
+            ),
+            (&["rcopyctl", "snapshot", "r0", "a", "b"][..], "'b'"),
+            (&["rcopyctl", "snapshot-delete", "r0"][..], "<ID|NAME>"),
+            (&["rcopyctl", "snapshot-rollback", "r0", "-1"][..], "-1"),
+            (&["rcopyctl", "snapshots", "r0", "--jsn"][..], "--jsn"),
+            (&["rcopyctl", "create-store", "/dev/vdd"][..], "--data"),
+            (
+                &[
+                    "rcopyctl",
+                    "create-store",
+                    "s",
+                    "--data",
+                    "d",
+                    "--size",
+                    "1G",
+                ][..],
+                "--size",
+            ),
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");

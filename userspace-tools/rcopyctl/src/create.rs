@@ -207,10 +207,37 @@ pub fn prepare_with(req: &Request<'_>, exclusive: bool) -> Result<Target, Error>
         .map(|a| addr::resolve(&local_label, a))
         .transpose()?;
     let opts = table_options(ts, req.role, &link, secret.as_ref())?;
-    let args = opts.args();
+    let mut args = opts.args();
     let data_dev = blockdev::inspect_with("data device", &req.dev.data, exclusive)?;
     let meta_dev = blockdev::inspect_with("metadata device", &req.dev.meta, exclusive)?;
-    plan_args(&data_dev, &meta_dev, &args)
+    // The store goes in the table as `major:minor`, as the kernel shows it.
+    let store = link
+        .snap_store
+        .as_deref()
+        .map(|p| blockdev::inspect_with("snapshot store", p, exclusive))
+        .transpose()?;
+    let store_mm = store.as_ref().map(BlockDev::major_minor);
+    if let Some(st) = &store {
+        if st.rdev == data_dev.rdev || st.rdev == meta_dev.rdev {
+            return Err(Error::new(format!(
+                "the snapshot store {} must differ from the data and metadata devices",
+                st.path
+            )));
+        }
+    }
+    if let Some(mm) = &store_mm {
+        args.snap_store = mm.as_bytes();
+    }
+    let target = plan_args(&data_dev, &meta_dev, &args)?;
+    if let Some(st) = &store {
+        // The kernel's own check of the store, named before it refuses the table.
+        let pair = link
+            .pair_id
+            .as_deref()
+            .unwrap_or(crate::meta::DEFAULT_PAIR_ID);
+        crate::store::check_for(&st.path, target.length * SECTOR_SIZE, ts, pair)?;
+    }
+    Ok(target)
 }
 
 /// Runs `rcopyctl create` and `rcopyctl pair`.
@@ -231,6 +258,17 @@ pub fn run(req: &Request<'_>) -> Result<(), Error> {
 /// Creates device `name` (DM UUID `RCOPY-<name>`) with `target` and
 /// activates it; on failure nothing is left behind.
 pub fn activate(ctl: &Control, name: &str, target: &Target) -> Result<(), Error> {
+    activate_with(ctl, name, target, false)
+}
+
+/// [`activate`], the table loaded read-only when `readonly` (a snapshot
+/// device).
+pub fn activate_with(
+    ctl: &Control,
+    name: &str,
+    target: &Target,
+    readonly: bool,
+) -> Result<(), Error> {
     let created =
         ctl.create_with_uuid(name, &dm_uuid(name))
             .map_err(|e| match e.raw_os_error() {
@@ -243,7 +281,12 @@ pub fn activate(ctl: &Control, name: &str, target: &Target) -> Result<(), Error>
     let dev_mm = format!("{}:{}", libc::major(dev), libc::minor(dev));
 
     let mut watch = KmsgWatch::start();
-    if let Err(e) = ctl.load_table(name, std::slice::from_ref(target)) {
+    let flags = if readonly {
+        crate::dm_ioctl::DM_READONLY_FLAG
+    } else {
+        0
+    };
+    if let Err(e) = ctl.load_table_with(name, std::slice::from_ref(target), flags) {
         let why = reason(&watch.dm_reasons(Some(&dev_mm)), &e);
         return Err(undo(ctl, name, dev, format!("cannot create {name}: {why}")));
     }
@@ -367,6 +410,9 @@ pub fn table_options(
     if let Some(id) = &link.pair_id {
         check_word("--pair-id", "the pair id", id, true)?;
     }
+    if let Some(st) = &link.snap_store {
+        check_word("--snap-store", "the snapshot store path", st, true)?;
+    }
     let mut opts: Vec<(&str, String)> = Vec::new();
     if track_size != DEFAULT_TRACK_SIZE {
         opts.push(("track_size", track_size.to_string()));
@@ -389,6 +435,7 @@ pub fn table_options(
             "resync_rate",
             link.resync_rate.as_ref().map(|r| r.bytes.to_string()),
         ),
+        ("snap_store", link.snap_store.clone()),
     ];
     for (name, value) in given {
         if let Some(v) = value {
@@ -441,6 +488,7 @@ fn given_flags(link: &LinkArgs) -> Vec<&'static str> {
         ("--cache-size", link.cache_size.is_some()),
         ("--timeout-ms", link.timeout_ms.is_some()),
         ("--resync-rate", link.resync_rate.is_some()),
+        ("--snap-store", link.snap_store.is_some()),
     ]
     .into_iter()
     .filter_map(|(f, on)| on.then_some(f))
@@ -503,6 +551,7 @@ fn flag_error(
             "--resync-rate {:?}: {why}",
             link.resync_rate.as_ref().map_or("", |c| c.text.as_str())
         ),
+        TableError::BadSnapStore => format!("--snap-store {}: {why}", shown(&link.snap_store)),
         TableError::MissingPeer => {
             format!("{why}: give --peer ADDR:PORT, the address the secondary listens on")
         }
@@ -725,6 +774,29 @@ mod tests {
         assert_eq!(
             line(None, None, &LinkArgs::default()).unwrap(),
             "0 2097152 rcopy 254:0 254:16"
+        );
+    }
+
+    #[test]
+    fn snap_store_option() {
+        // The kernel's parser takes it with a role; prepare_with then puts the
+        // store's major:minor in its place.
+        let l = link(|l| {
+            l.local = Some("10.0.0.2:7788".into());
+            l.secret = Some("k".into());
+            l.snap_store = Some("/dev/vdd".into());
+        });
+        let t = line(None, Some("secondary"), &l).unwrap();
+        assert!(t.ends_with(" snap_store /dev/vdd"), "{t}");
+        let e = line(
+            None,
+            None,
+            &link(|l| l.snap_store = Some("/dev/vdd".into())),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("give --role primary or --role secondary with --snap-store"),
+            "{e}"
         );
     }
 

@@ -29,6 +29,8 @@ pub const DM_MAX_TYPE_NAME: usize = 16;
 pub const DM_VERSION: [u32; 3] = [4, 0, 0];
 
 // Flags (dm_ioctl.flags).
+/// In: load the table read-only (writes to the device fail).
+pub const DM_READONLY_FLAG: u32 = 1 << 0;
 pub const DM_SUSPEND_FLAG: u32 = 1 << 1;
 pub const DM_STATUS_TABLE_FLAG: u32 = 1 << 4;
 pub const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
@@ -580,10 +582,15 @@ impl Control {
     /// DM_TABLE_LOAD into the inactive slot. Sent with DM_SECURE_DATA_FLAG
     /// so the kernel wipes its copy (tables may carry secrets).
     pub fn load_table(&self, name: &str, targets: &[Target]) -> io::Result<()> {
+        self.load_table_with(name, targets, 0)
+    }
+
+    /// [`Control::load_table`] with more flags (`DM_READONLY_FLAG`).
+    pub fn load_table_with(&self, name: &str, targets: &[Target], flags: u32) -> io::Result<()> {
         let payload = encode_targets(targets)?;
         let mut req = Request::new(Cmd::TableLoad)
             .name(name)
-            .flags(DM_SECURE_DATA_FLAG);
+            .flags(DM_SECURE_DATA_FLAG | flags);
         req.target_count = u32::try_from(targets.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many targets"))?;
         req.payload = &payload;

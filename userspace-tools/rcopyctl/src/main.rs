@@ -17,8 +17,7 @@ mod operate;
 mod resource;
 mod signature;
 mod size;
-// Used in full by the snapshot commands (next commit).
-#[allow(dead_code)]
+mod snap;
 mod snaplist;
 mod status_view;
 mod store;
@@ -152,9 +151,30 @@ fn run(cli: Cli) -> Result<u8, Error> {
         Command::Promote {
             name,
             force,
+            rollback,
             peer,
             files,
-        } => takeover::promote(&name, force, peer.as_deref(), &files),
+        } => takeover::promote(
+            &name,
+            force,
+            rollback.as_ref().map(Option::as_deref),
+            peer.as_deref(),
+            &files,
+        ),
+        Command::Snapshot {
+            name,
+            snapname,
+            timeout,
+        } => snap::take(&name, snapname.as_deref(), timeout),
+        Command::Snapshots { name, json } => snap::list(&name, json),
+        Command::SnapshotDelete { name, snapshot } => snap::delete(&name, &snapshot),
+        Command::SnapshotActivate {
+            name,
+            snapshot,
+            device,
+        } => snap::activate(&name, &snapshot, device.as_deref()),
+        Command::SnapshotDeactivate { device } => snap::deactivate(&device),
+        Command::SnapshotRollback { name, snapshot } => snap::rollback(&name, &snapshot),
         Command::Demote {
             name,
             local,

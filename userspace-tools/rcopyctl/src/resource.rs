@@ -65,6 +65,8 @@ struct RawHost {
     data: Spanned<String>,
     meta: Spanned<String>,
     address: Option<Spanned<String>>,
+    #[serde(alias = "snap-store")]
+    snap_store: Option<Spanned<String>>,
 }
 
 /// One host's section, checked.
@@ -75,6 +77,8 @@ pub struct Host {
     pub data: String,
     pub meta: String,
     pub address: Option<String>,
+    /// The snapshot store this host uses while it is the secondary.
+    pub snap_store: Option<String>,
 }
 
 /// A checked resource file.
@@ -247,6 +251,20 @@ pub fn parse(path: &str, stem: &str, text: &str) -> Result<Resource, Error> {
                 return Err(loc.at(v.span(), format!("{key}: empty device path")));
             }
         }
+        if let Some(st) = &h.snap_store {
+            if st.get_ref().is_empty() {
+                return Err(loc.at(st.span(), "snap_store: empty device path"));
+            }
+            if role.is_none() {
+                return Err(loc.at(
+                    st.span(),
+                    format!(
+                        "host {hname}: snap_store is for one side of a pair (a host with a \
+                         role)"
+                    ),
+                ));
+            }
+        }
         if role.is_some() && address.is_none() {
             return Err(loc.at(
                 span,
@@ -261,6 +279,7 @@ pub fn parse(path: &str, stem: &str, text: &str) -> Result<Resource, Error> {
                 data: h.data.get_ref().clone(),
                 meta: h.meta.get_ref().clone(),
                 address,
+                snap_store: h.snap_store.as_ref().map(|v| v.get_ref().clone()),
             },
         );
     }
@@ -390,6 +409,7 @@ impl Resource {
             link.cache_size = self.cache_size.clone();
             link.timeout_ms = self.timeout_ms.map(|t| t.to_string());
             link.resync_rate = self.resync_rate.clone();
+            link.snap_store = me.snap_store.clone();
         }
         Ok((dev, me.role.clone(), link))
     }
@@ -471,6 +491,31 @@ address = "10.77.0.2:7788"
             e.to_string(),
             "r0.toml: no [host.gamma] section for this host (sections: alpha, beta); give --host NAME"
         );
+    }
+
+    #[test]
+    fn snap_store_key() {
+        // Per host, under either spelling; it reaches the secondary's options.
+        let text = GOOD.replace(
+            "meta = \"/dev/vdd\"\n",
+            "meta = \"/dev/vdd\"\nsnap_store = \"/dev/vde\"\n",
+        );
+        let r = parse("r0.toml", "r0", &text).unwrap();
+        assert_eq!(r.hosts["beta"].snap_store.as_deref(), Some("/dev/vde"));
+        assert_eq!(r.hosts["alpha"].snap_store, None);
+        let (_, _, link) = r.args_for("beta").unwrap();
+        assert_eq!(link.snap_store.as_deref(), Some("/dev/vde"));
+        let (_, _, link) = r.args_for("alpha").unwrap();
+        assert_eq!(link.snap_store, None);
+        let r = parse("r0.toml", "r0", &text.replace("snap_store", "snap-store")).unwrap();
+        assert_eq!(r.hosts["beta"].snap_store.as_deref(), Some("/dev/vde"));
+        let e = err(&text.replace("\"/dev/vde\"", "\"\""));
+        assert!(e.contains("snap_store: empty device path"), "{e}");
+        // Only with a role (the kernel refuses it on a standalone device).
+        let e = err(
+            "[host.alpha]\ndata = \"/dev/vda\"\nmeta = \"/dev/vdb\"\nsnap_store = \"/dev/vdc\"\n",
+        );
+        assert!(e.contains("snap_store is for one side of a pair"), "{e}");
     }
 
     #[test]

@@ -575,7 +575,6 @@ pub fn run_inspect(path: &str, as_json: bool) -> Result<(), Error> {
 /// Checks that the store at `path` is one for this device (`rcopyctl create
 /// --snap-store`, `up`), with the kernel's own check, so a mistake is named
 /// before the kernel refuses the table.
-#[allow(dead_code)]
 pub fn check_for(
     path: &str,
     device_bytes: u64,

@@ -31,6 +31,8 @@ use crate::dm_ioctl::{Control, Target, TargetStatus};
 use crate::error::{os_msg, Error};
 use crate::kmsg::{self, KmsgWatch};
 use crate::size::human_bytes;
+use crate::snap;
+use crate::snaplist::{self, Snap};
 use crate::status_view::refusal;
 use crate::{commands, meta, open_control, out, resource};
 
@@ -90,6 +92,14 @@ impl LiveTable {
     /// The metadata device word (`major:minor`, as the kernel shows it).
     pub fn meta_dev(&self) -> &str {
         self.words.get(1).map_or("", String::as_str)
+    }
+
+    /// The table's `snap_store` word (`major:minor`, as the kernel shows it).
+    pub fn snap_store(&self) -> Option<String> {
+        self.args()
+            .ok()
+            .filter(|a| !a.snap_store.is_empty())
+            .map(|a| String::from_utf8_lossy(a.snap_store).into_owned())
     }
 
     /// The track size.
@@ -226,11 +236,24 @@ fn standalone(name: &str, what: &str) -> Error {
 }
 
 /// The checks of `promote`, on the live table's role and the status.
+#[cfg(test)]
 pub fn promote_plan(
     name: &str,
     role: Option<Role>,
     s: &Status,
     force: bool,
+) -> Result<Plan, Error> {
+    promote_plan_with(name, role, s, force, false)
+}
+
+/// [`promote_plan`]; with `rollback` (`promote --rollback`) an inconsistent
+/// side is not refused: the rollback makes it consistent (checked after it).
+pub fn promote_plan_with(
+    name: &str,
+    role: Option<Role>,
+    s: &Status,
+    force: bool,
+    rollback: bool,
 ) -> Result<Plan, Error> {
     match role {
         None => return Err(standalone(name, "promote")),
@@ -242,10 +265,11 @@ pub fn promote_plan(
         }
         Some(Role::Secondary) => {}
     }
-    if !s.consistent && !force {
+    if !s.consistent && !force && !rollback {
         return Err(Error::new(format!(
             "cannot promote {name}: it is not consistent (a copy or resync to it did not \
-             finish: its data is not a usable image); --force promotes it anyway"
+             finish: its data is not a usable image); --force promotes it anyway, \
+             --rollback rolls it back to its pre-resync snapshot first"
         )));
     }
     if s.conn == Conn::Connected && !force {
@@ -255,6 +279,40 @@ pub fn promote_plan(
         )));
     }
     Ok(Plan::Go)
+}
+
+/// The snapshot `promote --rollback [WHICH]` rolls back to, and the word that
+/// names it to the kernel: `which`, else the newest ready pre-resync one.
+pub fn rollback_choice(
+    name: &str,
+    snaps: &[Snap],
+    which: Option<&str>,
+) -> Result<(Snap, String), Error> {
+    let s = match which {
+        Some(w) => {
+            let s = snaplist::find(snaps, w)
+                .map_err(|e| Error::new(format!("cannot promote {name} with --rollback: {e}")))?;
+            if !s.ready {
+                return Err(Error::new(format!(
+                    "cannot promote {name} with --rollback: snapshot {} is invalid (the store \
+                     ran out of slots): it cannot be rolled back to",
+                    s.epoch
+                )));
+            }
+            s
+        }
+        None => snaplist::newest_before_resync(snaps).ok_or_else(|| {
+            Error::new(format!(
+                "cannot promote {name} with --rollback: it has no ready pre-resync snapshot \
+                 (flag before-resync; {} snapshot(s) in all: rcopyctl snapshots {name}); \
+                 give --rollback=ID to roll back to another one, or promote without it",
+                snaps.len()
+            ))
+        })?,
+    };
+    let word = snaplist::word_for(snaps, s)
+        .map_err(|e| Error::new(format!("cannot promote {name} with --rollback: {e}")))?;
+    Ok((s.clone(), word))
 }
 
 /// The checks of `demote`.
@@ -661,14 +719,31 @@ fn pick_addr(
 }
 
 /// Runs `rcopyctl promote`.
-pub fn promote(name: &str, force: bool, peer: Option<&str>, files: &FileArgs) -> Result<(), Error> {
+pub fn promote(
+    name: &str,
+    force: bool,
+    rollback: Option<Option<&str>>,
+    peer: Option<&str>,
+    files: &FileArgs,
+) -> Result<(), Error> {
     flag_addr("--peer", peer)?;
     let ctl = open_control()?;
     let live = read_live(&ctl, name)?;
-    if let Plan::Done(note) = promote_plan(name, live.table.role(), &live.status, force)? {
+    let plan = promote_plan_with(
+        name,
+        live.table.role(),
+        &live.status,
+        force,
+        rollback.is_some(),
+    )?;
+    if let Plan::Done(note) = plan {
         out(&note);
         return Ok(());
     }
+    let target = match rollback {
+        Some(which) => Some(rollback_choice(name, &snap::list_of(&ctl, name)?, which)?),
+        None => None,
+    };
     let peer = pick_addr(
         name,
         ("--peer", peer),
@@ -683,7 +758,7 @@ pub fn promote(name: &str, force: bool, peer: Option<&str>, files: &FileArgs) ->
             peer: peer.as_deref(),
         },
     )?;
-    if !live.status.consistent {
+    if !live.status.consistent && target.is_none() {
         eprintln!(
             "rcopyctl: warning: promoting {name} although it is not consistent (--force): \
              its data may not be a usable image"
@@ -695,7 +770,26 @@ pub fn promote(name: &str, force: bool, peer: Option<&str>, files: &FileArgs) ->
              the two sides diverge; their next handshake is refused until resolved"
         );
     }
-    let sw = swap(&ctl, name, &live, &params, |_, _| Ok(()))?;
+    let mut rolled = None;
+    let sw = swap(&ctl, name, &live, &params, |_, _| {
+        let Some((s, word)) = &target else {
+            return Ok(());
+        };
+        // Suspended, the old table live: roll back, then check what it gave.
+        let n = snap::rollback_suspended(&ctl, name, s, word)?;
+        rolled = Some(n);
+        let st = read_status(&ctl, name)?;
+        if !st.consistent && !force {
+            return Err(Error::new(format!(
+                "{}, but {name} is still not consistent: not promoted (--force promotes anyway)",
+                snap::rolled_back_text(name, s, n)
+            )));
+        }
+        Ok(())
+    })?;
+    if let (Some((s, _)), Some(n)) = (&target, rolled) {
+        out(&snap::rolled_back_text(name, s, n));
+    }
     let table = LiveTable::new(name, &params)?;
     let to = table.peer().map(|p| p.to_string()).unwrap_or_default();
     match read_status(&ctl, name) {
@@ -1138,9 +1232,17 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot promote r0: it is not consistent (a copy or resync to it did not finish: \
-             its data is not a usable image); --force promotes it anyway"
+             its data is not a usable image); --force promotes it anyway, --rollback rolls \
+             it back to its pre-resync snapshot first"
         );
         assert_eq!(promote_plan("r0", sec, &bad, true).unwrap(), Plan::Go);
+        // --rollback: the rollback makes it consistent; still not while connected.
+        assert_eq!(
+            promote_plan_with("r0", sec, &bad, false, true).unwrap(),
+            Plan::Go
+        );
+        let conn_bad = status(Conn::Connected, State::Resyncing, false);
+        assert!(promote_plan_with("r0", sec, &conn_bad, false, true).is_err());
         let conn = status(Conn::Connected, State::Duplex, true);
         let e = promote_plan("r0", sec, &conn, false).unwrap_err();
         assert_eq!(
@@ -1149,6 +1251,38 @@ mod tests {
              demote r0 on the primary); --force promotes anyway"
         );
         assert_eq!(promote_plan("r0", sec, &conn, true).unwrap(), Plan::Go);
+    }
+
+    #[test]
+    fn rollback_choices() {
+        let snaps = snaplist::parse(
+            "1 nightly ready - 1 1 0000000000000001\n\
+             2 pre-resync ready before-resync 2 0 0000000000000001\n\
+             3 - invalid - 3 7 0000000000000001\n\
+             5 pre-resync ready before-resync 5 0 0000000000000002\n",
+        )
+        .unwrap();
+        // The newest pre-resync snapshot by default, named by its id.
+        let (s, w) = rollback_choice("r0", &snaps, None).unwrap();
+        assert_eq!((s.epoch, w.as_str()), (5, "5"));
+        let (s, w) = rollback_choice("r0", &snaps, Some("nightly")).unwrap();
+        assert_eq!((s.epoch, w.as_str()), (1, "1"));
+        // Two snapshots of that name: give the id.
+        let e = rollback_choice("r0", &snaps, Some("pre-resync")).unwrap_err();
+        assert!(e.to_string().contains("give the id"), "{e}");
+        let e = rollback_choice("r0", &snaps, Some("3")).unwrap_err();
+        assert!(e.to_string().contains("is invalid"), "{e}");
+        let e = rollback_choice("r0", &snaps, Some("9")).unwrap_err();
+        assert!(e.to_string().contains("no snapshot \"9\""), "{e}");
+        let none = snaplist::parse("1 nightly ready - 1 1 0000000000000001\n").unwrap();
+        let e = rollback_choice("r0", &none, None).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string().starts_with(
+                "cannot promote r0 with --rollback: it has no ready pre-resync snapshot"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
