@@ -50,8 +50,8 @@ test_snapshot_is_a_point_in_the_stream() {
 	share=$(vm_share_dir a)
 	# A writer that stamps every block with its place in the write order, on the
 	# primary, while the snapshot is requested.
-	job=$(vm_spawn a --timeout 600 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 6000 "$share/progress")
-	vm_wait_until a 120 "test -s $share/progress && [ \$(cat $share/progress) -ge 1500 ]" ||
+	job=$(vm_spawn a --timeout 600 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 6000 /run/vm/share/progress)
+	vm_wait_until a 120 "test -s /run/vm/share/progress && [ \$(cat /run/vm/share/progress) -ge 1500 ]" ||
 		fail "the writer did not get going"
 	before=$(progress a)
 	out=$(ctl a snapshot r0 nightly-1) || fail "snapshot refused: $out"
@@ -60,6 +60,7 @@ test_snapshot_is_a_point_in_the_stream() {
 	epoch=$(sed -n 's/.*snapshot \([0-9]*\).*/\1/p' <<<"$out")
 	[[ -n $epoch ]] || fail "no snapshot id in: $out"
 	assert_contains "$(vm_run b "dmsetup message r0 0 snapshots")" "$epoch nightly-1 ready"
+	ctl b snapshots r0
 	# The snapshot is the image of one point of the write order, between the request
 	# and the confirmation.
 	snap_device b "$epoch"
@@ -86,27 +87,26 @@ test_snapshot_is_a_point_in_the_stream() {
 	vm_run b 'dmsetup remove r0-snap && dmsetup remove r0'
 	tk_create b secondary snap_store /dev/vdc
 	wait_state a duplex 300
-	snap_device b "$epoch"
-	sum2=$(vm_run b 'dd if=/dev/mapper/r0-snap bs=1M iflag=direct status=none | sha256sum | cut -d" " -f1')
+	ctl b snapshot-activate r0 nightly-1
+	sum2=$(vm_run b "dd if=/dev/mapper/r0-snap-$epoch bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1")
 	assert_eq "$sum1" "$sum2" "the snapshot's sha256 after the secondary's restart"
-	vm_run b 'dmsetup remove r0-snap'
-	vm_run b "dmsetup message r0 0 snapshot-delete nightly-1"
+	ctl b snapshot-deactivate "r0-snap-$epoch"
+	ctl b snapshot-delete r0 nightly-1
 	assert_eq "" "$(vm_run b "dmsetup message r0 0 snapshots")" "snapshots after the deletion"
 }
 
 test_snapshot_before_resync_can_be_promoted() {
 	snap_boot
 	tk_pair mode sync snap_store /dev/vdc resync_rate 1048576
-	local share out sum_cut n
-	share=$(vm_share_dir a)
+	local out sum_cut n
 	# A consistent image on both sides, then a link cut and writes that only the
 	# primary has.
-	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 2000 $share/progress" >/dev/null
+	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 2000 /run/vm/share/progress" >/dev/null
 	wait_drained 120
 	sum_cut=$(lower_sum b)
 	vm_link a down
 	wait_state a suspended 60
-	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 3000 $share/progress --start 2000" >/dev/null
+	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 3000 /run/vm/share/progress --start 2000" >/dev/null
 	echo "primary before the resync: $(st a)"
 	n=$(klog_lines b)
 	vm_link a up
@@ -119,6 +119,7 @@ test_snapshot_before_resync_can_be_promoted() {
 	assert_eq no "$(field b consistent)" "the secondary during the resync"
 	# The primary dies mid-resync.
 	vm_kill a
+	wait_not_key b conn connected 30
 	out=$(ctl b promote r0 --rollback) || fail "promote --rollback refused: $out"
 	echo "$out"
 	assert_eq primary "$(field b role)" "b's role after the promotion"
@@ -143,7 +144,7 @@ test_consistency_points_survive_a_frozen_killed_secondary() {
 	for ((round = 1; round <= ${POINT_ROUNDS:-2}; round++)); do
 		p0=$(field b point)
 		job=$(vm_spawn a --timeout 900 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 100000 \
-			"$share/progress" --start "$start" --point-every 300 "$share/points")
+			/run/vm/share/progress --start "$start" --point-every 300 /run/vm/share/points)
 		vm_wait_until b 120 "dmsetup status r0 | tr ' ' '\n' | grep '^point=' | grep -vqx 'point=$p0'" ||
 			fail "no new consistency point on b: $(st b)"
 		t=$(rand_sleep 10 50)
