@@ -536,9 +536,9 @@ impl Store {
         snaps.sort_unstable_by_key(|s| s.epoch);
         for s in snaps.iter() {
             let name = core::str::from_utf8(s.name()).unwrap_or("?");
-            write!(
+            writeln!(
                 out,
-                "{} {} {} {} {} {} {:016x}\n",
+                "{} {} {} {} {} {} {:016x}",
                 s.epoch,
                 if name.is_empty() { "-" } else { name },
                 match s.state {

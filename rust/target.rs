@@ -452,11 +452,11 @@ impl TargetOps for Rcopy {
                             reason: c"Metadata device I/O error",
                         },
                     })?;
+                let st = store.as_ref().map(|s| s.0.clone());
                 // SAFETY: as for `meta` above: the last table holding the engine,
                 // which has this same data device open, stops it before releasing
                 // it. The engine raises events on the live table, swapped in at
                 // `preresume` (`Pair::retune`) before DM frees the old one.
-                let st = store.as_ref().map(|s| s.0.clone());
                 let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, st, ti.table(), name) }
                     .map_err(nomem)?;
                 registry::register_pair(ti.md_id(), &p).map_err(|_| CtrError {

@@ -141,6 +141,11 @@ test_consistency_points_survive_a_frozen_killed_secondary() {
 	local share round job t out cut p0 start=0
 	share=$(vm_share_dir a)
 	: >"$share/points"
+	# rcopyctl mark waits for the peer's confirmation; status shows the point.
+	out=$(ctl a mark r0) || fail "mark refused: $out"
+	assert_contains "$out" "r0: consistency point"
+	assert_eq "$(field a point)" "$(field b point)" "the point on both sides"
+	echo 0 >>"$share/points"
 	for ((round = 1; round <= ${POINT_ROUNDS:-2}; round++)); do
 		p0=$(field b point)
 		job=$(vm_spawn a --timeout 900 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 100000 \

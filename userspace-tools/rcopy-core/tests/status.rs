@@ -18,6 +18,8 @@ fn status() -> impl Strategy<Value = Status> {
         prop::option::of(prop::sample::select(Decision::ALL.to_vec())),
         any::<u64>(),
         any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
     );
     (
         enums,
@@ -26,7 +28,12 @@ fn status() -> impl Strategy<Value = Status> {
         gens,
     )
         .prop_map(
-            |((state, role, mode, conn, peer), n, consistent, (decision, gen, peer_tracks))| {
+            |(
+                (state, role, mode, conn, peer),
+                n,
+                consistent,
+                (decision, gen, peer_tracks, point, point_age_s),
+            )| {
                 Status {
                     state,
                     role,
@@ -59,6 +66,8 @@ fn status() -> impl Strategy<Value = Status> {
                     decision,
                     gen,
                     peer_tracks,
+                    point,
+                    point_age_s,
                 }
             },
         )
@@ -80,7 +89,8 @@ fn documented_order() {
         "state=simplex role=primary mode=sync conn=standalone peer=- track_size=0 size=0 \
          dirty_bytes=0 cache_fill=0/0 sync_done=0 sync_total=0 sent_bytes=0 acked_bytes=0 \
          lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0 \
-         sync_rate=0 eta_s=0 consistent=yes error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0"
+         sync_rate=0 eta_s=0 consistent=yes error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0 \
+         point=0 point_age_s=0"
     );
 }
 
@@ -139,8 +149,17 @@ fn generation_keys() {
         ..Status::default()
     };
     let l = line(&s);
-    assert!(l.ends_with(" decision=split-brain gen=0123456789abcdef peer_tracks=42"));
+    assert!(l.contains(" decision=split-brain gen=0123456789abcdef peer_tracks=42 "));
     assert_eq!(Status::parse(&l), Ok(s));
+    // Consistency points: the last one and its age.
+    let p = Status {
+        point: 7,
+        point_age_s: 12,
+        ..Status::default()
+    };
+    let pl = line(&p);
+    assert!(pl.ends_with(" point=7 point_age_s=12"), "{pl}");
+    assert_eq!(Status::parse(&pl), Ok(p));
     // Every decision word round-trips.
     for d in Decision::ALL {
         let s = Status {

@@ -373,6 +373,22 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::snap::parse_duration)]
         timeout: Option<Duration>,
     },
+    /// End a consistency point (run it on the primary).
+    ///
+    /// Puts a point marker in the ordered stream and waits for the peer's
+    /// answer. A secondary with a snapshot store keeps the image of its last
+    /// complete point: whenever it starts (after a crash, or a promotion) it
+    /// returns to that point, never to an image between two points. The status
+    /// keys point and point_age_s show the last one.
+    Mark {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Give up waiting for the peer's answer after this long: a whole
+        /// number with ms, s, m or h (seconds without one) [default: 60s].
+        #[arg(long, value_name = "DURATION", value_parser = crate::snap::parse_duration)]
+        timeout: Option<Duration>,
+    },
     /// List the snapshots of a secondary (run it on the secondary).
     ///
     /// One row per snapshot: id, name, state (ready, or invalid when the
@@ -1044,6 +1060,10 @@ mod tests {
             p(&["rcopyctl", "snapshot", "r0", "nightly", "--timeout", "500ms"]).unwrap(),
             Command::Snapshot { snapname: Some(ref n), timeout: Some(t), .. }
                 if n == "nightly" && t == Duration::from_millis(500)
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "mark", "r0", "--timeout", "2s"]).unwrap(),
+            Command::Mark { ref name, timeout: Some(t) } if name == "r0" && t == Duration::from_secs(2)
         ));
         assert!(matches!(
             p(&["rcopyctl", "snapshots", "r0", "--json"]).unwrap(),

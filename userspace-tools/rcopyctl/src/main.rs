@@ -167,6 +167,7 @@ fn run(cli: Cli) -> Result<u8, Error> {
             timeout,
         } => snap::take(&name, snapname.as_deref(), timeout),
         Command::Snapshots { name, json } => snap::list(&name, json),
+        Command::Mark { name, timeout } => snap::mark(&name, timeout),
         Command::SnapshotDelete { name, snapshot } => snap::delete(&name, &snapshot),
         Command::SnapshotActivate {
             name,

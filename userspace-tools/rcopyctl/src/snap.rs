@@ -275,6 +275,50 @@ pub fn take(name: &str, snapname: Option<&str>, timeout: Option<Duration>) -> Re
     Ok(())
 }
 
+/// Runs `rcopyctl mark` (on the primary): ends a consistency point and waits
+/// until the peer confirms it holds it.
+pub fn mark(name: &str, timeout: Option<Duration>) -> Result<(), Error> {
+    let ctl = open_control()?;
+    let text = send_or(&ctl, name, &["point".to_string()], "cannot mark a point on")?;
+    let ticket: u64 = text.trim().parse().map_err(|_| {
+        Error::new(format!(
+            "{name}: unexpected answer to point: {text:?} (is it the primary?)"
+        ))
+    })?;
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let ask = vec!["snapshot-result".to_string(), ticket.to_string()];
+    let o = wait_result(timeout, POLL, || {
+        send_or(&ctl, name, &ask, "cannot read the point result of")
+    })?;
+    out(&point_report(name, ticket, o, timeout)?);
+    Ok(())
+}
+
+/// What `mark` says about an outcome.
+pub fn point_report(
+    name: &str,
+    ticket: u64,
+    o: Outcome,
+    timeout: Duration,
+) -> Result<String, Error> {
+    match o {
+        Outcome::Taken(e) => Ok(format!(
+            "{name}: consistency point {e} complete on the peer"
+        )),
+        Outcome::Refused(e) => Err(Error::new(format!(
+            "{name}: the peer refused the consistency point: {}",
+            refusal_text(e)
+        ))),
+        Outcome::Lost => Err(Error::new(format!(
+            "{name}: the link to the peer dropped before it answered: the peer holds this point              or the one before (rcopyctl status {name} --verbose on the peer)"
+        ))),
+        Outcome::Pending => Err(Error::new(format!(
+            "{name}: no answer from the peer after {} (ticket {ticket})",
+            human_duration(timeout)
+        ))),
+    }
+}
+
 /// Runs `rcopyctl snapshots` (on the secondary).
 pub fn list(name: &str, json: bool) -> Result<(), Error> {
     let ctl = open_control()?;
@@ -559,6 +603,22 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("snapshot-result 5"), "{e}");
+    }
+
+    #[test]
+    fn point_reports() {
+        let t = Duration::from_secs(60);
+        assert_eq!(
+            point_report("r0", 2, Outcome::Taken(7), t).unwrap(),
+            "r0: consistency point 7 complete on the peer"
+        );
+        let e = point_report("r0", 2, Outcome::Refused(libc::ENODEV), t).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("no snapshot store"), "{e}");
+        let e = point_report("r0", 2, Outcome::Lost, t).unwrap_err();
+        assert!(e.to_string().contains("or the one before"), "{e}");
+        let e = point_report("r0", 2, Outcome::Pending, t).unwrap_err();
+        assert!(e.to_string().contains("(ticket 2)"), "{e}");
     }
 
     #[test]

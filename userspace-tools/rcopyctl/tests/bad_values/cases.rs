@@ -394,6 +394,13 @@ pub const CASES: &[Case] = &[
         &["snapshot", "r0", "--timeout", "10x"],
         "10x",
     ),
+    c("mark", "<name>", &["mark", "a/b"], "a/b"),
+    c(
+        "mark",
+        "--timeout",
+        &["mark", "r0", "--timeout", "1.5s"],
+        "1.5s",
+    ),
     c("snapshots", "<name>", &["snapshots", ""], ""),
     c(
         "snapshot-delete",
