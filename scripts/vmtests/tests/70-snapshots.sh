@@ -46,8 +46,7 @@ progress() {
 test_snapshot_is_a_point_in_the_stream() {
 	snap_boot
 	tk_pair mode async snap_store /dev/vdc
-	local share job before out after epoch cut sum1 sum2
-	share=$(vm_share_dir a)
+	local job before out after epoch cut sum1 sum2 n
 	# A writer that stamps every block with its place in the write order, on the
 	# primary, while the snapshot is requested.
 	job=$(vm_spawn a --timeout 600 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 6000 /run/vm/share/progress)
@@ -70,9 +69,15 @@ test_snapshot_is_a_point_in_the_stream() {
 	echo "snapshot cut at stamp $cut"
 	((cut >= before && cut <= after)) || fail "cut $cut outside [$before, $after]"
 	sum1=$(vm_run b 'dd if=/dev/mapper/r0-snap bs=1M iflag=direct status=none | sha256sum | cut -d" " -f1')
-	# Replication goes on and overwrites the tracks: the snapshot does not change.
+	# Replication goes on and overwrites the tracks while the snapshot is read over
+	# and over: every read sees the same image.
+	local reader sums
+	reader=$(vm_spawn b --timeout 600 -- sh -c 'for i in $(seq 12); do dd if=/dev/mapper/r0-snap bs=64k iflag=direct status=none | sha256sum | cut -d" " -f1; done')
 	out=$(vm_wait a "$job" 600)
 	echo "writer: $out"
+	sums=$(vm_wait b "$reader" 600)
+	echo "snapshot read $(wc -l <<<"$sums") times during the writes: $(sort -u <<<"$sums" | wc -l) distinct sha256"
+	assert_eq "$sum1" "$(sort -u <<<"$sums")" "every read of the snapshot during the writes"
 	wait_drained 300
 	assert_pair_identical
 	sum2=$(vm_run b 'dd if=/dev/mapper/r0-snap bs=1M iflag=direct status=none | sha256sum | cut -d" " -f1')
@@ -93,6 +98,25 @@ test_snapshot_is_a_point_in_the_stream() {
 	ctl b snapshot-deactivate "r0-snap-$epoch"
 	ctl b snapshot-delete r0 nightly-1
 	assert_eq "" "$(vm_run b "dmsetup message r0 0 snapshots")" "snapshots after the deletion"
+
+	# A store too small for what changes after a snapshot (2 MiB: about 30 tracks
+	# of 64 KiB) invalidates the snapshot and replication goes on.
+	vm_run b 'dmsetup remove r0 && dmsetup create small --table "0 4096 linear /dev/vdc 0"'
+	vm_run b "$RCOPYCTL create-store /dev/mapper/small --data /dev/vda --force"
+	tk_create b secondary snap_store /dev/mapper/small
+	wait_state a duplex 300
+	out=$(ctl a snapshot r0 full-1) || fail "snapshot refused: $out"
+	epoch=$(sed -n 's/.*snapshot \([0-9]*\).*/\1/p' <<<"$out")
+	n=$(klog_lines b)
+	vm_run a "python3 $STAMPS_PY write /dev/mapper/r0 $STAMP_BLOCKS 600 /run/vm/share/progress --start 6000" >/dev/null
+	wait_drained 300
+	assert_pair_identical
+	assert_contains "$(vm_run b "dmsetup message r0 0 snapshots")" "$epoch full-1 invalid"
+	assert_contains "$(klog_since b "$n")" "snapshot $epoch is no longer valid: the store is full"
+	if ctl b snapshot-activate r0 full-1 2>/dev/null; then
+		fail "an invalid snapshot was activated"
+	fi
+	vm_run b 'dmsetup remove r0 && dmsetup remove small'
 }
 
 test_snapshot_before_resync_can_be_promoted() {
