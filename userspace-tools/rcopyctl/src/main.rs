@@ -23,6 +23,8 @@ mod status_view;
 mod store;
 mod suggest;
 mod takeover;
+#[cfg(test)]
+mod testfile;
 mod udev;
 
 /// The bad-value table of the `bad_values` test, for the unit test that

@@ -878,48 +878,8 @@ pub fn run_inspect(path: &str, as_json: bool) -> Result<(), Error> {
 mod tests {
     use super::*;
     use rcopy_core::format::{block_of_track, block_offset};
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A temporary file of `len` bytes (sparse), removed on drop.
-    struct TempFile(std::path::PathBuf);
-
-    impl TempFile {
-        fn new(tag: &str, len: u64) -> TempFile {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "rcopyctl-meta-{}-{}-{tag}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let f = File::create(&p).unwrap();
-            f.set_len(len).unwrap();
-            TempFile(p)
-        }
-
-        fn path(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-
-        fn write_at(&self, off: u64, b: &[u8]) {
-            let f = OpenOptions::new().write(true).open(&self.0).unwrap();
-            f.write_all_at(b, off).unwrap();
-        }
-
-        fn read_at(&self, off: u64, len: usize) -> Vec<u8> {
-            let mut b = vec![0; len];
-            File::open(&self.0)
-                .unwrap()
-                .read_exact_at(&mut b, off)
-                .unwrap();
-            b
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
-        }
-    }
+    use crate::testfile::TempFile;
 
     /// A typed track size that lives for the test.
     fn ts(n: u64) -> &'static Size {

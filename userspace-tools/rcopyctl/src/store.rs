@@ -609,49 +609,8 @@ pub fn check_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::{self, File, OpenOptions};
-    use std::os::unix::fs::FileExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct TempFile(std::path::PathBuf);
-
-    impl TempFile {
-        fn new(tag: &str, len: u64) -> TempFile {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "rcopyctl-store-{}-{}-{tag}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let f = File::create(&p).unwrap();
-            f.set_len(len).unwrap();
-            TempFile(p)
-        }
-
-        fn path(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-
-        fn write_at(&self, off: u64, b: &[u8]) {
-            let f = OpenOptions::new().write(true).open(&self.0).unwrap();
-            f.write_all_at(b, off).unwrap();
-        }
-
-        fn read_at(&self, off: u64, len: usize) -> Vec<u8> {
-            let mut b = vec![0; len];
-            File::open(&self.0)
-                .unwrap()
-                .read_exact_at(&mut b, off)
-                .unwrap();
-            b
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = fs::remove_file(&self.0);
-        }
-    }
+    use crate::testfile::TempFile;
 
     fn req<'a>(store: &'a TempFile, data: &'a TempFile) -> CreateRequest<'a> {
         CreateRequest {
