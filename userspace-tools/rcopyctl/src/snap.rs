@@ -255,22 +255,36 @@ fn resolve(ctl: &Control, name: &str, which: &str) -> Result<(Vec<Snap>, Snap, S
     Ok((snaps, s, word))
 }
 
-/// Runs `rcopyctl snapshot` (on the primary).
-pub fn take(name: &str, snapname: Option<&str>, timeout: Option<Duration>) -> Result<(), Error> {
+/// Sends a marker message (`words`, on the primary), then polls
+/// `snapshot-result` for its ticket until the peer answered or `timeout`
+/// passed. Returns the ticket and the outcome.
+fn marker_and_wait(
+    name: &str,
+    words: &[String],
+    what: &str,
+    timeout: Duration,
+) -> Result<(u64, Outcome), Error> {
     let ctl = open_control()?;
-    let mut words = vec!["snapshot".to_string()];
-    words.extend(snapname.map(str::to_string));
-    let text = send_or(&ctl, name, &words, "cannot take a snapshot of")?;
+    let text = send_or(&ctl, name, words, &format!("cannot {what}"))?;
     let ticket: u64 = text.trim().parse().map_err(|_| {
         Error::new(format!(
-            "{name}: unexpected answer to snapshot: {text:?} (is it the primary?)"
+            "{name}: unexpected answer to {}: {text:?} (is it the primary?)",
+            words.first().map_or("", String::as_str)
         ))
     })?;
-    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let ask = vec!["snapshot-result".to_string(), ticket.to_string()];
     let o = wait_result(timeout, POLL, || {
-        send_or(&ctl, name, &ask, "cannot read the snapshot result of")
+        send_or(&ctl, name, &ask, "cannot read the result of")
     })?;
+    Ok((ticket, o))
+}
+
+/// Runs `rcopyctl snapshot` (on the primary).
+pub fn take(name: &str, snapname: Option<&str>, timeout: Option<Duration>) -> Result<(), Error> {
+    let mut words = vec!["snapshot".to_string()];
+    words.extend(snapname.map(str::to_string));
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let (ticket, o) = marker_and_wait(name, &words, "take a snapshot of", timeout)?;
     out(&report(name, snapname, ticket, o, timeout)?);
     Ok(())
 }
@@ -278,18 +292,8 @@ pub fn take(name: &str, snapname: Option<&str>, timeout: Option<Duration>) -> Re
 /// Runs `rcopyctl mark` (on the primary): ends a consistency point and waits
 /// until the peer confirms it holds it.
 pub fn mark(name: &str, timeout: Option<Duration>) -> Result<(), Error> {
-    let ctl = open_control()?;
-    let text = send_or(&ctl, name, &["point".to_string()], "cannot mark a point on")?;
-    let ticket: u64 = text.trim().parse().map_err(|_| {
-        Error::new(format!(
-            "{name}: unexpected answer to point: {text:?} (is it the primary?)"
-        ))
-    })?;
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let ask = vec!["snapshot-result".to_string(), ticket.to_string()];
-    let o = wait_result(timeout, POLL, || {
-        send_or(&ctl, name, &ask, "cannot read the point result of")
-    })?;
+    let (ticket, o) = marker_and_wait(name, &["point".to_string()], "mark a point on", timeout)?;
     out(&point_report(name, ticket, o, timeout)?);
     Ok(())
 }
