@@ -16,7 +16,9 @@ use rcopy_core::crc32c::{crc32c, Crc32c};
 use rcopy_core::format::{Superblock, SB_BYTES};
 use rcopy_core::gens::{decide, Decision, GenInfo, GF_BLANK, GF_RESOLVE};
 use rcopy_core::proto::{
-    self, Header, Hello, Kind, RejectReason, HEADER_LEN, HELLO_LEN, MAX_PAYLOAD,
+    self, Header, Hello, Kind, Mark, MarkResult, ProtoError, RejectReason, ACK_MARK, HEADER_LEN,
+    HELLO_LEN, MARK_LEN, MARK_NAME_LEN, MARK_POINT, MARK_SNAPSHOT, MAX_ERRNO, MAX_PAYLOAD,
+    WRITE_MARK, WRITE_PREFLUSH,
 };
 use rcopy_core::snapmap::{Entry, SnapMap, MAX_SNAPSHOTS};
 use rcopy_core::snapstore::{
@@ -49,7 +51,8 @@ const MAX_PAYLOADS: [u32; 4] = [u32::MAX, MAX_PAYLOAD, 64 << 10, 0];
 /// its payload. Runs [`Header::decode`] under several payload limits,
 /// [`Header::validate`], [`Header::verify_crc`] as received and with the CRC
 /// fixed up, and the payload decoders of the kinds that have one
-/// ([`Hello::decode`], [`proto::reject_text`]); the whole input also goes through
+/// ([`Hello::decode`], [`proto::reject_text`], [`Mark::decode`] for a marker,
+/// [`MarkResult::decode`] for a marker's ACK); the whole input also goes through
 /// `Hello::decode` and `reject_text` directly.
 pub fn frame(data: &[u8]) {
     let mut hdr = [0u8; HEADER_LEN];
@@ -110,7 +113,51 @@ fn check_frame(hdr: &[u8; HEADER_LEN], payload: &[u8], max: u32) {
             let p = Pair::decode(h.a).expect("validate accepted a bad STATE");
             assert_eq!(p.encode(), h.a, "STATE does not re-encode");
         }
+        Kind::Write if h.flags & WRITE_MARK != 0 => {
+            // validate lets a marker through only in its one shape.
+            assert_eq!(h.flags, WRITE_MARK | WRITE_PREFLUSH, "marker flags");
+            assert_eq!(h.nr_sectors, 0, "marker with sectors");
+            assert_eq!(h.len as usize, MARK_LEN, "marker length");
+            assert_ne!(h.a, 0, "marker without a ticket");
+            check_mark(payload);
+        }
+        Kind::Ack if h.a & ACK_MARK != 0 => {
+            let r = MarkResult::decode(h.b).expect("validate accepted a bad ACK_MARK result");
+            assert_eq!(r.encode(), h.b, "ACK_MARK result does not re-encode");
+            // Separate arms, so libFuzzer keeps an input of each.
+            match r {
+                MarkResult::Taken(id) => assert_ne!(id, 0, "taken without an id"),
+                MarkResult::Refused(e) => {
+                    assert!(e != 0 && u64::from(e) <= MAX_ERRNO, "refused: errno {e}")
+                }
+            }
+        }
         _ => {}
+    }
+}
+
+/// A marker's payload (as received, of any length): [`Mark::decode`] takes
+/// exactly [`MARK_LEN`] bytes; a mark it accepts re-encodes to the same bytes,
+/// and [`Mark::new`] on its kind and unpadded name gives the same mark.
+fn check_mark(payload: &[u8]) {
+    if payload.len() != MARK_LEN {
+        assert_eq!(
+            Mark::decode(payload),
+            Err(ProtoError::BadLength),
+            "marker payload of the wrong length"
+        );
+        return;
+    }
+    match Mark::decode(payload) {
+        Ok(m) => {
+            assert!(matches!(m.kind, MARK_SNAPSHOT | MARK_POINT), "mark kind");
+            assert_eq!(m.encode()[..], payload[..], "mark does not re-encode");
+            let name = m.name();
+            assert!(name.len() <= MARK_NAME_LEN);
+            assert!(name.iter().all(|&c| proto::mark_name_char(c)), "mark name");
+            assert_eq!(Mark::new(m.kind, name), Some(m), "Mark::new differs");
+        }
+        Err(e) => assert_eq!(e, ProtoError::BadMark, "mark payload refused"),
     }
 }
 

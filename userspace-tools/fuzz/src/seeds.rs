@@ -7,8 +7,9 @@ use rcopy_core::activity;
 use rcopy_core::format::{Superblock, SB_CLEAN, SB_CONSISTENT, SB_PRIMARY, SB_SYNCED};
 use rcopy_core::gens::{GenInfo, GF_BLANK, GF_CONSISTENT, GF_RESOLVE};
 use rcopy_core::proto::{
-    pair_id_from_name, Header, Hello, RejectReason, ACK_DURABLE, HELLO_LEN, PROTO_VERSION,
-    WRITE_DISCARD, WRITE_FUA, WRITE_PREFLUSH, WRITE_ZEROES,
+    pair_id_from_name, Header, Hello, Mark, MarkResult, RejectReason, ACK_DURABLE, HELLO_LEN,
+    MARK_POINT, MARK_SNAPSHOT, PROTO_VERSION, WRITE_DISCARD, WRITE_FUA, WRITE_PREFLUSH,
+    WRITE_ZEROES,
 };
 use rcopy_core::snapmap::Record;
 use rcopy_core::snapstore::{
@@ -61,6 +62,14 @@ fn gens(current: u64, peer: u64, peer_prev: u64, history: [u64; 2], flags: u32) 
     }
 }
 
+/// A marker's payload.
+fn mark(kind: u8, name: &[u8]) -> Vec<u8> {
+    Mark::new(kind, name)
+        .expect("valid mark name")
+        .encode()
+        .to_vec()
+}
+
 fn frame(h: Header, payload: &[u8]) -> Vec<u8> {
     let mut v = h.encode(payload).to_vec();
     v.extend_from_slice(payload);
@@ -71,7 +80,8 @@ fn frame(h: Header, payload: &[u8]) -> Vec<u8> {
 pub fn all() -> Vec<Seed> {
     let mut out = Vec::new();
 
-    // Frames: one of each kind, WRITE in its shapes.
+    // Frames: one of each kind, WRITE in its shapes (markers too), ACK with and
+    // without a marker's result.
     let c = GF_CONSISTENT;
     let p_hello = hello(Role::Primary, 1, gens(0xA1, 0xB1, 0, [0xA0, 0], c));
     let duplex = Pair {
@@ -108,6 +118,23 @@ pub fn all() -> Vec<Seed> {
         ),
         ("flush", Header::write(10, 9, 0, 0, WRITE_PREFLUSH), vec![]),
         ("ack", Header::ack(7, ACK_DURABLE, 0), vec![]),
+        (
+            "mark-snapshot",
+            Header::mark(11, 10, 1),
+            mark(MARK_SNAPSHOT, b"nightly-2024.01:r0@a+b_c"),
+        ),
+        ("mark-point", Header::mark(12, 11, 2), mark(MARK_POINT, b"")),
+        (
+            "ack-mark-taken",
+            Header::ack_mark(11, MarkResult::Taken(3)),
+            vec![],
+        ),
+        // ENODEV: no snapshot store on the secondary.
+        (
+            "ack-mark-refused",
+            Header::ack_mark(12, MarkResult::Refused(19)),
+            vec![],
+        ),
         ("ping", Header::ping(123_456_789), vec![]),
         ("pong", Header::pong(123_456_789), vec![]),
         ("copy-done", Header::copy_done(1 << 30), vec![]),

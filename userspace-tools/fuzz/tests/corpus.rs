@@ -6,7 +6,9 @@ use std::path::Path;
 use rcopy_core::activity;
 use rcopy_core::format::{Superblock, SB_BYTES};
 use rcopy_core::gens::{decide, Decision};
-use rcopy_core::proto::{Header, Hello, HEADER_LEN, HELLO_LEN};
+use rcopy_core::proto::{
+    Header, Hello, Mark, MarkResult, HEADER_LEN, HELLO_LEN, MARK_POINT, MARK_SNAPSHOT,
+};
 use rcopy_core::snapstore::{decode_records, StoreSb, BLOCK};
 use rcopy_fuzz::seeds;
 
@@ -54,7 +56,25 @@ fn seeds_run_and_decode() {
             "frame" => {
                 let hdr: [u8; HEADER_LEN] = s.data[..HEADER_LEN].try_into().unwrap();
                 let h = Header::decode(&hdr, u32::MAX).unwrap();
-                h.verify_crc(&hdr, &s.data[HEADER_LEN..]).unwrap();
+                let payload = &s.data[HEADER_LEN..];
+                h.verify_crc(&hdr, payload).unwrap();
+                let result = MarkResult::decode(h.b);
+                match s.name.as_str() {
+                    "mark-snapshot" => {
+                        let m = Mark::decode(payload).unwrap();
+                        assert_eq!(
+                            (m.kind, m.name()),
+                            (MARK_SNAPSHOT, &b"nightly-2024.01:r0@a+b_c"[..])
+                        );
+                    }
+                    "mark-point" => {
+                        let m = Mark::decode(payload).unwrap();
+                        assert_eq!((m.kind, m.name()), (MARK_POINT, &b""[..]));
+                    }
+                    "ack-mark-taken" => assert_eq!(result, Some(MarkResult::Taken(3))),
+                    "ack-mark-refused" => assert_eq!(result, Some(MarkResult::Refused(19))),
+                    _ => {}
+                }
             }
             "handshake" => {
                 let p = Hello::decode(&s.data[..HELLO_LEN]).unwrap();

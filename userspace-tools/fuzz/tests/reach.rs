@@ -11,7 +11,9 @@ use rcopy_core::activity::{self, AL_HEADER_BYTES};
 use rcopy_core::crc32c::crc32c;
 use rcopy_core::format::{Superblock, SB_BYTES};
 use rcopy_core::gens::decide;
-use rcopy_core::proto::{reject_text, Header, Hello, Kind, HEADER_LEN, HELLO_LEN};
+use rcopy_core::proto::{
+    reject_text, Header, Hello, Kind, Mark, MarkResult, ACK_MARK, HEADER_LEN, HELLO_LEN, WRITE_MARK,
+};
 use rcopy_core::snapstore::{decode_records, StoreSb, BLOCK};
 
 type Tally = BTreeMap<String, usize>;
@@ -57,6 +59,17 @@ fn frame(t: &mut Tally, data: &[u8]) {
             match h.kind {
                 Kind::Hello => note(t, "Hello::decode", &Hello::decode(payload)),
                 Kind::Reject => note(t, "reject_text", &reject_text(payload)),
+                Kind::Write if h.flags & WRITE_MARK != 0 => {
+                    note(t, "Mark::decode", &Mark::decode(payload))
+                }
+                Kind::Ack if h.a & ACK_MARK != 0 => {
+                    let r = match MarkResult::decode(h.b) {
+                        Some(MarkResult::Taken(_)) => "Taken",
+                        Some(MarkResult::Refused(_)) => "Refused",
+                        None => "None",
+                    };
+                    *t.entry(format!("MarkResult: {r}")).or_default() += 1;
+                }
                 _ => {}
             }
         }
@@ -184,7 +197,14 @@ const PROTO_ERRORS: &[&str] = &[
     "BadErrno",
     "BadState",
     "BadBitmap",
+    "BadMark",
 ];
+/// `Mark::decode` on the payload of a decoded marker header: a good mark, a bad
+/// kind, reserved byte or name, and a payload shorter or longer than the 40
+/// bytes the header promises.
+const MARK_ERRORS: &[&str] = &["Ok", "BadMark", "BadLength"];
+/// The result of a decoded ACK_MARK (validate refuses any other).
+const MARK_RESULTS: &[&str] = &["Taken", "Refused"];
 const CRC_ERRORS: &[&str] = &["Ok", "PayloadLength", "BadCrc"];
 const HELLO_ERRORS: &[&str] = &[
     "Ok",
@@ -251,6 +271,8 @@ fn corpus_reaches_every_outcome() {
     want.extend(CRC_ERRORS.iter().map(|e| format!("verify_crc: {e}")));
     want.extend(HELLO_ERRORS.iter().map(|e| format!("Hello::decode: {e}")));
     want.extend(["reject_text: Ok".into(), "reject_text: BadText".into()]);
+    want.extend(MARK_ERRORS.iter().map(|e| format!("Mark::decode: {e}")));
+    want.extend(MARK_RESULTS.iter().map(|r| format!("MarkResult: {r}")));
     want.extend(DECISIONS.iter().map(|d| format!("decide: {d}")));
     want.extend(CHECK_PEER.iter().map(|e| format!("check_peer: {e}")));
     want.extend(
