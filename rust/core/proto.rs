@@ -119,10 +119,13 @@ pub fn mark_name_char(c: u8) -> bool {
 }
 
 impl Mark {
-    /// A mark of `kind` named `name`; `None` if the name is too long or holds a
-    /// character outside `[A-Za-z0-9._:+@-]`.
+    /// A mark of `kind` named `name`; `None` for an unknown kind, or a name too
+    /// long or holding a character outside `[A-Za-z0-9._:+@-]`.
     pub fn new(kind: u8, name: &[u8]) -> Option<Mark> {
-        if name.len() > MARK_NAME_LEN || !name.iter().all(|&c| mark_name_char(c)) {
+        if !matches!(kind, MARK_SNAPSHOT | MARK_POINT)
+            || name.len() > MARK_NAME_LEN
+            || !name.iter().all(|&c| mark_name_char(c))
+        {
             return None;
         }
         let mut n = [0u8; MARK_NAME_LEN];

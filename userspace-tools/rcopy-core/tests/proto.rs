@@ -222,6 +222,8 @@ fn mark_payloads() {
     let m = Mark::new(MARK_SNAPSHOT, &long).unwrap();
     assert_eq!(Mark::decode(&m.encode()).map(|m| m.name().len()), Ok(32));
     assert_eq!(Mark::new(MARK_SNAPSHOT, &[b'a'; 33]), None);
+    assert_eq!(Mark::new(0, b""), None, "kind 0");
+    assert_eq!(Mark::new(3, b""), None, "kind 3");
     assert_eq!(Mark::new(MARK_SNAPSHOT, b"a b"), None);
     assert_eq!(Mark::new(MARK_SNAPSHOT, b"a/b"), None);
     let good = Mark::new(MARK_SNAPSHOT, b"x").unwrap().encode();
