@@ -21,6 +21,13 @@ pub(crate) fn now_ns() -> u64 {
     unsafe { kernel::bindings::ktime_get() as u64 }
 }
 
+/// The wall clock, in ns since the epoch (for times shown to operators, such as
+/// a snapshot's creation; never for intervals).
+pub(crate) fn now_real_ns() -> u64 {
+    // SAFETY: reading the wall clock has no preconditions.
+    unsafe { kernel::bindings::ktime_get_real() as u64 }
+}
+
 /// Shows a value through its `core::fmt::Display` in kernel log macros.
 pub(crate) struct D<'a, T: ?Sized>(pub(crate) &'a T);
 

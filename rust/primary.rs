@@ -11,7 +11,7 @@
 use crate::blk::{self, IoBuf};
 use crate::engine::{log_link_end, state_word, Entry, Pair};
 use crate::kthread::{self, Thread};
-use crate::link::{now_ns, Link, LinkError, D};
+use crate::link::{now_ns, now_real_ns, Link, LinkError, D};
 use crate::net::Socket;
 use crate::rcore::gens::{self, Decision, GenInfo};
 use crate::rcore::geometry;
@@ -544,25 +544,19 @@ fn marked(p: &Pair, seq: u64, result: u64) {
             let point = e.mark.is_some_and(|m| m.kind == proto::MARK_POINT);
             sh.mark_done(ticket, outcome);
             drop(sh);
-            if let (true, MarkOutcome::Taken(id)) = (point, outcome) {
-                // SAFETY: reading the wall clock has no preconditions.
-                let now = unsafe { kernel::bindings::ktime_get_real() } as u64;
-                p.set_point(u64::from(id), now);
-                p.event();
-                return;
-            }
+            let what = if point { "point" } else { "snapshot" };
             match outcome {
-                MarkOutcome::Taken(id) => {
-                    pr_info!(
-                        "{}: the peer took snapshot {} (ticket {})\n",
-                        p.name(),
-                        id,
-                        ticket
-                    )
-                }
-                MarkOutcome::Refused(e) => pr_warn!(
-                    "{}: the peer refused the snapshot (ticket {}): errno {}\n",
+                MarkOutcome::Taken(id) if point => p.set_point(u64::from(id), now_real_ns()),
+                MarkOutcome::Taken(id) => pr_info!(
+                    "{}: the peer took snapshot {} (ticket {})\n",
                     p.name(),
+                    id,
+                    ticket
+                ),
+                MarkOutcome::Refused(e) => pr_warn!(
+                    "{}: the peer refused the {} (ticket {}): errno {}\n",
+                    p.name(),
+                    what,
                     ticket,
                     e
                 ),

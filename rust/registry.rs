@@ -91,39 +91,69 @@ pub(crate) fn release(devs: &[u32]) {
     }
 }
 
-/// A running or startable engine, and how many tables hold it.
-struct Held {
-    md: usize,
-    pair: Arc<Pair>,
-    /// Tables holding the engine: 1, or 2 while a reload that kept it is loaded.
+/// Something several tables share (an engine, a snapshot store), and how many
+/// of them hold it. The last table to let go of it is told so.
+struct Held<T> {
+    /// What it is found by: the mapped device (an engine), the store device
+    /// (a store).
+    key: usize,
+    item: Arc<T>,
+    /// Tables holding it.
     tables: u32,
 }
 
-global_lock! {
-    // SAFETY: initialised by `init` in the module initialiser before any use.
-    unsafe(uninit) static PAIRS: Mutex<KVec<Held>> = KVec::new();
-}
-
-/// Records a new engine, held by the table being constructed for the mapped
-/// device `md`. Constructor context.
-pub(crate) fn register_pair(md: usize, pair: &Arc<Pair>) -> Result<(), AllocError> {
-    PAIRS.lock().push(
+/// Records `item`, held by the table being constructed. Constructor context.
+fn hold<T>(list: &mut KVec<Held<T>>, key: usize, item: &Arc<T>) -> Result<(), AllocError> {
+    list.push(
         Held {
-            md,
-            pair: pair.clone(),
+            key,
+            item: item.clone(),
             tables: 1,
         },
         GFP_KERNEL,
     )
 }
 
+/// The item of `key` that `fits`, now also held by the table being constructed.
+fn share<T>(list: &mut KVec<Held<T>>, key: usize, fits: impl Fn(&T) -> bool) -> Option<Arc<T>> {
+    let h = list.iter_mut().find(|h| h.key == key && fits(&h.item))?;
+    h.tables += 1;
+    Some(h.item.clone())
+}
+
+/// A table let go of `item`: its record if that was the last table (the caller
+/// drops it outside the lock), `None` if other tables still hold it or it was
+/// never recorded.
+fn let_go<T>(list: &mut KVec<Held<T>>, item: &Arc<T>) -> Option<Held<T>> {
+    let i = list.iter().position(|h| Arc::ptr_eq(&h.item, item))?;
+    if list[i].tables > 1 {
+        list[i].tables -= 1;
+        return None;
+    }
+    // `i` was just found, so removal cannot fail.
+    list.remove(i).ok()
+}
+
+global_lock! {
+    // SAFETY: initialised by `init` in the module initialiser before any use.
+    unsafe(uninit) static PAIRS: Mutex<KVec<Held<Pair>>> = KVec::new();
+}
+
+global_lock! {
+    // SAFETY: initialised by `init` in the module initialiser before any use.
+    unsafe(uninit) static STORES: Mutex<KVec<Held<Store>>> = KVec::new();
+}
+
+/// Records a new engine, held by the table being constructed for the mapped
+/// device `md`. Constructor context.
+pub(crate) fn register_pair(md: usize, pair: &Arc<Pair>) -> Result<(), AllocError> {
+    hold(&mut PAIRS.lock(), md, pair)
+}
+
 /// The engine of the mapped device `md` that `fits`, now also held by the table
 /// being constructed. Constructor context.
 pub(crate) fn adopt_pair(md: usize, fits: impl Fn(&Pair) -> bool) -> Option<Arc<Pair>> {
-    let mut pairs = PAIRS.lock();
-    let h = pairs.iter_mut().find(|h| h.md == md && fits(&h.pair))?;
-    h.tables += 1;
-    Some(h.pair.clone())
+    share(&mut PAIRS.lock(), md, fits)
 }
 
 /// Whether another table also holds `pair` (a reload that kept it is loaded).
@@ -132,72 +162,37 @@ pub(crate) fn pair_shared(pair: &Arc<Pair>) -> bool {
     PAIRS
         .lock()
         .iter()
-        .any(|h| Arc::ptr_eq(&h.pair, pair) && h.tables > 1)
+        .any(|h| Arc::ptr_eq(&h.item, pair) && h.tables > 1)
 }
 
 /// A table let go of `pair`; true if it was the last (the caller stops the engine).
 /// Destructor context.
 pub(crate) fn release_pair(pair: &Arc<Pair>) -> bool {
     let mut pairs = PAIRS.lock();
-    let Some(i) = pairs.iter().position(|h| Arc::ptr_eq(&h.pair, pair)) else {
+    if !pairs.iter().any(|h| Arc::ptr_eq(&h.item, pair)) {
         // Never registered (the constructor failed before): nobody else holds it.
         return true;
-    };
-    if pairs[i].tables > 1 {
-        pairs[i].tables -= 1;
-        return false;
     }
-    // `i` was just found, so removal cannot fail; the engine itself is dropped by
-    // the caller's reference, after it is stopped, not under this lock.
-    let held = pairs.remove(i);
+    let last = let_go(&mut pairs, pair);
     drop(pairs);
-    drop(held);
-    true
-}
-
-/// A snapshot store and how many tables hold it (the rcopy device's tables and
-/// its snapshot devices).
-struct HeldStore {
-    store: Arc<Store>,
-    tables: u32,
-}
-
-global_lock! {
-    // SAFETY: initialised by `init` in the module initialiser before any use.
-    unsafe(uninit) static STORES: Mutex<KVec<HeldStore>> = KVec::new();
+    // The engine itself is dropped by the caller's reference, after it is
+    // stopped, not under this lock.
+    last.is_some()
 }
 
 /// The store on the device `devt`, if a table holds it, now also held by the
 /// caller's table. Constructor context.
 pub(crate) fn find_store(devt: u32) -> Option<Arc<Store>> {
-    let mut stores = STORES.lock();
-    let h = stores.iter_mut().find(|h| h.store.devt == devt)?;
-    h.tables += 1;
-    Some(h.store.clone())
+    share(&mut STORES.lock(), devt as usize, |_| true)
 }
 
 /// Records a store just loaded by the caller's table. Constructor context.
 pub(crate) fn register_store(store: &Arc<Store>) -> Result<(), AllocError> {
-    STORES.lock().push(
-        HeldStore {
-            store: store.clone(),
-            tables: 1,
-        },
-        GFP_KERNEL,
-    )
+    hold(&mut STORES.lock(), store.devt as usize, store)
 }
 
 /// A table let go of `store`. Destructor context.
 pub(crate) fn release_store(store: &Arc<Store>) {
-    let mut stores = STORES.lock();
-    let Some(i) = stores.iter().position(|h| Arc::ptr_eq(&h.store, store)) else {
-        return;
-    };
-    if stores[i].tables > 1 {
-        stores[i].tables -= 1;
-        return;
-    }
-    let held = stores.remove(i);
-    drop(stores);
-    drop(held);
+    let last = let_go(&mut STORES.lock(), store);
+    drop(last);
 }

@@ -25,11 +25,12 @@
 use crate::blk::IoBuf;
 use crate::engine::{log_link_end, Pair};
 use crate::kthread;
-use crate::link::{Link, LinkError, D};
+use crate::link::{now_real_ns, Link, LinkError, D};
 use crate::net::Socket;
 use crate::rcore::addr::SockAddr;
 use crate::rcore::format;
 use crate::rcore::gens::{self, Decision};
+use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
 use kernel::prelude::*;
@@ -286,39 +287,34 @@ fn take_mark(p: &Pair, h: &Header, mark: &proto::Mark) -> proto::MarkResult {
         }
         return refused(EAGAIN);
     }
-    if point {
-        // A consistency point: the image the secondary returns to from now on.
-        let gen = p.peer_gen.load(Relaxed);
-        return match st.open(b"point", h.seq, gen, crate::rcore::snapstore::SNAP_POINT) {
-            Ok(epoch) => {
-                // SAFETY: reading the wall clock has no preconditions.
-                let now = unsafe { kernel::bindings::ktime_get_real() } as u64;
-                p.set_point(u64::from(epoch), now);
-                st.delete_points_before(epoch, p.name());
-                p.event();
-                proto::MarkResult::Taken(epoch)
-            }
-            Err(e) => {
-                pr_warn!("{}: point not taken: errno {}\n", p.name(), -e.to_errno());
-                refused(e)
-            }
-        };
-    }
-    match st.open(mark.name(), h.seq, p.peer_gen.load(Relaxed), 0) {
+    // A consistency point is a snapshot too: the image the secondary returns to
+    // from now on.
+    let (what, name, flags) = if point {
+        ("point", &b"point"[..], crate::rcore::snapstore::SNAP_POINT)
+    } else {
+        ("snapshot", mark.name(), 0)
+    };
+    match st.open(name, h.seq, p.peer_gen.load(Relaxed), flags) {
         Ok(epoch) => {
             pr_info!(
-                "{}: snapshot {} taken at stream position {}\n",
+                "{}: {} {} taken at stream position {}\n",
                 p.name(),
+                what,
                 epoch,
                 h.seq
             );
+            if point {
+                p.set_point(u64::from(epoch), now_real_ns());
+                st.delete_points_before(epoch, p.name());
+            }
             p.event();
             proto::MarkResult::Taken(epoch)
         }
         Err(e) => {
             pr_warn!(
-                "{}: snapshot not taken: errno {}\n",
+                "{}: {} not taken: errno {}\n",
                 p.name(),
+                what,
                 -e.to_errno()
             );
             refused(e)
@@ -367,13 +363,9 @@ fn snapshot_before_resync(p: &Pair) {
 /// flush, so its durable ACK covers every write before it.
 fn apply(p: &Pair, h: &Header, buf: &mut IoBuf) -> Result {
     let nr = u64::from(h.nr_sectors);
-    if nr > 0 {
-        if let Some(st) = &p.store {
-            let ts = u64::from(p.cfg.track_size);
-            let first = (h.a << 9) / ts;
-            let last = ((h.a + nr) << 9).div_ceil(ts);
-            st.before_write(first..last, p.name());
-        }
+    if let Some(st) = &p.store {
+        let tracks = geometry::track_range(h.a << 9, nr << 9, p.cfg.track_size);
+        st.before_write(tracks, p.name());
     }
     let f = h.flags;
     let fua = f & proto::WRITE_FUA != 0;

@@ -90,6 +90,22 @@ fn block_of(buf: &mut IoBuf) -> Result<&mut [u8; BLOCK]> {
         .ok_or(EINVAL)
 }
 
+/// The epochs of the table's snapshots that `keep` selects, and how many.
+fn select_locked(
+    g: &StoreInner,
+    keep: impl Fn(&SnapInfo) -> bool,
+) -> ([Epoch; MAX_SNAPSHOTS], usize) {
+    let mut out = [0 as Epoch; MAX_SNAPSHOTS];
+    let mut n = 0;
+    for s in g.sb.snaps.iter().filter(|s| s.epoch != 0 && keep(s)) {
+        if let Some(o) = out.get_mut(n) {
+            *o = s.epoch;
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
 /// Why a store could not be used.
 pub(crate) enum OpenError {
     /// Not a store, or another device's.
@@ -233,8 +249,7 @@ impl Store {
         info.flags = flags;
         info.stream_seq = stream_seq;
         info.gen = gen;
-        // SAFETY: reading the wall clock has no preconditions.
-        info.created_ns = unsafe { kernel::bindings::ktime_get_real() } as u64;
+        info.created_ns = crate::link::now_real_ns();
         let n = name.len().min(info.name.len());
         info.name[..n].copy_from_slice(&name[..n]);
         let epoch = g.sb.add(info).map_err(store_err)?;
@@ -259,6 +274,9 @@ impl Store {
     /// snapshot devices' reads of those tracks that are in flight. Context: the
     /// secondary's apply thread (the only writer of the data device).
     pub(crate) fn before_write(&self, tracks: core::ops::Range<u64>, name: &str) {
+        if tracks.is_empty() {
+            return;
+        }
         let mut copied = false;
         {
             let mut g = self.inner.lock();
@@ -298,21 +316,26 @@ impl Store {
         }
     }
 
+    /// Copies one track from byte `from` of `src` to byte `to` of `dst`, a chunk
+    /// at a time, through `chunk` (no flush). Caller holds `inner`.
+    fn copy_track(&self, chunk: &mut IoBuf, src: &Bdev, from: u64, dst: &Bdev, to: u64) -> Result {
+        let ts = u64::from(self.track_size);
+        let mut done = 0u64;
+        while done < ts {
+            let n = (ts - done).min(chunk.len() as u64) as usize;
+            src.read((from + done) >> SECTOR_SHIFT, chunk, n)?;
+            dst.write((to + done) >> SECTOR_SHIFT, chunk, n, false, false)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
     /// Copies track `t` to `slot` and makes the record durable (see the crash
     /// analysis in `rcore::snapstore`). Caller holds `inner`.
     fn copy_locked(&self, g: &mut StoreInner, t: u64, slot: SlotNo) -> Result {
         let ts = u64::from(self.track_size);
-        let slots = g.sb.slot_count;
-        let dst = store::slot_offset(slots, self.track_size, slot);
-        let mut done = 0u64;
-        while done < ts {
-            let n = (ts - done).min(g.chunk.len() as u64) as usize;
-            self.data
-                .read((t * ts + done) >> SECTOR_SHIFT, &mut g.chunk, n)?;
-            self.dev
-                .write((dst + done) >> SECTOR_SHIFT, &mut g.chunk, n, false, false)?;
-            done += n as u64;
-        }
+        let dst = store::slot_offset(g.sb.slot_count, self.track_size, slot);
+        self.copy_track(&mut g.chunk, &self.data, t * ts, &self.dev, dst)?;
         let epoch = g.map.newest_live().ok_or(EINVAL)?;
         let b = store::block_of_slot(slot);
         let seq = g.rec_seq.get(b as usize).copied().ok_or(EINVAL)? + 1;
@@ -344,7 +367,30 @@ impl Store {
     fn invalidate_needing_locked(&self, g: &mut StoreInner, t: u64, why: &str, name: &str) {
         let mut need = [0 as Epoch; MAX_SNAPSHOTS];
         let n = g.map.needing(t, &mut need);
-        for &e in &need[..n] {
+        self.invalidate_locked(g, &need[..n], format_args!("{why} (track {t})"), name);
+    }
+
+    /// Invalidates every ready snapshot (on disk first): the data device is about
+    /// to be written without copies. Process context.
+    pub(crate) fn invalidate_all(&self, name: &str, why: &str) {
+        let mut g = self.inner.lock();
+        let (live, n) = select_locked(&g, |s| s.state == SnapState::Ready);
+        self.invalidate_locked(&mut g, &live[..n], format_args!("{why}"), name);
+    }
+
+    /// Marks `epochs` invalid in the superblock, writes it, then frees their
+    /// records. Caller holds `inner`.
+    fn invalidate_locked(
+        &self,
+        g: &mut StoreInner,
+        epochs: &[Epoch],
+        why: core::fmt::Arguments<'_>,
+        name: &str,
+    ) {
+        if epochs.is_empty() {
+            return;
+        }
+        for &e in epochs {
             if let Some(s) = g.sb.find_mut(e) {
                 s.state = SnapState::Invalid;
             }
@@ -355,65 +401,32 @@ impl Store {
                 -err.to_errno()
             );
         }
-        for &e in &need[..n] {
-            let _ = g.map.delete(e, |_| ());
-            pr_warn!("{name}: snapshot {e} is no longer valid: {why} (track {t})\n");
-        }
-    }
-
-    /// Invalidates every ready snapshot (on disk first): the data device is about
-    /// to be written without copies. Process context.
-    pub(crate) fn invalidate_all(&self, name: &str, why: &str) {
-        let mut g = self.inner.lock();
-        let live: KVec<Epoch> = {
-            let mut v = KVec::new();
-            for &e in g.map.live() {
-                if v.push(e, GFP_KERNEL).is_err() {
-                    break;
-                }
-            }
-            v
-        };
-        if live.is_empty() {
-            return;
-        }
-        for &e in live.iter() {
-            if let Some(s) = g.sb.find_mut(e) {
-                s.state = SnapState::Invalid;
-            }
-        }
-        if let Err(err) = self.write_sb_locked(&mut g) {
-            pr_err!(
-                "{name}: writing the snapshot store superblock failed: errno {}\n",
-                -err.to_errno()
-            );
-        }
-        for &e in live.iter() {
+        for &e in epochs {
             let _ = g.map.delete(e, |_| ());
             pr_warn!("{name}: snapshot {e} is no longer valid: {why}\n");
         }
     }
 
-    /// Where snapshot `epoch` reads `track`; a read of the live data device is
-    /// counted until [`Store::end_live_read`]. Context: a snapshot device's `map`.
-    pub(crate) fn route(&self, epoch: Epoch, track: u64) -> Result<Where> {
+    /// Where snapshot `epoch` reads `track`: `None` for the live data device (a
+    /// read counted until [`Store::end_live_read`]), else the sector of the
+    /// track's slot on the store device. Context: a snapshot device's `map`.
+    pub(crate) fn route(&self, epoch: Epoch, track: u64) -> Result<Option<u64>> {
         let g = self.inner.lock();
-        let w = g.map.lookup(epoch, track).map_err(|_| EIO)?;
-        if w == Where::Live {
-            self.live_reads[(track % LIVE_BUCKETS as u64) as usize].fetch_add(1, Ordering::AcqRel);
+        match g.map.lookup(epoch, track).map_err(|_| EIO)? {
+            Where::Live => {
+                self.live_reads[(track % LIVE_BUCKETS as u64) as usize]
+                    .fetch_add(1, Ordering::AcqRel);
+                Ok(None)
+            }
+            Where::Slot(slot) => Ok(Some(
+                store::slot_offset(g.sb.slot_count, self.track_size, slot) >> SECTOR_SHIFT,
+            )),
         }
-        Ok(w)
     }
 
     /// A read [`Store::route`] sent to the data device completed. Any context.
     pub(crate) fn end_live_read(&self, track: u64) {
         self.live_reads[(track % LIVE_BUCKETS as u64) as usize].fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Sector on the store device where `slot` starts.
-    pub(crate) fn slot_sector(&self, slot: SlotNo) -> u64 {
-        let g = self.inner.lock();
-        store::slot_offset(g.sb.slot_count, self.track_size, slot) >> SECTOR_SHIFT
     }
 
     /// A snapshot device opens snapshot `epoch` (refused unless it is ready).
@@ -460,17 +473,9 @@ impl Store {
     /// consistent again). One a snapshot device reads is kept. Context: the
     /// secondary's receive thread.
     pub(crate) fn delete_before_resync(&self, name: &str) {
-        let mut epochs = [0 as Epoch; MAX_SNAPSHOTS];
-        let mut n = 0;
-        {
-            let g = self.inner.lock();
-            for s in g.sb.snaps.iter() {
-                if s.epoch != 0 && s.flags & store::SNAP_BEFORE_RESYNC != 0 && n < MAX_SNAPSHOTS {
-                    epochs[n] = s.epoch;
-                    n += 1;
-                }
-            }
-        }
+        let (epochs, n) = select_locked(&self.inner.lock(), |s| {
+            s.flags & store::SNAP_BEFORE_RESYNC != 0
+        });
         for &e in &epochs[..n] {
             match self.delete(e) {
                 Ok(()) => pr_info!("{name}: resync done: pre-resync snapshot {e} deleted\n"),
@@ -497,21 +502,9 @@ impl Store {
     /// Deletes the consistency points older than `epoch` (a newer one is complete).
     /// Context: the secondary's apply thread.
     pub(crate) fn delete_points_before(&self, epoch: Epoch, name: &str) {
-        let mut old = [0 as Epoch; MAX_SNAPSHOTS];
-        let mut n = 0;
-        {
-            let g = self.inner.lock();
-            for s in g.sb.snaps.iter() {
-                if s.epoch != 0
-                    && s.epoch < epoch
-                    && s.flags & store::SNAP_POINT != 0
-                    && n < MAX_SNAPSHOTS
-                {
-                    old[n] = s.epoch;
-                    n += 1;
-                }
-            }
-        }
+        let (old, n) = select_locked(&self.inner.lock(), |s| {
+            s.epoch < epoch && s.flags & store::SNAP_POINT != 0
+        });
         for &e in &old[..n] {
             if let Err(err) = self.delete(e) {
                 pr_warn!(
@@ -600,37 +593,18 @@ impl Store {
                 continue;
             }
             let src = store::slot_offset(slots, self.track_size, slot);
-            let mut done = 0u64;
-            while done < ts {
-                let len = (ts - done).min(g.chunk.len() as u64) as usize;
-                self.dev
-                    .read((src + done) >> SECTOR_SHIFT, &mut g.chunk, len)?;
-                self.data.write(
-                    (r.track * ts + done) >> SECTOR_SHIFT,
-                    &mut g.chunk,
-                    len,
-                    false,
-                    false,
-                )?;
-                done += len as u64;
-            }
+            self.copy_track(&mut g.chunk, &self.dev, src, &self.data, r.track * ts)?;
             restored(r.track);
             n += 1;
         }
         self.data.flush()?;
         // Newer snapshots described the data device as it was; it is not any more.
-        let newer: KVec<Epoch> = {
-            let mut v = KVec::new();
-            for s in g.sb.snaps.iter().filter(|s| s.epoch > epoch) {
-                v.push(s.epoch, GFP_KERNEL)?;
-            }
-            v
-        };
-        for &e in newer.iter() {
+        let (newer, k) = select_locked(&g, |s| s.epoch > epoch);
+        for &e in &newer[..k] {
             let _ = g.sb.remove(e);
         }
         self.write_sb_locked(&mut g)?;
-        for &e in newer.iter() {
+        for &e in &newer[..k] {
             if g.map.is_live(e) {
                 let _ = g.map.delete(e, |_| ());
             }

@@ -18,7 +18,7 @@
 use crate::dm::{
     Bio, CtrError, DevCallout, DmDev, EndIo, MapResult, Op, OutBuf, StatusKind, Target, TargetOps,
 };
-use crate::rcore::snapmap::{Epoch, Where};
+use crate::rcore::snapmap::Epoch;
 use crate::rcore::table;
 use crate::registry;
 use crate::snapshot::Store;
@@ -164,14 +164,14 @@ impl TargetOps for RcopySnap {
         let ts = self.store.track_sectors().max(1);
         let track = sector / ts;
         match self.store.route(self.epoch, track) {
-            Ok(Where::Live) => {
+            Ok(None) => {
                 // SAFETY: as above; this bio's data is ours until it completes.
                 unsafe { (*pb).live_track = track };
                 bio.remap(&self.data, sector);
                 MapResult::Remapped
             }
-            Ok(Where::Slot(slot)) => {
-                bio.remap(&self.store_dev, self.store.slot_sector(slot) + sector % ts);
+            Ok(Some(slot_sector)) => {
+                bio.remap(&self.store_dev, slot_sector + sector % ts);
                 MapResult::Remapped
             }
             Err(_) => MapResult::Kill,

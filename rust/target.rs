@@ -10,6 +10,7 @@ use crate::dm::{
     Bio, CtrError, DevCallout, DmDev, EndIo, MapResult, Op, OutBuf, StatusKind, Target, TargetOps,
 };
 use crate::engine::{Completion, Config, Decision, Pair, PerBio};
+use crate::link::now_real_ns;
 use crate::metadata::{LoadError, Metadata};
 use crate::rcore::proto::{self, Mark};
 use crate::rcore::{geometry, status, table};
@@ -218,6 +219,34 @@ impl Rcopy {
         })
     }
 
+    /// Messages `snapshot` and `point`: queues a marker of `kind` named `word`
+    /// and prints its ticket.
+    fn queue_mark(
+        &self,
+        message: &str,
+        kind: u8,
+        word: &[u8],
+        out: &mut OutBuf<'_>,
+    ) -> Result<bool> {
+        let p = self.replicated(message)?;
+        let Some(mark) = Mark::new(kind, word) else {
+            pr_warn!("{message}: a name is up to 32 of [A-Za-z0-9._:+@-]\n");
+            return Err(EINVAL);
+        };
+        let ticket = p.request_mark(mark).inspect_err(|e| {
+            let why = match *e {
+                e if e == ENOTCONN => "the peer is not connected",
+                e if e == EOPNOTSUPP => "the peer does not take markers (older module)",
+                e if e == EAGAIN => "the peer's image is not consistent (copy or resync)",
+                e if e == EBUSY => "the transfer log is full, try again",
+                _ => "only a primary sends markers",
+            };
+            pr_warn!("{}: {message} refused: {why}\n", p.name())
+        })?;
+        let _ = write!(out, "{ticket}");
+        Ok(true)
+    }
+
     /// The snapshot store, for a message that needs one.
     fn snap_store(&self, message: &str) -> Result<&Arc<Store>> {
         self.store.as_ref().map(|s| &s.0).ok_or_else(|| {
@@ -283,9 +312,7 @@ impl Rcopy {
             st.point = p.point.load(Relaxed);
             let at = p.point_at_ns.load(Relaxed);
             if at != 0 {
-                // SAFETY: reading the wall clock has no preconditions.
-                let now = unsafe { bindings::ktime_get_real() } as u64;
-                st.point_age_s = now.saturating_sub(at) / 1_000_000_000;
+                st.point_age_s = now_real_ns().saturating_sub(at) / 1_000_000_000;
             }
         }
         st.write(out)
@@ -406,8 +433,8 @@ impl TargetOps for Rcopy {
             err: ENOMEM,
             reason: c"Cannot allocate memory",
         };
-        let pair = match parsed.role {
-            None => None,
+        let (pair, store) = match parsed.role {
+            None => (None, None),
             Some(role) => {
                 // Frames carry at most 1 MiB: split larger bios.
                 ti.set_max_io_len(2048).map_err(nomem)?;
@@ -428,60 +455,44 @@ impl TargetOps for Rcopy {
                         "{}: table loaded with the running engine kept (only tunables differ)\n",
                         p.name()
                     );
-                    let devs = Devs {
-                        data,
-                        meta,
-                        store_dev,
-                        store,
-                    };
-                    return Self::build(ti, Some(p), devs, &parsed, claim);
-                }
-                let mut nbuf = [0u8; 128];
-                let name = ti.device_name(&mut nbuf);
-                // SAFETY: `meta` is moved into the target below. The engine is
-                // stopped (by the `Drop` of the last table holding it, see
-                // `registry::release_pair`) before that table releases its handle, and
-                // every table holding the engine has this same device open
-                // (`Pair::same_engine`).
-                let mdev = unsafe { Bdev::new(&meta) };
-                let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, &cfg.pair_word)
-                    .map_err(|e| match e {
+                    (Some(p), store)
+                } else {
+                    let mut nbuf = [0u8; 128];
+                    let name = ti.device_name(&mut nbuf);
+                    // SAFETY: `meta` is moved into the target below. The engine is
+                    // stopped (by the `Drop` of the last table holding it, see
+                    // `registry::release_pair`) before that table releases its
+                    // handle, and every table holding the engine has this same
+                    // device open (`Pair::same_engine`).
+                    let mdev = unsafe { Bdev::new(&meta) };
+                    let md = Metadata::open(mdev, cfg.size_bytes, cfg.track_size, &cfg.pair_word)
+                        .map_err(|e| match e {
                         LoadError::Meta(m) => CtrError::inval(m.reason()),
                         LoadError::Io(err) => CtrError {
                             err,
                             reason: c"Metadata device I/O error",
                         },
                     })?;
-                let st = store.as_ref().map(|s| s.0.clone());
-                // SAFETY: as for `meta` above: the last table holding the engine,
-                // which has this same data device open, stops it before releasing
-                // it. The engine raises events on the live table, swapped in at
-                // `preresume` (`Pair::retune`) before DM frees the old one.
-                let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, st, ti.table(), name) }
-                    .map_err(nomem)?;
-                registry::register_pair(ti.md_id(), &p).map_err(|_| CtrError {
-                    err: ENOMEM,
-                    reason: c"Cannot allocate memory",
-                })?;
-                return Self::build(
-                    ti,
-                    Some(p),
-                    Devs {
-                        data,
-                        meta,
-                        store_dev,
-                        store,
-                    },
-                    &parsed,
-                    claim,
-                );
+                    let st = store.as_ref().map(|s| s.0.clone());
+                    // SAFETY: as for `meta` above: the last table holding the engine,
+                    // which has this same data device open, stops it before releasing
+                    // it. The engine raises events on the live table, swapped in at
+                    // `preresume` (`Pair::retune`) before DM frees the old one.
+                    let p = unsafe { Pair::new(cfg, Bdev::new(&data), md, st, ti.table(), name) }
+                        .map_err(nomem)?;
+                    registry::register_pair(ti.md_id(), &p).map_err(|_| CtrError {
+                        err: ENOMEM,
+                        reason: c"Cannot allocate memory",
+                    })?;
+                    (Some(p), store)
+                }
             }
         };
         let devs = Devs {
             data,
             meta,
             store_dev,
-            store: None,
+            store,
         };
         Self::build(ti, pair, devs, &parsed, claim)
     }
@@ -593,39 +604,10 @@ impl TargetOps for Rcopy {
                 Ok(false)
             }
             ("snapshot", 0 | 1) => {
-                let p = self.replicated(name)?;
                 let word = args.get(1).map_or(&b""[..], |a| a.to_bytes());
-                let Some(mark) = Mark::new(proto::MARK_SNAPSHOT, word) else {
-                    pr_warn!("snapshot: a name is up to 32 of [A-Za-z0-9._:+@-]\n");
-                    return Err(EINVAL);
-                };
-                let ticket = p.request_mark(mark).inspect_err(|e| {
-                    let why = match *e {
-                        e if e == ENOTCONN => "the peer is not connected",
-                        e if e == EOPNOTSUPP => "the peer does not take snapshots (older module)",
-                        e if e == EAGAIN => "the peer's image is not consistent (copy or resync)",
-                        e if e == EBUSY => "the transfer log is full, try again",
-                        _ => "only a primary requests snapshots",
-                    };
-                    pr_warn!("{}: snapshot refused: {}\n", p.name(), why)
-                })?;
-                let _ = write!(out, "{ticket}");
-                Ok(true)
+                self.queue_mark(name, proto::MARK_SNAPSHOT, word, out)
             }
-            ("point", 0) => {
-                let p = self.replicated(name)?;
-                let Some(mark) = Mark::new(proto::MARK_POINT, b"") else {
-                    return Err(EINVAL);
-                };
-                let ticket = p.request_mark(mark).inspect_err(|_| {
-                    pr_warn!(
-                        "{}: point refused: needs a connected primary in duplex whose peer takes markers\n",
-                        p.name()
-                    )
-                })?;
-                let _ = write!(out, "{ticket}");
-                Ok(true)
-            }
+            ("point", 0) => self.queue_mark(name, proto::MARK_POINT, b"", out),
             ("snapshot-result", 1) => {
                 let p = self.replicated(name)?;
                 let ticket = args
