@@ -23,6 +23,7 @@ pub mod proto;
 pub mod sha256;
 pub mod snapmap;
 pub mod snapstore;
+pub mod split;
 pub mod state;
 pub mod status;
 pub mod table;

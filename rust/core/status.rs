@@ -172,7 +172,7 @@ impl fmt::Display for Peer {
 pub const REQUIRED_KEYS: usize = 21;
 
 /// Status keys in line order.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 37] = [
     "state",
     "role",
     "mode",
@@ -205,6 +205,22 @@ pub const KEYS: [&str; 32] = [
     "peer_tracks",
     "point",
     "point_age_s",
+    "split",
+    "split_create",
+    "split_changed",
+    "split_copied",
+    "split_cow",
+];
+
+/// The words of the `split` key: no split copy, or its state
+/// (`rcore::split::Mode::as_str`).
+pub const SPLIT_WORDS: [&str; 6] = [
+    "none",
+    "forming",
+    "formed",
+    "splitting",
+    "split",
+    "refreshing",
 ];
 
 /// A sticky error: what the device can no longer guarantee.
@@ -310,6 +326,17 @@ pub struct Status {
     pub point: u64,
     /// Seconds since that point was made (0 with no point).
     pub point_age_s: u64,
+    /// The local split copy's state, one of [`SPLIT_WORDS`] (`none`: no `split_dev`).
+    pub split: &'static str,
+    /// Tracks marked CREATE: written since the copy took them (forming, formed),
+    /// or still to be copied as of the split (splitting).
+    pub split_create: u64,
+    /// Tracks marked SPLIT or UPDATE: written since the split.
+    pub split_changed: u64,
+    /// Tracks copied to the split copy since the table was loaded.
+    pub split_copied: u64,
+    /// Of those, tracks copied before a write could overwrite them.
+    pub split_cow: u64,
 }
 
 impl Default for Status {
@@ -348,6 +375,11 @@ impl Default for Status {
             peer_tracks: 0,
             point: 0,
             point_age_s: 0,
+            split: "none",
+            split_create: 0,
+            split_changed: 0,
+            split_copied: 0,
+            split_cow: 0,
         }
     }
 }
@@ -392,7 +424,8 @@ impl Status {
              sent_bytes={} acked_bytes={} lag_ms={} lag_bytes={} reads={} \
              writes={} flushes={} discards={} write_zeroes={} io_errors={} \
              sync_rate={} eta_s={} consistent={} error={} al_hot={} al_refs={} \
-             decision={} gen={:016x} peer_tracks={} point={} point_age_s={}",
+             decision={} gen={:016x} peer_tracks={} point={} point_age_s={} \
+             split={} split_create={} split_changed={} split_copied={} split_cow={}",
             self.state.as_str(),
             self.role.as_str(),
             self.mode.as_str(),
@@ -426,6 +459,11 @@ impl Status {
             self.peer_tracks,
             self.point,
             self.point_age_s,
+            self.split,
+            self.split_create,
+            self.split_changed,
+            self.split_copied,
+            self.split_cow,
         )
     }
 
@@ -508,6 +546,17 @@ impl Status {
             29 => self.peer_tracks = num(key, v)?,
             30 => self.point = num(key, v)?,
             31 => self.point_age_s = num(key, v)?,
+            32 => {
+                self.split = SPLIT_WORDS
+                    .iter()
+                    .copied()
+                    .find(|w| *w == v)
+                    .ok_or(bad)?
+            }
+            33 => self.split_create = num(key, v)?,
+            34 => self.split_changed = num(key, v)?,
+            35 => self.split_copied = num(key, v)?,
+            36 => self.split_cow = num(key, v)?,
             _ => {}
         }
         Ok(())
@@ -524,7 +573,8 @@ mod tests {
         sync_total=0 sent_bytes=0 acked_bytes=0 lag_ms=0 lag_bytes=0 reads=1 \
         writes=2 flushes=3 discards=4 write_zeroes=5 io_errors=6 sync_rate=0 eta_s=0 consistent=yes \
         error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0 \
-        point=0 point_age_s=0";
+        point=0 point_age_s=0 split=none split_create=0 split_changed=0 split_copied=0 \
+        split_cow=0";
 
     #[test]
     fn round_trip() {

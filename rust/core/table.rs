@@ -103,6 +103,10 @@ pub const OPTIONS: &[OptSpec] = &[
         name: "snap_store",
         values: 1,
     },
+    OptSpec {
+        name: "split_dev",
+        values: 1,
+    },
 ];
 
 /// Looks an option word up in [`OPTIONS`].
@@ -144,6 +148,9 @@ pub struct TableArgs<'a> {
     /// `snap_store`: the exception store device for snapshots taken on this side
     /// while it is a secondary (empty: none).
     pub snap_store: &'a [u8],
+    /// `split_dev`: a second local device kept as a local mirror that can be split
+    /// into a point-in-time copy (empty: none). Simplex or primary only.
+    pub split_dev: &'a [u8],
 }
 
 impl<'a> TableArgs<'a> {
@@ -165,13 +172,14 @@ impl<'a> TableArgs<'a> {
             al_extents: DEFAULT_AL_EXTENTS,
             al_extent_size: DEFAULT_AL_EXTENT_SIZE,
             snap_store: &[],
+            split_dev: &[],
         }
     }
 }
 
 /// Why a table line was refused. [`TableError::message`] gives the reason
-/// logged by the kernel; the last six variants are detected by the kernel
-/// module (device lookups and sizes), not by [`parse`].
+/// logged by the kernel. The variants marked "(kernel)", and the device lookups
+/// and sizes, are detected by the kernel module, not by [`parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableError {
     /// Fewer than two arguments, or extra words.
@@ -230,6 +238,14 @@ pub enum TableError {
     StoreLookup,
     /// `snap_store` does not hold a snapshot store for this device (kernel).
     StoreInvalid,
+    /// `split_dev` empty.
+    BadSplitDev,
+    /// `split_dev` on a secondary (its writes bypass the target).
+    SplitOnSecondary,
+    /// `split_dev` does not exist or cannot be opened (kernel).
+    SplitLookup,
+    /// `split_dev` is too small, or holds a split copy of another geometry (kernel).
+    SplitInvalid,
 }
 
 impl TableError {
@@ -270,6 +286,14 @@ impl TableError {
             TableError::StoreLookup => c"Snapshot store device lookup failed",
             TableError::StoreInvalid => {
                 c"Snapshot store device does not hold a snapshot store for this device (rcopyctl create-store)"
+            }
+            TableError::BadSplitDev => c"Invalid split_dev: a device path or major:minor",
+            TableError::SplitOnSecondary => {
+                c"split_dev is for a standalone device or a primary, not a secondary"
+            }
+            TableError::SplitLookup => c"Split copy device lookup failed",
+            TableError::SplitInvalid => {
+                c"Split copy device too small, or it holds a split copy of another size or track size"
             }
         }
     }
@@ -359,6 +383,8 @@ fn apply_option<'a>(
         }
         "snap_store" if !word.is_empty() => args.snap_store = word,
         "snap_store" => return Err(TableError::BadSnapStore),
+        "split_dev" if !word.is_empty() => args.split_dev = word,
+        "split_dev" => return Err(TableError::BadSplitDev),
         _ => return Err(TableError::UnknownOption),
     }
     Ok(())
@@ -411,6 +437,7 @@ fn check_roles(a: &TableArgs<'_>) -> Result<(), TableError> {
             Err(TableError::MissingRole)
         }
         None => Ok(()),
+        Some(Role::Secondary) if !a.split_dev.is_empty() => Err(TableError::SplitOnSecondary),
         Some(Role::Primary) if a.peer.is_none() => Err(TableError::MissingPeer),
         Some(Role::Secondary) if a.local.is_none() => Err(TableError::MissingLocal),
         Some(_) if a.secret.is_empty() => Err(TableError::MissingSecret),
@@ -433,7 +460,8 @@ pub fn format_table(
     let secret = core::str::from_utf8(args.secret).unwrap_or("?");
     let pair_id = core::str::from_utf8(args.pair_id).unwrap_or("?");
     let snap_store = core::str::from_utf8(args.snap_store).unwrap_or("?");
-    let opts: [(&str, Option<&dyn fmt::Display>); 13] = [
+    let split_dev = core::str::from_utf8(args.split_dev).unwrap_or("?");
+    let opts: [(&str, Option<&dyn fmt::Display>); 14] = [
         (
             OPT_TRACK_SIZE,
             (args.track_size != d.track_size).then_some(&args.track_size as &dyn fmt::Display),
@@ -477,6 +505,10 @@ pub fn format_table(
         (
             "snap_store",
             (!args.snap_store.is_empty()).then_some(&snap_store as &dyn fmt::Display),
+        ),
+        (
+            "split_dev",
+            (!args.split_dev.is_empty()).then_some(&split_dev as &dyn fmt::Display),
         ),
     ];
     let words = opts.iter().filter(|(_, v)| v.is_some()).count() * 2;

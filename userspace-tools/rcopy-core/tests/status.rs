@@ -21,15 +21,19 @@ fn status() -> impl Strategy<Value = Status> {
         any::<u64>(),
         any::<u64>(),
     );
+    let split = (
+        prop::sample::select(rcopy_core::status::SPLIT_WORDS.to_vec()),
+        prop::array::uniform4(any::<u64>()),
+    );
     (
-        enums,
+        (enums, split),
         prop::array::uniform21(any::<u64>()),
         any::<bool>(),
         gens,
     )
         .prop_map(
             |(
-                (state, role, mode, conn, peer),
+                ((state, role, mode, conn, peer), (split, sn)),
                 n,
                 consistent,
                 (decision, gen, peer_tracks, point, point_age_s),
@@ -68,6 +72,11 @@ fn status() -> impl Strategy<Value = Status> {
                     peer_tracks,
                     point,
                     point_age_s,
+                    split,
+                    split_create: sn[0],
+                    split_changed: sn[1],
+                    split_copied: sn[2],
+                    split_cow: sn[3],
                 }
             },
         )
@@ -90,7 +99,8 @@ fn documented_order() {
          dirty_bytes=0 cache_fill=0/0 sync_done=0 sync_total=0 sent_bytes=0 acked_bytes=0 \
          lag_ms=0 lag_bytes=0 reads=0 writes=0 flushes=0 discards=0 write_zeroes=0 io_errors=0 \
          sync_rate=0 eta_s=0 consistent=yes error=none al_hot=0 al_refs=0 decision=none gen=0000000000000000 peer_tracks=0 \
-         point=0 point_age_s=0"
+         point=0 point_age_s=0 split=none split_create=0 split_changed=0 split_copied=0 \
+         split_cow=0"
     );
 }
 
@@ -158,8 +168,30 @@ fn generation_keys() {
         ..Status::default()
     };
     let pl = line(&p);
-    assert!(pl.ends_with(" point=7 point_age_s=12"), "{pl}");
+    assert!(pl.contains(" point=7 point_age_s=12 "), "{pl}");
     assert_eq!(Status::parse(&pl), Ok(p));
+    // The split copy: its state word and counters; a line without them (an
+    // older module) parses with none.
+    let sp = Status {
+        split: "refreshing",
+        split_create: 1,
+        split_changed: 2,
+        split_copied: 3,
+        split_cow: 4,
+        ..Status::default()
+    };
+    let spl = line(&sp);
+    assert!(
+        spl.ends_with(" split=refreshing split_create=1 split_changed=2 split_copied=3 split_cow=4"),
+        "{spl}"
+    );
+    assert_eq!(Status::parse(&spl), Ok(sp));
+    let old = spl.split(" split=").next().unwrap().to_string();
+    assert_eq!(Status::parse(&old).map(|s| s.split), Ok("none"));
+    assert_eq!(
+        Status::parse(&spl.replace("split=refreshing", "split=halfway")),
+        Err(StatusError::BadValue("split"))
+    );
     // Every decision word round-trips.
     for d in Decision::ALL {
         let s = Status {
