@@ -232,7 +232,9 @@ impl Layout {
         }
         let tracks = data_bytes.div_ceil(u64::from(track_size));
         let map_bytes = tracks.div_ceil(8).div_ceil(BLOCK as u64) * BLOCK as u64;
-        let start = data_bytes.div_ceil(BLOCK as u64).checked_mul(BLOCK as u64)?;
+        let start = data_bytes
+            .div_ceil(BLOCK as u64)
+            .checked_mul(BLOCK as u64)?;
         let l = Layout {
             tracks,
             map_bytes: map_bytes.max(BLOCK as u64),
@@ -446,7 +448,11 @@ impl Header {
         put(b, O_SEQ, &self.seq.to_le_bytes());
         put(b, O_DATA, &self.data_bytes.to_le_bytes());
         put(b, O_TRACK, &self.track_size.to_le_bytes());
-        let (rs, re) = self.mode.refresh.as_ref().map_or((0, 0), |r| (r.start, r.end));
+        let (rs, re) = self
+            .mode
+            .refresh
+            .as_ref()
+            .map_or((0, 0), |r| (r.start, r.end));
         put(b, O_RSTART, &rs.to_le_bytes());
         put(b, O_REND, &re.to_le_bytes());
         put(b, O_SPLITS, &self.splits.to_le_bytes());
@@ -557,7 +563,10 @@ mod tests {
         let mut b = [0u8; BLOCK];
         h.encode_into(&mut b);
         assert_eq!(Header::decode(&b, 1 << 30, 65536), Ok(h.clone()));
-        assert_eq!(Header::decode(&b, 1 << 29, 65536), Err(SplitError::Geometry));
+        assert_eq!(
+            Header::decode(&b, 1 << 29, 65536),
+            Err(SplitError::Geometry)
+        );
         b[20] ^= 1;
         assert_eq!(Header::decode(&b, 1 << 30, 65536), Err(SplitError::Torn));
         assert_eq!(

@@ -546,13 +546,7 @@ impl Status {
             29 => self.peer_tracks = num(key, v)?,
             30 => self.point = num(key, v)?,
             31 => self.point_age_s = num(key, v)?,
-            32 => {
-                self.split = SPLIT_WORDS
-                    .iter()
-                    .copied()
-                    .find(|w| *w == v)
-                    .ok_or(bad)?
-            }
+            32 => self.split = SPLIT_WORDS.iter().copied().find(|w| *w == v).ok_or(bad)?,
             33 => self.split_create = num(key, v)?,
             34 => self.split_changed = num(key, v)?,
             35 => self.split_copied = num(key, v)?,

@@ -182,7 +182,9 @@ fn generation_keys() {
     };
     let spl = line(&sp);
     assert!(
-        spl.ends_with(" split=refreshing split_create=1 split_changed=2 split_copied=3 split_cow=4"),
+        spl.ends_with(
+            " split=refreshing split_create=1 split_changed=2 split_copied=3 split_cow=4"
+        ),
         "{spl}"
     );
     assert_eq!(Status::parse(&spl), Ok(sp));
