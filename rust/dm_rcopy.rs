@@ -25,6 +25,7 @@ mod registry;
 mod secondary;
 mod snapshot;
 mod snaptarget;
+mod split;
 mod target;
 mod tlog;
 

@@ -66,9 +66,25 @@ pub(crate) struct PerBio {
     sector: u64,
     nr: u64,
     tracks: Range<u64>,
+    /// The split copy's admission tag (`split::tag_of`; 0: not counted), taken
+    /// back at the first `end_io`.
+    pub(crate) split: AtomicU32,
 }
 
 impl PerBio {
+    /// The per-bio data of a write that no engine handles (simplex), admitted by
+    /// the split copy with `split`.
+    pub(crate) fn local(split: u32) -> PerBio {
+        PerBio {
+            flags: AtomicU32::new(0),
+            seq: 0,
+            sector: 0,
+            nr: 0,
+            tracks: 0..0,
+            split: AtomicU32::new(split),
+        }
+    }
+
     /// First sector of the write on the data device.
     pub(crate) fn sector(&self) -> u64 {
         self.sector
@@ -677,7 +693,14 @@ impl Pair {
     // ---------------------------------------------------------------- I/O path
 
     /// Maps a bio on the primary (anything but a read).
-    pub(crate) fn map_write(&self, bio: &Bio<'_>, sector: u64, pb: *mut PerBio) -> Decision {
+    /// `split` is the split copy's admission tag, kept in the per-bio data.
+    pub(crate) fn map_write(
+        &self,
+        bio: &Bio<'_>,
+        sector: u64,
+        pb: *mut PerBio,
+        split: u32,
+    ) -> Decision {
         let nr = u64::from(bio.size() >> 9);
         // Every bio that reaches `end_io` needs its per-bio data, a killed one too.
         // SAFETY: `pb` is this bio's per-bio data, ours until the bio completes.
@@ -692,6 +715,7 @@ impl Pair {
                 } else {
                     0..0
                 },
+                split: AtomicU32::new(split),
             })
         };
         // SAFETY: as above, now initialised.

@@ -16,6 +16,7 @@ use crate::rcore::proto::{self, Mark};
 use crate::rcore::{geometry, status, table};
 use crate::registry;
 use crate::snapshot::{OpenError, Store};
+use crate::split::{Req, SplitCopy};
 use crate::tlog::MarkOutcome;
 use core::fmt::Write;
 use kernel::bindings;
@@ -65,7 +66,7 @@ impl Counters {
 }
 
 /// Devices claimed in the registry (the first `.1` of them); released on drop.
-struct Claim([u32; 3], usize);
+struct Claim([u32; 4], usize);
 
 impl Drop for Claim {
     fn drop(&mut self) {
@@ -97,12 +98,16 @@ pub(crate) struct Rcopy {
     /// The replication engine; `None` in simplex. Declared first: it is stopped (in
     /// `Drop`) before the devices it uses are released.
     pair: Option<Arc<Pair>>,
+    /// The local split copy (`split_dev`), stopped before its devices are released.
+    split: Option<Arc<SplitCopy>>,
     /// The snapshot store, held until the engine above has stopped.
     store: Option<HeldStore>,
     data: DmDev,
     meta: DmDev,
     /// The `snap_store` device.
     store_dev: Option<DmDev>,
+    /// The `split_dev` device.
+    split_dev: Option<DmDev>,
     track_size: u32,
     /// This table's `resync_rate` and `timeout_ms`, given to the engine at
     /// `preresume` (an adopted engine may still run with the old table's).
@@ -115,6 +120,9 @@ pub(crate) struct Rcopy {
 
 impl Drop for Rcopy {
     fn drop(&mut self) {
+        if let Some(s) = &self.split {
+            s.stop();
+        }
         if let Some(p) = &self.pair {
             // The last table holding the engine stops it.
             if registry::release_pair(p) {
@@ -137,13 +145,37 @@ struct Devs {
     meta: DmDev,
     store_dev: Option<DmDev>,
     store: Option<HeldStore>,
+    split_dev: Option<DmDev>,
 }
 
 /// The `snap_store` word of the table, NUL-terminated (the constructor's words
 /// are C strings: the word and its NUL are contiguous).
-fn args_store_word<'a>(args: &[&'a CStr]) -> Option<&'a [u8]> {
-    let i = args.iter().position(|a| a.to_bytes() == b"snap_store")?;
+fn args_store_word<'a>(args: &[&'a CStr], option: &[u8]) -> Option<&'a [u8]> {
+    let i = args.iter().position(|a| a.to_bytes() == option)?;
     args.get(i + 1).map(|w| w.to_bytes_with_nul())
+}
+
+/// Looks up the device an option names (`snap_store`, `split_dev`); it must
+/// differ from the data and metadata devices. Constructor context.
+fn option_device(
+    ti: &mut Target<'_>,
+    args: &[&CStr],
+    option: &[u8],
+    bad: table::TableError,
+    lookup: table::TableError,
+    taken: &[u32],
+) -> Result<DmDev, CtrError> {
+    let Ok(path) = CStr::from_bytes_with_nul(args_store_word(args, option).unwrap_or(b"\0")) else {
+        return Err(inval(bad));
+    };
+    let d = ti.get_device(path).map_err(|err| CtrError {
+        err,
+        reason: lookup.reason(),
+    })?;
+    if taken.contains(&d.devt()) {
+        return Err(inval(table::TableError::SameDevice));
+    }
+    Ok(d)
 }
 
 impl Rcopy {
@@ -193,6 +225,7 @@ impl Rcopy {
     fn build(
         ti: &Target<'_>,
         pair: Option<Arc<Pair>>,
+        split: Option<Arc<SplitCopy>>,
         devs: Devs,
         parsed: &table::TableArgs<'_>,
         claim: Claim,
@@ -200,10 +233,12 @@ impl Rcopy {
         KBox::new(
             Self {
                 pair,
+                split,
                 store: devs.store,
                 data: devs.data,
                 meta: devs.meta,
                 store_dev: devs.store_dev,
+                split_dev: devs.split_dev,
                 track_size: parsed.track_size,
                 resync_rate: parsed.resync_rate,
                 timeout_ms: parsed.timeout_ms,
@@ -255,6 +290,31 @@ impl Rcopy {
         })
     }
 
+    /// The split copy, for a message that needs one.
+    fn split_copy(&self, message: &str) -> Result<&Arc<SplitCopy>> {
+        self.split.as_ref().ok_or_else(|| {
+            pr_warn!("{message}: no split_dev in this device's table\n");
+            EINVAL
+        })
+    }
+
+    /// Messages `split`, `rejoin`, `refresh`: queue the request; the split thread
+    /// carries it out and raises an event when it is done.
+    fn split_request(&self, message: &str, req: Req) -> Result<bool> {
+        let s = self.split_copy(message)?;
+        s.request(req).inspect_err(|e| {
+            let why = if *e == EAGAIN {
+                "the device is suspended, or its split copy failed"
+            } else if message == "split" {
+                "a split starts from forming or formed"
+            } else {
+                "only a split copy (not splitting or refreshing) can be rejoined or refreshed"
+            };
+            pr_warn!("{message} refused: {why} (state {})\n", s.summary().0)
+        })?;
+        Ok(false)
+    }
+
     /// The pair, for a message that only a replicated device takes.
     fn replicated(&self, message: &str) -> Result<&Arc<Pair>> {
         self.pair.as_ref().ok_or_else(|| {
@@ -276,6 +336,14 @@ impl Rcopy {
             io_errors: c.io_errors.load(Relaxed),
             ..Default::default()
         };
+        if let Some(s) = &self.split {
+            let (word, create, changed) = s.summary();
+            st.split = word;
+            st.split_create = create;
+            st.split_changed = changed;
+            st.split_copied = s.copied.load(Relaxed);
+            st.split_cow = s.cow.load(Relaxed);
+        }
         if let Some(p) = &self.pair {
             let (state, conn) = p.state();
             let l = p.stats();
@@ -321,6 +389,8 @@ impl Rcopy {
     fn write_table(&self, out: &mut OutBuf<'_>) -> core::fmt::Result {
         let data = self.data.name().to_str().unwrap_or("?");
         let meta = self.meta.name().to_str().unwrap_or("?");
+        let split_name = self.split_dev.as_ref().map(|d| d.name());
+        let split_dev = split_name.map_or(&[][..], |n| n.to_bytes());
         match &self.pair {
             Some(p) => {
                 // The secret is not shown: `dmsetup table` output lands in logs and
@@ -331,11 +401,13 @@ impl Rcopy {
                 a.snap_store = store_name.map_or(&[][..], |n| n.to_bytes());
                 a.resync_rate = self.resync_rate;
                 a.timeout_ms = self.timeout_ms;
+                a.split_dev = split_dev;
                 table::format_table(out, data, meta, &a)
             }
             None => {
                 let mut a = table::TableArgs::new(&[], &[]);
                 a.track_size = self.track_size;
+                a.split_dev = split_dev;
                 table::format_table(out, data, meta, &a)
             }
         }
@@ -401,21 +473,37 @@ impl TargetOps for Rcopy {
         let store_dev = if parsed.snap_store.is_empty() {
             None
         } else {
-            let Ok(path) = CStr::from_bytes_with_nul(args_store_word(args).unwrap_or(b"\0")) else {
-                return Err(inval(table::TableError::BadSnapStore));
-            };
-            let d = ti.get_device(path).map_err(|err| CtrError {
-                err,
-                reason: table::TableError::StoreLookup.reason(),
-            })?;
-            if d.devt() == data.devt() || d.devt() == meta.devt() {
-                return Err(inval(table::TableError::SameDevice));
-            }
-            Some(d)
+            Some(option_device(
+                ti,
+                args,
+                b"snap_store",
+                table::TableError::BadSnapStore,
+                table::TableError::StoreLookup,
+                &[data.devt(), meta.devt()],
+            )?)
         };
         let store_devt = store_dev.as_ref().map_or(0, |d| d.devt());
-        let devs = [data.devt(), meta.devt(), store_devt];
-        let ndevs = if store_devt != 0 { 3 } else { 2 };
+        let split_dev = if parsed.split_dev.is_empty() {
+            None
+        } else {
+            Some(option_device(
+                ti,
+                args,
+                b"split_dev",
+                table::TableError::BadSplitDev,
+                table::TableError::SplitLookup,
+                &[data.devt(), meta.devt(), store_devt],
+            )?)
+        };
+        let mut devs = [data.devt(), meta.devt(), 0, 0];
+        let mut ndevs = 2;
+        for d in [store_dev.as_ref(), split_dev.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            devs[ndevs] = d.devt();
+            ndevs += 1;
+        }
         registry::claim(&devs[..ndevs], ti.md_id()).map_err(|e| match e {
             registry::ClaimError::InUse => CtrError {
                 err: EBUSY,
@@ -488,13 +576,43 @@ impl TargetOps for Rcopy {
                 }
             }
         };
+        let split = match &split_dev {
+            None => None,
+            Some(d) => {
+                // SAFETY: `data` and `d` are moved into the target below, which stops
+                // the split copy's thread (`postsuspend`, or `Drop`) before it
+                // releases them.
+                let s = unsafe {
+                    SplitCopy::new(
+                        Bdev::new(&data),
+                        Bdev::new(d),
+                        d.sectors() << geometry::SECTOR_SHIFT,
+                        ti.len() << geometry::SECTOR_SHIFT,
+                        parsed.track_size,
+                        pair.clone(),
+                        ti.table(),
+                    )
+                };
+                Some(s.map_err(|e| {
+                    if e == EINVAL {
+                        inval(table::TableError::SplitInvalid)
+                    } else {
+                        CtrError {
+                            err: e,
+                            reason: c"Split copy device I/O error",
+                        }
+                    }
+                })?)
+            }
+        };
         let devs = Devs {
             data,
             meta,
             store_dev,
             store,
+            split_dev,
         };
-        Self::build(ti, pair, devs, &parsed, claim)
+        Self::build(ti, pair, split, devs, &parsed, claim)
     }
 
     fn map(&self, ti: &Target<'_>, bio: &mut Bio<'_>) -> MapResult {
@@ -519,14 +637,33 @@ impl TargetOps for Rcopy {
             bio.sector()
         };
         bio.remap(&self.data, sector);
+        if bio.op() == Op::Read {
+            return MapResult::Remapped;
+        }
+        // The split copy first: a write whose bits are not all set durably (or
+        // whose old tracks must be copied first) goes to its thread, which hands
+        // it on here once done (`SplitCopy::take_write`).
+        let tag = match &self.split {
+            Some(s) if size > 0 => match s.admit(sector, u64::from(size >> 9)) {
+                Some(tag) => tag,
+                None => {
+                    s.defer(bio);
+                    return MapResult::Submitted;
+                }
+            },
+            _ => 0,
+        };
+        let pb = crate::dm::per_bio_ptr::<PerBio>(bio);
         if let Some(p) = &self.pair {
-            if bio.op() != Op::Read {
-                return match p.map_write(bio, sector, crate::dm::per_bio_ptr::<PerBio>(bio)) {
-                    Decision::Go => MapResult::Remapped,
-                    Decision::Defer => MapResult::Submitted,
-                    Decision::Kill => MapResult::Kill,
-                };
-            }
+            return match p.map_write(bio, sector, pb, tag) {
+                Decision::Go => MapResult::Remapped,
+                Decision::Defer => MapResult::Submitted,
+                Decision::Kill => MapResult::Kill,
+            };
+        }
+        if self.split.is_some() {
+            // SAFETY: the per-bio data is ours until the bio completes.
+            unsafe { pb.write(PerBio::local(tag)) };
         }
         MapResult::Remapped
     }
@@ -534,6 +671,14 @@ impl TargetOps for Rcopy {
     fn end_io(&self, bio: &Bio<'_>, status: u8) -> EndIo {
         if status != 0 {
             self.counters.io_errors.add(1, Relaxed);
+        }
+        if let Some(s) = &self.split {
+            if bio.op() != Op::Read {
+                // The first completion (the local write) ends the split copy's
+                // count; `end_io` may run again for a replicated write.
+                let pb = crate::dm::per_bio::<PerBio>(bio);
+                s.done(pb.split.swap(0, core::sync::atomic::Ordering::AcqRel));
+            }
         }
         match &self.pair {
             Some(p) if bio.op() != Op::Read => {
@@ -657,10 +802,31 @@ impl TargetOps for Rcopy {
                 let _ = write!(out, "{n}");
                 Ok(true)
             }
+            ("split" | "rejoin", 0) => {
+                let req = if name == "split" {
+                    Req::Split
+                } else {
+                    Req::Rejoin
+                };
+                self.split_request(name, req)
+            }
+            ("refresh", 2) => {
+                let s = self.split_copy(name)?;
+                let num = |i: usize| {
+                    args.get(i)
+                        .and_then(|a| table::parse_u64(a.to_bytes()))
+                        .ok_or(EINVAL)
+                };
+                let tracks = s.tracks_of(num(1)?, num(2)?).inspect_err(|_| {
+                    pr_warn!("refresh: give a start sector and a sector count within the device\n")
+                })?;
+                self.split_request(name, Req::Refresh(tracks))
+            }
             (
                 "stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect"
                 | "handover" | "resolve" | "secret" | "snapshot" | "snapshot-result" | "snapshots"
-                | "point" | "snapshot-delete" | "snapshot-rollback",
+                | "point" | "snapshot-delete" | "snapshot-rollback" | "split" | "rejoin"
+                | "refresh",
                 _,
             ) => {
                 pr_warn!("{name}: wrong number of arguments\n");
@@ -683,6 +849,14 @@ impl TargetOps for Rcopy {
     }
 
     fn preresume(&self) -> Result {
+        if let Some(s) = &self.split {
+            s.start().inspect_err(|e| {
+                pr_err!(
+                    "split_dev: cannot start: errno {} (copy device unreadable or unwritable)\n",
+                    -e.to_errno()
+                )
+            })?;
+        }
         let Some(p) = &self.pair else { return Ok(()) };
         // This table is the live one from now on (DM frees the old one only after
         // this returns).
@@ -697,6 +871,9 @@ impl TargetOps for Rcopy {
     }
 
     fn postsuspend(&self) {
+        if let Some(s) = &self.split {
+            s.stop();
+        }
         if let Some(p) = &self.pair {
             // A loaded table that kept this engine (a tunables-only reload) resumes
             // it next: keep it running. Otherwise stop it, as a plain suspend does.

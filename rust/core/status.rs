@@ -214,13 +214,16 @@ pub const KEYS: [&str; 37] = [
 
 /// The words of the `split` key: no split copy, or its state
 /// (`rcore::split::Mode::as_str`).
-pub const SPLIT_WORDS: [&str; 6] = [
+/// `failed`: the copy device or a read for it failed; writes go on untracked and
+/// the copy must be made again (see `Documentation/rcopy-snapshots.rst`).
+pub const SPLIT_WORDS: [&str; 7] = [
     "none",
     "forming",
     "formed",
     "splitting",
     "split",
     "refreshing",
+    "failed",
 ];
 
 /// A sticky error: what the device can no longer guarantee.
