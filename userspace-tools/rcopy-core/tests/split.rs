@@ -116,13 +116,13 @@ impl Model {
                 }
                 self.mode.refresh = Some(r);
             }
-            Op::Crash => {
-                // The bitmaps and the header are on disk as of now (both are
-                // written before they take effect); the load repair runs.
-                if self.mode.refresh.is_none() && l.count_all(&self.maps, Map::Update) != 0 {
-                    assert_eq!(self.mode.state, SplitState::Split);
-                    l.fold_update(&mut self.maps);
-                }
+            // The bitmaps and the header are on disk as of now (both are written
+            // before they take effect); the load repair runs.
+            Op::Crash
+                if self.mode.refresh.is_none() && l.count_all(&self.maps, Map::Update) != 0 =>
+            {
+                assert_eq!(self.mode.state, SplitState::Split);
+                l.fold_update(&mut self.maps);
             }
             _ => {}
         }
