@@ -17,6 +17,7 @@ pub mod format;
 pub mod gens;
 pub mod geometry;
 pub mod hmac;
+pub mod imagesum;
 pub mod le;
 pub mod order;
 pub mod proto;

@@ -98,18 +98,25 @@ pub const ACK_FLAGS: u64 = ACK_DURABLE | ACK_MARK;
 pub const MARK_SNAPSHOT: u8 = 1;
 /// [`Mark::kind`]: a consistency point ends here.
 pub const MARK_POINT: u8 = 2;
+/// [`Mark::kind`]: the primary's image sum at snapshot [`Mark::id`]'s marker
+/// (`snapshot --verify`); the 32 bytes of [`Mark::name`] are the sum.
+pub const MARK_SUM: u8 = 3;
 /// Bytes of a [`Mark`] payload.
 pub const MARK_LEN: usize = 40;
 /// Bytes of a mark's name.
 pub const MARK_NAME_LEN: usize = 32;
 
-/// The payload of a [`WRITE_MARK`]: `kind` (byte 0), 7 zero bytes, then the name
-/// (32 bytes, `[A-Za-z0-9._:+@-]`, NUL-padded, possibly empty).
+/// The payload of a [`WRITE_MARK`]: `kind` (byte 0), 3 zero bytes, the id
+/// (bytes 4..8, little-endian: zero but for [`MARK_SUM`]), then the name (32
+/// bytes, `[A-Za-z0-9._:+@-]`, NUL-padded, possibly empty; for [`MARK_SUM`] the
+/// sum, any bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
-    /// [`MARK_SNAPSHOT`] or [`MARK_POINT`].
+    /// [`MARK_SNAPSHOT`], [`MARK_POINT`] or [`MARK_SUM`].
     pub kind: u8,
-    /// The name, NUL-padded.
+    /// The snapshot a [`MARK_SUM`] is for (non-zero); 0 for the others.
+    pub id: u32,
+    /// The name, NUL-padded (the sum for [`MARK_SUM`]).
     pub name: [u8; MARK_NAME_LEN],
 }
 
@@ -130,7 +137,17 @@ impl Mark {
         }
         let mut n = [0u8; MARK_NAME_LEN];
         n[..name.len()].copy_from_slice(name);
-        Some(Mark { kind, name: n })
+        Some(Mark { kind, id: 0, name: n })
+    }
+
+    /// The sum `sum` of the primary's image at snapshot `id`'s marker; `None` for
+    /// id 0.
+    pub fn sum(id: u32, sum: [u8; MARK_NAME_LEN]) -> Option<Mark> {
+        (id != 0).then_some(Mark {
+            kind: MARK_SUM,
+            id,
+            name: sum,
+        })
     }
 
     /// The name without its padding.
@@ -147,6 +164,7 @@ impl Mark {
     pub fn encode(&self) -> [u8; MARK_LEN] {
         let mut b = [0u8; MARK_LEN];
         b[0] = self.kind;
+        b[4..8].copy_from_slice(&self.id.to_le_bytes());
         b[8..].copy_from_slice(&self.name);
         b
     }
@@ -157,10 +175,20 @@ impl Mark {
         if b.len() != MARK_LEN {
             return Err(ProtoError::BadLength);
         }
-        if !matches!(b[0], MARK_SNAPSHOT | MARK_POINT) || b[1..8].iter().any(|&c| c != 0) {
+        if !matches!(b[0], MARK_SNAPSHOT | MARK_POINT | MARK_SUM) || b[1..4].iter().any(|&c| c != 0)
+        {
             return Err(ProtoError::BadMark);
         }
+        let id = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         let name = &b[8..];
+        if b[0] == MARK_SUM {
+            let mut n = [0u8; MARK_NAME_LEN];
+            n.copy_from_slice(name);
+            return Mark::sum(id, n).ok_or(ProtoError::BadMark);
+        }
+        if id != 0 {
+            return Err(ProtoError::BadMark);
+        }
         let end = name.iter().position(|&c| c == 0).unwrap_or(MARK_NAME_LEN);
         if !name[..end].iter().all(|&c| mark_name_char(c)) || name[end..].iter().any(|&c| c != 0) {
             return Err(ProtoError::BadMark);
@@ -169,6 +197,7 @@ impl Mark {
         n.copy_from_slice(name);
         Ok(Mark {
             kind: b[0],
+            id: 0,
             name: n,
         })
     }

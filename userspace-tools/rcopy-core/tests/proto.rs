@@ -233,7 +233,13 @@ fn mark_payloads() {
         Mark::decode(&b)
     };
     assert_eq!(bad(&|b| b[0] = 0), Err(ProtoError::BadMark), "kind 0");
-    assert_eq!(bad(&|b| b[0] = 3), Err(ProtoError::BadMark), "kind 3");
+    assert_eq!(bad(&|b| b[0] = 3), Err(ProtoError::BadMark), "kind 3 without an id");
+    assert_eq!(bad(&|b| b[5] = 1), Err(ProtoError::BadMark), "an id on a snapshot");
+    // A sum marker: any 32 bytes, a non-zero id.
+    let sum = Mark::sum(7, [0xa5; MARK_NAME_LEN]).unwrap();
+    assert_eq!(Mark::decode(&sum.encode()), Ok(sum));
+    assert_eq!(sum.encode()[4..8], 7u32.to_le_bytes());
+    assert_eq!(Mark::sum(0, [0; MARK_NAME_LEN]), None);
     assert_eq!(bad(&|b| b[3] = 1), Err(ProtoError::BadMark), "reserved");
     assert_eq!(bad(&|b| b[8] = b' '), Err(ProtoError::BadMark), "a space");
     assert_eq!(
