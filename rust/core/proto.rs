@@ -137,7 +137,11 @@ impl Mark {
         }
         let mut n = [0u8; MARK_NAME_LEN];
         n[..name.len()].copy_from_slice(name);
-        Some(Mark { kind, id: 0, name: n })
+        Some(Mark {
+            kind,
+            id: 0,
+            name: n,
+        })
     }
 
     /// The sum `sum` of the primary's image at snapshot `id`'s marker; `None` for

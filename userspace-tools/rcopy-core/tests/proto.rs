@@ -233,8 +233,16 @@ fn mark_payloads() {
         Mark::decode(&b)
     };
     assert_eq!(bad(&|b| b[0] = 0), Err(ProtoError::BadMark), "kind 0");
-    assert_eq!(bad(&|b| b[0] = 3), Err(ProtoError::BadMark), "kind 3 without an id");
-    assert_eq!(bad(&|b| b[5] = 1), Err(ProtoError::BadMark), "an id on a snapshot");
+    assert_eq!(
+        bad(&|b| b[0] = 3),
+        Err(ProtoError::BadMark),
+        "kind 3 without an id"
+    );
+    assert_eq!(
+        bad(&|b| b[5] = 1),
+        Err(ProtoError::BadMark),
+        "an id on a snapshot"
+    );
     // A sum marker: any 32 bytes, a non-zero id.
     let sum = Mark::sum(7, [0xa5; MARK_NAME_LEN]).unwrap();
     assert_eq!(Mark::decode(&sum.encode()), Ok(sum));
