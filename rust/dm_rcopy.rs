@@ -28,6 +28,7 @@ mod snaptarget;
 mod split;
 mod target;
 mod tlog;
+mod verify;
 
 module! {
     type: RcopyModule,

@@ -94,6 +94,11 @@ impl PerBio {
     pub(crate) fn nr(&self) -> u64 {
         self.nr
     }
+
+    /// The tracks the write touches.
+    pub(crate) fn tracks(&self) -> Range<u64> {
+        self.tracks.clone()
+    }
 }
 
 /// The local write has completed.
@@ -180,6 +185,13 @@ pub(crate) struct Pair {
     /// The running threads; empty while suspended.
     #[pin]
     threads: Mutex<KVec<Thread>>,
+    /// The `snapshot-verify` thread (`crate::verify`), idle once its run is over.
+    #[pin]
+    verify_thread: Mutex<Option<Thread>>,
+    /// Writes waiting for the verify scan to sum their tracks.
+    pub(crate) verify_held: BioList,
+    /// A write went down unsequenced since the verify run began (see `verify.rs`).
+    pub(crate) verify_taint: Atomic<u32>,
     #[pin]
     pub(crate) listener: Mutex<Option<Arc<Socket>>>,
     pub(crate) max_completed: Atomic<u64>,
@@ -301,9 +313,13 @@ impl Pair {
                     peer_mode: None,
                     next_ticket: 1,
                     mark_results: [(0, crate::tlog::MarkOutcome::Lost); crate::tlog::MARK_RESULTS],
+                    verify: None,
                 }),
                 wake <- kernel::new_condvar!(),
                 threads <- kernel::new_mutex!(KVec::new()),
+                verify_thread <- kernel::new_mutex!(None),
+                verify_held: BioList::new(),
+                verify_taint: Atomic::new(0),
                 listener <- kernel::new_mutex!(None),
                 max_completed: Atomic::new(0),
                 shipping: Atomic::new(0),
@@ -593,6 +609,16 @@ impl Pair {
     /// bitmap written, the activity log emptied and the stop recorded as clean. DM
     /// has completed every bio of the device before it calls this.
     pub(crate) fn stop(&self) {
+        // A verify run ends (it lets every write it held go on while it runs, so
+        // DM has completed them all before `postsuspend` calls this).
+        drop(self.verify_thread.lock().take());
+        if let Some(v) = self.sh.lock().verify.take() {
+            pr_warn!(
+                "{}: the image sum for snapshot ticket {} was abandoned (the device stopped)\n",
+                self.name(),
+                v.ticket
+            );
+        }
         if self.threads.lock().is_empty() {
             return;
         }
@@ -786,6 +812,18 @@ impl Pair {
         let len = data.as_ref().map_or(0, |d| d.len() as u64);
         let sync = self.cfg.mode == Mode::Sync;
         let mut sh = self.sh.lock();
+        // A verify scan is summing the image at a marker: a write sequenced now
+        // (after it) waits until the scan has summed its tracks (`verify.rs`).
+        if sh
+            .verify
+            .as_ref()
+            .is_some_and(|v| v.holds(pb.tracks.clone()))
+        {
+            drop(sh);
+            self.al.release(al);
+            self.verify_held.push(bio);
+            return Decision::Defer;
+        }
         let over = self.cfg.mode == Mode::Async && sh.cache_bytes + len > self.cfg.cache_size;
         if sh.conn != Conn::Connected
             || sh.ring_full()
@@ -851,6 +889,8 @@ impl Pair {
     /// copier), holding it back until the bits are on disk.
     fn mark_unshipped(&self, bio: &Bio<'_>, pb: &mut PerBio) -> Decision {
         pb.flags.store(PB_REMOTE | PB_MARK, Ordering::Release);
+        // Unsequenced: its place relative to a verify marker is unknown.
+        self.verify_taint.store(1, Relaxed);
         // Until a new generation is on disk, the write waits for the metadata thread.
         if self.md.mark(pb.tracks.clone()) && self.gen_bump.load(Relaxed) == GEN_BUMP_NONE {
             Decision::Go
@@ -1103,10 +1143,65 @@ impl Pair {
     /// Only a primary in `duplex` state (the peer's image is a prefix of this
     /// side's writes) whose peer speaks markers. Process context.
     pub(crate) fn request_mark(&self, mark: proto::Mark) -> Result<u64> {
+        let mut sh = self.sh.lock();
+        let ticket = self.request_mark_locked(&mut sh, mark)?;
+        drop(sh);
+        self.wake.notify_all();
+        Ok(ticket)
+    }
+
+    /// Message `snapshot-verify`: a snapshot marker, and at the same place in the
+    /// stream the start of a scan that sums this side's image there (`verify.rs`).
+    /// `EBUSY` while another runs. Process context.
+    pub(crate) fn request_verify(self: &Arc<Self>, mark: proto::Mark) -> Result<u64> {
+        let tracks = self.cfg.size_bytes.div_ceil(u64::from(self.cfg.track_size));
+        let mut run = crate::verify::VerifyRun::new(tracks)?;
+        let mut vt = self.verify_thread.lock();
+        let ticket = {
+            let mut sh = self.sh.lock();
+            if sh.verify.is_some() {
+                return Err(EBUSY);
+            }
+            let ticket = self.request_mark_locked(&mut sh, mark)?;
+            run.ticket = ticket;
+            self.verify_taint.store(0, Relaxed);
+            sh.verify = Some(run);
+            ticket
+        };
+        self.wake.notify_all();
+        // The previous run's thread is idle: stop it.
+        drop(vt.take());
+        let name = self.name();
+        match Thread::spawn(
+            format_args!("rcopy-vfy-{name}"),
+            self.clone(),
+            crate::verify::verify_main,
+        ) {
+            Ok(t) => *vt = Some(t),
+            Err(e) => {
+                // The snapshot goes on without a sum; let go of what was held.
+                self.sh.lock().verify = None;
+                let batch = BioList::new();
+                self.verify_held.drain(|b| batch.push(&b));
+                batch.drain(|bio| {
+                    crate::mdthread::release_held(self, bio);
+                });
+                pr_warn!(
+                    "{}: snapshot ticket {}: no verify thread (errno {}): no image sum\n",
+                    self.name(),
+                    ticket,
+                    -e.to_errno()
+                );
+            }
+        }
+        Ok(ticket)
+    }
+
+    /// Queues marker `mark` (see `request_mark`). Caller holds `sh`.
+    fn request_mark_locked(&self, sh: &mut Shared, mark: proto::Mark) -> Result<u64> {
         if self.cfg.role != Role::Primary {
             return Err(EINVAL);
         }
-        let mut sh = self.sh.lock();
         let speaks = sh
             .link
             .as_ref()
@@ -1117,7 +1212,7 @@ impl Pair {
         if !speaks {
             return Err(EOPNOTSUPP);
         }
-        if self.state_locked(&sh) != State::Duplex || sh.peer_inconsistent || sh.gap {
+        if self.state_locked(sh) != State::Duplex || sh.peer_inconsistent || sh.gap {
             // A copy or resync: the peer's image is not a prefix of this side's.
             return Err(EAGAIN);
         }
@@ -1129,8 +1224,6 @@ impl Pair {
         let ticket = sh.next_ticket;
         sh.next_ticket += 1;
         sh.push(Entry::marker(seq, ticket, mark));
-        drop(sh);
-        self.wake.notify_all();
         Ok(ticket)
     }
 
@@ -1140,6 +1233,10 @@ impl Pair {
         let sh = self.sh.lock();
         if ticket == 0 || ticket >= sh.next_ticket {
             return Err(ENOENT);
+        }
+        if sh.verify.as_ref().is_some_and(|v| v.ticket == ticket) {
+            // The snapshot may be taken, but its sum is not recorded yet.
+            return Ok(None);
         }
         match sh.mark_outcome(ticket) {
             Some(o) => Ok(Some(o)),

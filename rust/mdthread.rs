@@ -133,7 +133,7 @@ fn new_generation_if_needed(p: &Pair) {
 
 /// Decides again for a bio `map` held back: ship (its extents may be hot now) or
 /// mark; it may be held again.
-fn release_held(p: &Pair, bio: Bio<'static>) -> bool {
+pub(crate) fn release_held(p: &Pair, bio: Bio<'static>) -> bool {
     let pb = crate::dm::per_bio_ptr::<PerBio>(&bio);
     // SAFETY: the bio is held by the target, so its per-bio data (initialised by
     // `map`) is ours; no other thread touches it until the bio is submitted.

@@ -542,11 +542,22 @@ fn marked(p: &Pair, seq: u64, result: u64) {
         if e.seq == seq && e.mark.is_some() {
             let ticket = e.sector;
             let point = e.mark.is_some_and(|m| m.kind == proto::MARK_POINT);
+            let sum = e.mark.is_some_and(|m| m.kind == proto::MARK_SUM);
             sh.mark_done(ticket, outcome);
             drop(sh);
-            let what = if point { "point" } else { "snapshot" };
+            let what = match (point, sum) {
+                (true, _) => "point",
+                (_, true) => "image sum",
+                _ => "snapshot",
+            };
             match outcome {
                 MarkOutcome::Taken(id) if point => p.set_point(u64::from(id), now_real_ns()),
+                MarkOutcome::Taken(id) if sum => pr_info!(
+                    "{}: the peer recorded the image sum of snapshot {} (ticket {})\n",
+                    p.name(),
+                    id,
+                    ticket
+                ),
                 MarkOutcome::Taken(id) => pr_info!(
                     "{}: the peer took snapshot {} (ticket {})\n",
                     p.name(),
@@ -560,7 +571,7 @@ fn marked(p: &Pair, seq: u64, result: u64) {
                     ticket,
                     e
                 ),
-                MarkOutcome::Lost => {}
+                MarkOutcome::Lost | MarkOutcome::Summed(..) | MarkOutcome::SumLost(_) => {}
             }
             p.event();
             return;

@@ -271,6 +271,24 @@ fn image_consistent(p: &Pair) -> bool {
 fn take_mark(p: &Pair, h: &Header, mark: &proto::Mark) -> proto::MarkResult {
     let refused = |e: Error| proto::MarkResult::Refused((-e.to_errno()) as u16);
     let point = mark.kind == proto::MARK_POINT;
+    if mark.kind == proto::MARK_SUM {
+        // The primary's image sum at snapshot `id`'s marker (`snapshot --verify`).
+        let Some(st) = &p.store else {
+            return refused(ENODEV);
+        };
+        return match st.set_sum(mark.id, &mark.name) {
+            Ok(()) => {
+                pr_info!(
+                    "{}: snapshot {}: the primary's image sum recorded\n",
+                    p.name(),
+                    mark.id
+                );
+                p.event();
+                proto::MarkResult::Taken(mark.id)
+            }
+            Err(e) => refused(e),
+        };
+    }
     let Some(st) = &p.store else {
         pr_warn!(
             "{}: snapshot or point requested, but no snap_store is configured\n",

@@ -455,6 +455,17 @@ impl Store {
 
     /// Deletes snapshot `epoch` (refused while a snapshot device reads it).
     /// Context: a message.
+    /// Records the primary's image sum at snapshot `epoch`'s marker (a `MARK_SUM`
+    /// marker): in the superblock (FUA) before the secondary confirms it.
+    /// `ENOENT` for no such snapshot. Context: the apply thread.
+    pub(crate) fn set_sum(&self, epoch: Epoch, sum: &[u8; store::CHECKSUM_LEN]) -> Result {
+        let mut g = self.inner.lock();
+        let s = g.sb.find_mut(epoch).ok_or(ENOENT)?;
+        s.checksum = *sum;
+        s.flags |= store::SNAP_CHECKSUM;
+        self.write_sb_locked(&mut g)
+    }
+
     pub(crate) fn delete(&self, epoch: Epoch) -> Result {
         let mut g = self.inner.lock();
         if g.users.iter().any(|u| u.0 == epoch && u.1 > 0) {
@@ -529,9 +540,15 @@ impl Store {
         snaps.sort_unstable_by_key(|s| s.epoch);
         for s in snaps.iter() {
             let name = core::str::from_utf8(s.name()).unwrap_or("?");
+            let hex = crate::rcore::imagesum::hex(&s.checksum);
+            let sum = if s.flags & store::SNAP_CHECKSUM != 0 {
+                core::str::from_utf8(&hex).unwrap_or("-")
+            } else {
+                "-"
+            };
             writeln!(
                 out,
-                "{} {} {} {} {} {} {:016x}",
+                "{} {} {} {} {} {} {:016x} {}",
                 s.epoch,
                 if name.is_empty() { "-" } else { name },
                 match s.state {
@@ -547,7 +564,8 @@ impl Store {
                 },
                 s.created_ns,
                 s.stream_seq,
-                s.gen
+                s.gen,
+                sum
             )?;
         }
         Ok(())

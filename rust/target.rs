@@ -264,15 +264,26 @@ impl Rcopy {
         out: &mut OutBuf<'_>,
     ) -> Result<bool> {
         let p = self.replicated(message)?;
+        // `snapshot-verify` sends a snapshot marker and sums the image there.
+        let verify = kind == proto::MARK_SUM;
+        let kind = if verify { proto::MARK_SNAPSHOT } else { kind };
         let Some(mark) = Mark::new(kind, word) else {
             pr_warn!("{message}: a name is up to 32 of [A-Za-z0-9._:+@-]\n");
             return Err(EINVAL);
         };
-        let ticket = p.request_mark(mark).inspect_err(|e| {
+        let ticket = if verify {
+            p.request_verify(mark)
+        } else {
+            p.request_mark(mark)
+        };
+        let ticket = ticket.inspect_err(|e| {
             let why = match *e {
                 e if e == ENOTCONN => "the peer is not connected",
                 e if e == EOPNOTSUPP => "the peer does not take markers (older module)",
                 e if e == EAGAIN => "the peer's image is not consistent (copy or resync)",
+                e if e == EBUSY && verify => {
+                    "another snapshot-verify is summing, or the transfer log is full"
+                }
                 e if e == EBUSY => "the transfer log is full, try again",
                 _ => "only a primary sends markers",
             };
@@ -753,6 +764,10 @@ impl TargetOps for Rcopy {
                 self.queue_mark(name, proto::MARK_SNAPSHOT, word, out)
             }
             ("point", 0) => self.queue_mark(name, proto::MARK_POINT, b"", out),
+            ("snapshot-verify", 0 | 1) => {
+                let word = args.get(1).map_or(&b""[..], |a| a.to_bytes());
+                self.queue_mark(name, proto::MARK_SUM, word, out)
+            }
             ("snapshot-result", 1) => {
                 let p = self.replicated(name)?;
                 let ticket = args
@@ -764,6 +779,12 @@ impl TargetOps for Rcopy {
                     Some(MarkOutcome::Taken(id)) => write!(out, "taken {id}"),
                     Some(MarkOutcome::Refused(e)) => write!(out, "refused {e}"),
                     Some(MarkOutcome::Lost) => write!(out, "lost"),
+                    Some(MarkOutcome::Summed(id, sum)) => write!(
+                        out,
+                        "taken {id} sum {}",
+                        core::str::from_utf8(&crate::rcore::imagesum::hex(&sum)).unwrap_or("?")
+                    ),
+                    Some(MarkOutcome::SumLost(id)) => write!(out, "taken {id} sum-lost"),
                 };
                 Ok(true)
             }
@@ -826,7 +847,7 @@ impl TargetOps for Rcopy {
                 "stats_reset" | "version" | "suspend" | "resume" | "disconnect" | "connect"
                 | "handover" | "resolve" | "secret" | "snapshot" | "snapshot-result" | "snapshots"
                 | "point" | "snapshot-delete" | "snapshot-rollback" | "split" | "rejoin"
-                | "refresh",
+                | "snapshot-verify" | "refresh",
                 _,
             ) => {
                 pr_warn!("{name}: wrong number of arguments\n");

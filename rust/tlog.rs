@@ -81,6 +81,12 @@ pub(crate) enum MarkOutcome {
     Refused(u16),
     /// The link dropped before the peer answered.
     Lost,
+    /// A `snapshot-verify` marker: the snapshot was taken with this id, and the
+    /// primary's image sum at its marker is recorded with it on the peer.
+    Summed(u32, [u8; crate::rcore::imagesum::SUM_LEN]),
+    /// A `snapshot-verify` marker: the snapshot was taken with this id, but no sum
+    /// could be computed or delivered.
+    SumLost(u32),
 }
 
 /// A bio whose completion waits for the peer.
@@ -130,6 +136,8 @@ pub(crate) struct Shared {
     pub(crate) next_ticket: u64,
     /// Primary: the outcomes of the last [`MARK_RESULTS`] markers, by ticket.
     pub(crate) mark_results: [(u64, MarkOutcome); MARK_RESULTS],
+    /// Primary: the `snapshot-verify` run in progress (`crate::verify`).
+    pub(crate) verify: Option<KBox<crate::verify::VerifyRun>>,
 }
 
 impl Shared {
