@@ -138,7 +138,8 @@ fn check_frame(hdr: &[u8; HEADER_LEN], payload: &[u8], max: u32) {
 
 /// A marker's payload (as received, of any length): [`Mark::decode`] takes
 /// exactly [`MARK_LEN`] bytes; a mark it accepts re-encodes to the same bytes,
-/// and [`Mark::new`] on its kind and unpadded name gives the same mark.
+/// and [`Mark::new`] on its kind and unpadded name gives the same mark
+/// ([`Mark::sum`] on its id and sum for an image sum).
 fn check_mark(payload: &[u8]) {
     if payload.len() != MARK_LEN {
         assert_eq!(
@@ -149,8 +150,15 @@ fn check_mark(payload: &[u8]) {
         return;
     }
     match Mark::decode(payload) {
+        Ok(m) if m.kind == proto::MARK_SUM => {
+            // An image sum: any 32 bytes, a non-zero id.
+            assert_ne!(m.id, 0, "sum mark without an id");
+            assert_eq!(m.encode()[..], payload[..], "sum mark does not re-encode");
+            assert_eq!(Mark::sum(m.id, m.name), Some(m), "Mark::sum differs");
+        }
         Ok(m) => {
             assert!(matches!(m.kind, MARK_SNAPSHOT | MARK_POINT), "mark kind");
+            assert_eq!(m.id, 0, "an id on a snapshot or point mark");
             assert_eq!(m.encode()[..], payload[..], "mark does not re-encode");
             let name = m.name();
             assert!(name.len() <= MARK_NAME_LEN);
