@@ -21,6 +21,7 @@ mod snap;
 mod snaplist;
 mod split;
 mod splitdev;
+mod splitview;
 mod status_view;
 mod store;
 mod suggest;
