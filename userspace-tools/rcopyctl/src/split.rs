@@ -255,16 +255,29 @@ pub fn summary(name: &str, op: Op, before: &Status, after: &Status, took: Durati
     }
 }
 
-/// The line printed without `--wait`.
+/// The line printed without `--wait`; `state` is read just after the message
+/// (the kernel may not have started yet: the work runs in its own thread).
 pub fn requested(name: &str, op: Op, state: &str) -> String {
-    let mut s = format!("{name}: {} requested; the split copy is {state}", op.what());
-    if state != op.goal() {
-        s.push_str(&format!(
-            " (rcopyctl status {name} shows {} when it is done)",
-            op.goal()
-        ));
+    let (what, goal) = (op.what(), op.goal());
+    if state == goal && op.from().contains(&state) {
+        // A refresh: started or not, done or not, it says split.
+        format!(
+            "{name}: {what} requested (rcopyctl status {name} shows refreshing while it runs, \
+             then split)"
+        )
+    } else if op.from().contains(&state) {
+        format!(
+            "{name}: {what} requested, not started yet (the split copy is still {state}; \
+             rcopyctl status {name} shows {goal} when it is done)"
+        )
+    } else if state == goal {
+        format!("{name}: {what} requested; the split copy is {goal}")
+    } else {
+        format!(
+            "{name}: {what} requested; the split copy is {state} (rcopyctl status {name} shows \
+             {goal} when it is done)"
+        )
     }
-    s
 }
 
 /// Reads the status and the event counter of `name`.
@@ -551,5 +564,20 @@ mod tests {
             requested("r0", Op::Rejoin, "formed"),
             "r0: rejoin requested; the split copy is formed"
         );
+        assert_eq!(
+            requested("r0", Op::Split, "formed"),
+            "r0: split requested, not started yet (the split copy is still formed; rcopyctl \
+             status r0 shows split when it is done)"
+        );
+        let op = Op::Refresh {
+            start: 0,
+            sectors: 8,
+        };
+        assert_eq!(
+            requested("r0", op, "split"),
+            "r0: refresh of bytes 0..4096 requested (rcopyctl status r0 shows refreshing while \
+             it runs, then split)"
+        );
+        assert!(requested("r0", op, "refreshing").contains("the split copy is refreshing"));
     }
 }
