@@ -449,6 +449,51 @@ pub enum Command {
         #[arg(value_name = "ID|NAME", value_parser = crate::snap::parse_which)]
         snapshot: String,
     },
+    /// Freeze the local split copy (split_dev) as the image of this moment.
+    ///
+    /// On a standalone device or a primary whose table has split_dev, while
+    /// the copy is forming or formed. The tracks written since the copy last
+    /// took them are copied as they are now, each before its first overwrite;
+    /// I/O goes on. With --wait, waits until the state is split and prints
+    /// what was copied.
+    #[command(after_help = SPLIT_EXAMPLES)]
+    Split {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        #[command(flatten)]
+        wait: SplitWait,
+    },
+    /// Join the split copy to the original again (state split, no refresh).
+    ///
+    /// Every track written since the split is copied (only those); the copy
+    /// then follows the original again (state formed). With --wait, waits
+    /// until formed.
+    Rejoin {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        #[command(flatten)]
+        wait: SplitWait,
+    },
+    /// Bring one extent of the split copy up to date (state split).
+    ///
+    /// The tracks of the extent written since the split are copied, so that
+    /// the copy's extent equals the original's at the request; the rest of
+    /// the copy stays as it was. With --wait, waits until it is done.
+    Refresh {
+        /// Name of the device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// Where the extent starts, in bytes (or K/M/G/T): a multiple of 512.
+        #[arg(long, value_name = "BYTES", value_parser = crate::split::parse_sector_bytes)]
+        offset: Size,
+        /// The extent's length in bytes (or K/M/G/T): a multiple of 512, not 0.
+        #[arg(long, value_name = "BYTES", value_parser = crate::split::parse_length)]
+        length: Size,
+        #[command(flatten)]
+        wait: SplitWait,
+    },
     /// Show rcopyctl's version and the kernel target's.
     Version,
     /// Send a message to the device's target (like `dmsetup message NAME 0 ...`).
@@ -484,6 +529,25 @@ pub struct DeviceArgs {
     /// With --dry-run: print the secret in the table line.
     #[arg(long, requires = "dry_run")]
     pub show_secret: bool,
+    /// A second local device kept as a copy that can be split off as a
+    /// point-in-time image (table option split_dev; standalone or primary).
+    /// It needs the device's size rounded up to 4 KiB, plus 8 KiB of headers
+    /// and three bitmaps of one bit per track (each rounded up to 4 KiB).
+    #[arg(long, value_name = "DEV", value_parser = parse_path)]
+    pub split_dev: Option<String>,
+}
+
+/// How `split`, `rejoin` and `refresh` wait for the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Args)]
+pub struct SplitWait {
+    /// Wait until it is done (state split, or formed after rejoin), then print
+    /// what was copied.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (or 500ms, 2m, 1h), exit 3
+    /// [default: wait for ever].
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = crate::snap::parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 /// Which resources `up`, `down` and `adjust` act on.
@@ -589,6 +653,13 @@ Examples:
     rcopyctl snapshot-activate r0 nightly     # /dev/mapper/r0-snap-ID, read-only
     rcopyctl snapshot-deactivate r0-snap-3
     rcopyctl snapshot-delete r0 nightly";
+
+const SPLIT_EXAMPLES: &str = "\
+Examples:
+  rcopyctl create r0 --data /dev/vda --meta /dev/vdb --split-dev /dev/vdc
+  rcopyctl split r0 --wait                  # /dev/vdc: the image of now
+  rcopyctl refresh r0 --offset 1G --length 64M --wait
+  rcopyctl rejoin r0 --wait                 # copies only what changed";
 
 const TAKEOVER_EXAMPLES: &str = "\
 Examples:
@@ -1152,6 +1223,87 @@ mod tests {
                     "1G",
                 ][..],
                 "--size",
+            ),
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(quoted), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn parses_split_commands() {
+        let p = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        assert!(matches!(
+            p(&["rcopyctl", "split", "r0"]).unwrap(),
+            Command::Split { ref name, wait: SplitWait { wait: false, timeout: None } }
+                if name == "r0"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "split", "r0", "--wait", "--timeout", "90"]).unwrap(),
+            Command::Split { wait: SplitWait { wait: true, timeout: Some(t) }, .. }
+                if t == Duration::from_secs(90)
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "rejoin", "r0", "--wait"]).unwrap(),
+            Command::Rejoin {
+                wait: SplitWait {
+                    wait: true,
+                    timeout: None
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "refresh", "r0", "--offset", "40M", "--length", "65536", "--wait"])
+                .unwrap(),
+            Command::Refresh { ref offset, ref length, wait: SplitWait { wait: true, .. }, .. }
+                if offset.bytes == 40 << 20 && length.bytes == 65536 && offset.text == "40M"
+        ));
+        // create and pair take --split-dev (a standalone device too).
+        assert!(matches!(
+            p(&["rcopyctl", "create", "r0", "--data", "a", "--meta", "b", "--split-dev", "c"])
+                .unwrap(),
+            Command::Create { ref dev, role: None, .. } if dev.split_dev.as_deref() == Some("c")
+        ));
+        // Usage errors exit 2 and quote what was typed.
+        for (args, quoted) in [
+            (&["rcopyctl", "split"][..], "<NAME>"),
+            (&["rcopyctl", "split", "r0", "--timeout", "5"][..], "--wait"),
+            (&["rcopyctl", "rejoin", "r0", "now"][..], "now"),
+            (
+                &["rcopyctl", "refresh", "r0", "--length", "4K"][..],
+                "--offset",
+            ),
+            (
+                &["rcopyctl", "refresh", "r0", "--offset", "0"][..],
+                "--length",
+            ),
+            (
+                &[
+                    "rcopyctl", "refresh", "r0", "--offset", "513", "--length", "4K",
+                ][..],
+                "\"513\" is not a multiple of 512",
+            ),
+            (
+                &[
+                    "rcopyctl", "refresh", "r0", "--offset", "0", "--length", "0",
+                ][..],
+                "the extent is empty",
+            ),
+            (
+                &[
+                    "rcopyctl",
+                    "create",
+                    "r0",
+                    "--data",
+                    "a",
+                    "--meta",
+                    "b",
+                    "--split-dev",
+                    "",
+                ][..],
+                "the path is empty",
             ),
         ] {
             let e = Cli::try_parse_from(args).unwrap_err();

@@ -206,7 +206,13 @@ pub fn prepare_with(req: &Request<'_>, exclusive: bool) -> Result<Target, Error>
         .as_deref()
         .map(|a| addr::resolve(&local_label, a))
         .transpose()?;
-    let opts = table_options(ts, req.role, &link, secret.as_ref())?;
+    let opts = table_options_with(
+        ts,
+        req.role,
+        &link,
+        secret.as_ref(),
+        req.dev.split_dev.as_deref(),
+    )?;
     let mut args = opts.args();
     let data_dev = blockdev::inspect_with("data device", &req.dev.data, exclusive)?;
     let meta_dev = blockdev::inspect_with("metadata device", &req.dev.meta, exclusive)?;
@@ -228,7 +234,31 @@ pub fn prepare_with(req: &Request<'_>, exclusive: bool) -> Result<Target, Error>
     if let Some(mm) = &store_mm {
         args.snap_store = mm.as_bytes();
     }
+    // The split copy device too (`major:minor`), checked against the others.
+    let split = req
+        .dev
+        .split_dev
+        .as_deref()
+        .map(|p| blockdev::inspect_with("split copy device", p, exclusive))
+        .transpose()?;
+    let split_mm = split.as_ref().map(BlockDev::major_minor);
+    if let Some(sd) = &split {
+        let others = [Some(&data_dev), Some(&meta_dev), store.as_ref()];
+        if others.iter().flatten().any(|o| o.rdev == sd.rdev) {
+            return Err(Error::new(format!(
+                "the split copy device {} must differ from the data and metadata devices and \
+                 the snapshot store",
+                sd.path
+            )));
+        }
+    }
+    if let Some(mm) = &split_mm {
+        args.split_dev = mm.as_bytes();
+    }
     let target = plan_args(&data_dev, &meta_dev, &args)?;
+    if let Some(sd) = &split {
+        crate::splitdev::check(&sd.path, sd.size, target.length * SECTOR_SIZE, ts)?;
+    }
     if let Some(st) = &store {
         // The kernel's own check of the store, named before it refuses the table.
         let pair = link
@@ -398,15 +428,30 @@ impl TableOptions {
     }
 }
 
-/// Builds the option words from the flags and checks them with
-/// `rcopy_core::table::parse`, the parser the kernel runs; each refusal is
-/// reported with the flag it comes from.
+/// [`table_options_with`] without a split copy device.
+#[cfg(test)]
 pub fn table_options(
     track_size: u32,
     role: Option<&str>,
     link: &LinkArgs,
     secret: Option<&Secret>,
 ) -> Result<TableOptions, Error> {
+    table_options_with(track_size, role, link, secret, None)
+}
+
+/// Builds the option words from the flags and checks them with
+/// `rcopy_core::table::parse`, the parser the kernel runs; each refusal is
+/// reported with the flag it comes from. `split_dev`: `--split-dev`.
+pub fn table_options_with(
+    track_size: u32,
+    role: Option<&str>,
+    link: &LinkArgs,
+    secret: Option<&Secret>,
+    split_dev: Option<&str>,
+) -> Result<TableOptions, Error> {
+    if let Some(sd) = split_dev {
+        check_word("--split-dev", "the split copy device path", sd, true)?;
+    }
     if let Some(id) = &link.pair_id {
         check_word("--pair-id", "the pair id", id, true)?;
     }
@@ -436,6 +481,7 @@ pub fn table_options(
             link.resync_rate.as_ref().map(|r| r.bytes.to_string()),
         ),
         ("snap_store", link.snap_store.clone()),
+        ("split_dev", split_dev.map(str::to_string)),
     ];
     for (name, value) in given {
         if let Some(v) = value {
@@ -454,7 +500,14 @@ pub fn table_options(
     let t = TableOptions { words };
     {
         let refs: Vec<&[u8]> = t.words.iter().map(|w| w.as_bytes()).collect();
-        let args = table::parse(&refs).map_err(|e| flag_error(e, role, link, secret))?;
+        let args = table::parse(&refs).map_err(|e| match e {
+            TableError::BadSplitDev | TableError::SplitOnSecondary => Error::usage(format!(
+                "--split-dev {:?}: {}",
+                split_dev.unwrap_or(""),
+                e.message()
+            )),
+            e => flag_error(e, role, link, secret),
+        })?;
         cli_rules(&args, link)?;
     }
     Ok(t)
@@ -801,6 +854,73 @@ mod tests {
     }
 
     #[test]
+    fn split_dev_option() {
+        // Standalone or primary; the kernel's parser refuses it on a secondary.
+        let opts = |role: Option<&str>, l: &LinkArgs, sd: &str| {
+            let s = secret(l).unwrap();
+            table_options_with(DEFAULT_TRACK_SIZE, role, l, s.as_ref(), Some(sd)).map(|o| {
+                let d = dev("/dev/vda", 254, 0, 1 << 30);
+                let m = dev("/dev/vdb", 254, 16, 1 << 20);
+                table_line(&plan_args(&d, &m, &o.args()).unwrap())
+            })
+        };
+        assert_eq!(
+            opts(None, &LinkArgs::default(), "/dev/vdc").unwrap(),
+            "0 2097152 rcopy 254:0 254:16 2 split_dev /dev/vdc"
+        );
+        let pri = link(|l| {
+            l.peer = Some("10.0.0.2:7788".into());
+            l.secret = Some("k".into());
+        });
+        let t = opts(Some("primary"), &pri, "/dev/vdc").unwrap();
+        assert!(t.ends_with(" secret k split_dev /dev/vdc"), "{t}");
+        let sec = link(|l| {
+            l.local = Some("10.0.0.2:7788".into());
+            l.secret = Some("k".into());
+        });
+        let e = opts(Some("secondary"), &sec, "/dev/vdc").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            "--split-dev \"/dev/vdc\": split_dev is for a standalone device or a primary, not a \
+             secondary"
+        );
+        let e = opts(None, &LinkArgs::default(), "a b").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .starts_with("--split-dev \"a b\": the split copy device path contains whitespace"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn split_dev_is_checked_before_the_kernel() {
+        // Devices that are not block devices are named before anything else.
+        let dev = DeviceArgs {
+            name: "r0".into(),
+            data: "/dev/null".into(),
+            meta: "/dev/null".into(),
+            track_size: None,
+            dry_run: true,
+            show_secret: false,
+            split_dev: Some("/nonexistent/split".into()),
+        };
+        let l = LinkArgs::default();
+        let e = prepare(&Request {
+            dev: &dev,
+            role: None,
+            link: &l,
+            origin: None,
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("/dev/null: not a block device"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn cross_option_errors() {
         let secret = |l: &mut LinkArgs| l.secret = Some("k".into());
         let e = line(None, Some("primary"), &link(secret)).unwrap_err();
@@ -1114,6 +1234,7 @@ mod tests {
             track_size: None,
             dry_run: true,
             show_secret: false,
+            split_dev: None,
         };
         let l = link(|l| {
             l.peer = Some("no-such-host.invalid:7788".into());

@@ -42,8 +42,8 @@ pub struct Event {
     pub status: Option<Status>,
 }
 
-/// The fields an event reports, as words.
-fn fields(s: &Status) -> [(&'static str, String); 8] {
+/// The fields an event reports, as words (`split`: the split copy's state).
+fn fields(s: &Status) -> [(&'static str, String); 9] {
     [
         ("role", s.role.to_string()),
         ("mode", s.mode.to_string()),
@@ -59,6 +59,7 @@ fn fields(s: &Status) -> [(&'static str, String); 8] {
             "decision",
             s.decision.map_or("none", |d| d.as_str()).to_string(),
         ),
+        ("split", s.split.to_string()),
     ]
 }
 
@@ -155,7 +156,10 @@ pub fn human(time: &str, e: &Event) -> String {
         }
         (_, Some(s)) => {
             for (k, v) in fields(s) {
-                w.push(format!("{k}:{v}"));
+                // A device without a split copy does not say so on every line.
+                if k != "split" || v != "none" {
+                    w.push(format!("{k}:{v}"));
+                }
             }
         }
         _ => {}
@@ -282,6 +286,13 @@ mod tests {
             "T create r1 role:primary mode:sync state:simplex conn:standalone peer:- consistent:yes \
              error:none decision:none event:0"
         );
+        // The split copy's state: on the lines of a device that has one.
+        let mut c = a.clone();
+        c.get_mut("r0").unwrap().status.split = "split";
+        c.get_mut("r0").unwrap().event_nr = 2;
+        let ev = diff(&a, &c);
+        assert_eq!(human("T", &ev[0]), "T change r0 split:none->split event:2");
+        assert!(human("T", &initial(&c)[0]).ends_with(" decision:none split:split event:2"));
         // An event counter that moves alone is an event too.
         let mut c = a.clone();
         c.get_mut("r0").unwrap().event_nr = 5;

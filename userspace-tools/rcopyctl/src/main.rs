@@ -19,6 +19,9 @@ mod signature;
 mod size;
 mod snap;
 mod snaplist;
+mod split;
+mod splitdev;
+mod splitview;
 mod status_view;
 mod store;
 mod suggest;
@@ -178,6 +181,21 @@ fn run(cli: Cli) -> Result<u8, Error> {
         } => snap::activate(&name, &snapshot, device.as_deref()),
         Command::SnapshotDeactivate { device } => snap::deactivate(&device),
         Command::SnapshotRollback { name, snapshot } => snap::rollback(&name, &snapshot),
+        Command::Split { name, wait } => split::run(&name, split::Ask::Split, wait),
+        Command::Rejoin { name, wait } => split::run(&name, split::Ask::Rejoin, wait),
+        Command::Refresh {
+            name,
+            offset,
+            length,
+            wait,
+        } => split::run(
+            &name,
+            split::Ask::Refresh {
+                offset: &offset,
+                length: &length,
+            },
+            wait,
+        ),
         Command::Demote {
             name,
             local,

@@ -67,6 +67,8 @@ struct RawHost {
     address: Option<Spanned<String>>,
     #[serde(alias = "snap-store")]
     snap_store: Option<Spanned<String>>,
+    #[serde(alias = "split-dev")]
+    split_dev: Option<Spanned<String>>,
 }
 
 /// One host's section, checked.
@@ -79,6 +81,8 @@ pub struct Host {
     pub address: Option<String>,
     /// The snapshot store this host uses while it is the secondary.
     pub snap_store: Option<String>,
+    /// The local split copy of this host's device (standalone or primary).
+    pub split_dev: Option<String>,
 }
 
 /// A checked resource file.
@@ -265,6 +269,21 @@ pub fn parse(path: &str, stem: &str, text: &str) -> Result<Resource, Error> {
                 ));
             }
         }
+        if let Some(sd) = &h.split_dev {
+            if sd.get_ref().is_empty() {
+                return Err(loc.at(sd.span(), "split_dev: empty device path"));
+            }
+            if role.as_deref() == Some("secondary") {
+                return Err(loc.at(
+                    sd.span(),
+                    format!(
+                        "host {hname}: {} (after a switchover, move split_dev to the new \
+                         primary's section)",
+                        table::TableError::SplitOnSecondary.message()
+                    ),
+                ));
+            }
+        }
         if role.is_some() && address.is_none() {
             return Err(loc.at(
                 span,
@@ -280,6 +299,7 @@ pub fn parse(path: &str, stem: &str, text: &str) -> Result<Resource, Error> {
                 meta: h.meta.get_ref().clone(),
                 address,
                 snap_store: h.snap_store.as_ref().map(|v| v.get_ref().clone()),
+                split_dev: h.split_dev.as_ref().map(|v| v.get_ref().clone()),
             },
         );
     }
@@ -390,6 +410,7 @@ impl Resource {
             track_size: self.track_size.clone(),
             dry_run: false,
             show_secret: false,
+            split_dev: me.split_dev.clone(),
         };
         let mut link = LinkArgs::default();
         if let Some(role) = &me.role {
@@ -516,6 +537,49 @@ address = "10.77.0.2:7788"
             "[host.alpha]\ndata = \"/dev/vda\"\nmeta = \"/dev/vdb\"\nsnap_store = \"/dev/vdc\"\n",
         );
         assert!(e.contains("snap_store is for one side of a pair"), "{e}");
+    }
+
+    #[test]
+    fn split_dev_key() {
+        // Per host, either spelling, on the primary (or a standalone host): it
+        // reaches the device arguments, whatever the role.
+        let text = GOOD.replace(
+            "meta = \"/dev/vdb\"\n",
+            "meta = \"/dev/vdb\"\nsplit_dev = \"/dev/vde\"\n",
+        );
+        let r = parse("r0.toml", "r0", &text).unwrap();
+        assert_eq!(r.hosts["alpha"].split_dev.as_deref(), Some("/dev/vde"));
+        assert_eq!(r.hosts["beta"].split_dev, None);
+        let (dev, _, _) = r.args_for("alpha").unwrap();
+        assert_eq!(dev.split_dev.as_deref(), Some("/dev/vde"));
+        let (dev, _, _) = r.args_for("beta").unwrap();
+        assert_eq!(dev.split_dev, None);
+        let r = parse("r0.toml", "r0", &text.replace("split_dev", "split-dev")).unwrap();
+        assert_eq!(r.hosts["alpha"].split_dev.as_deref(), Some("/dev/vde"));
+        let e = err(&text.replace("\"/dev/vde\"", "\"\""));
+        assert!(e.contains("split_dev: empty device path"), "{e}");
+        // Not on the secondary (the kernel refuses it there).
+        let e = err(&GOOD.replace(
+            "meta = \"/dev/vdd\"\n",
+            "meta = \"/dev/vdd\"\nsplit_dev = \"/dev/vde\"\n",
+        ));
+        assert!(
+            e.contains(
+                "host beta: split_dev is for a standalone device or a primary, not a secondary"
+            ),
+            "{e}"
+        );
+        assert!(e.starts_with("/etc/rcopy.d/r0.toml:21:13: "), "{e}");
+        // A standalone host.
+        let r = parse(
+            "s.toml",
+            "s",
+            "[host.alpha]\ndata = \"/dev/vda\"\nmeta = \"/dev/vdb\"\nsplit_dev = \"/dev/vdc\"\n",
+        )
+        .unwrap();
+        let (dev, role, link) = r.args_for("alpha").unwrap();
+        assert_eq!((dev.split_dev.as_deref(), role), (Some("/dev/vdc"), None));
+        assert!(!link.any());
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub fn compact(name: &str, s: &Status) -> String {
             w.push(format!("eta:{}", human_secs(s.eta_s)));
         }
     }
+    w.extend(crate::splitview::compact_words(s));
     if s.io_errors > 0 {
         w.push(format!("io_errors:{}", s.io_errors));
     }
@@ -302,7 +303,8 @@ pub fn human(name: &str, s: &Status) -> String {
             ),
         ]
     };
-    for (label, value) in rows.into_iter().chain(pair_rows) {
+    let split_rows = crate::splitview::human_rows(s);
+    for (label, value) in rows.into_iter().chain(pair_rows).chain(split_rows) {
         out.push_str(&format!("  {:<12}{}\n", format!("{label}:"), value));
     }
     out
@@ -726,6 +728,38 @@ mod tests {
             compact("r1", &Status::parse(line).unwrap()),
             "r1 standalone state:simplex consistent:yes"
         );
+    }
+
+    #[test]
+    fn split_copy_fields() {
+        let line = format!(
+            "{LINE} consistent=yes error=none al_hot=0 al_refs=0 decision=none \
+             gen=0000000000000000 peer_tracks=0 point=0 point_age_s=0 split=splitting \
+             split_create=300 split_changed=12 split_copied=724 split_cow=5"
+        );
+        let s = Status::parse(&line).unwrap();
+        assert_eq!(s.split, "splitting");
+        let c = compact("r0", &s);
+        assert!(
+            c.ends_with(" split:splitting split_create:300 split_changed:12"),
+            "{c}"
+        );
+        let h = human("r0", &s);
+        assert!(
+            h.contains("  split copy: splitting (being frozen: 300 tracks left to copy"),
+            "{h}"
+        );
+        assert!(
+            h.contains("  split I/O:  724 tracks copied since the table was loaded, 5 of them"),
+            "{h}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json("r0", &s)).unwrap();
+        assert_eq!(v["split"], "splitting");
+        assert_eq!(v["split_cow"], 5);
+        // Without a split copy: nothing.
+        let s = Status::parse(LINE).unwrap();
+        assert!(!compact("r0", &s).contains("split"));
+        assert!(!human("r0", &s).contains("split"));
     }
 
     #[test]

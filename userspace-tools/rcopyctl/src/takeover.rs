@@ -118,8 +118,10 @@ fn bad_addr(flag: &str, addr: &str) -> Error {
 }
 
 /// The parameters of `live` with the role `want`: the same devices and
-/// options, `role` changed (or, for [`Want::Simplex`], only the devices and
-/// the track size kept). Both addresses are kept in a table of either role
+/// options, `role` changed (or, for [`Want::Simplex`], only the devices, the
+/// track size and the split copy kept: a table without `split_dev` would let
+/// writes go unrecorded in the split copy's bitmaps). A table with a split
+/// copy is not made a secondary (the kernel refuses `split_dev` there). Both addresses are kept in a table of either role
 /// (the kernel uses the one its role needs); a given one replaces the
 /// table's. Pure: the result is checked with the kernel's table parser.
 pub fn retable(name: &str, live: &LiveTable, want: Want<'_>) -> Result<String, Error> {
@@ -133,6 +135,7 @@ pub fn retable(name: &str, live: &LiveTable, want: Want<'_>) -> Result<String, E
         Want::Simplex => {
             n = TableArgs::new(a.data_dev, a.meta_dev);
             n.track_size = a.track_size;
+            n.split_dev = a.split_dev;
         }
         Want::Primary { peer } => {
             n.role = Some(Role::Primary);
@@ -146,6 +149,14 @@ pub fn retable(name: &str, live: &LiveTable, want: Want<'_>) -> Result<String, E
                      other side listens)"
                 )));
             }
+        }
+        Want::Secondary { .. } if !a.split_dev.is_empty() => {
+            return Err(Error::new(format!(
+                "cannot demote {name}: it keeps a split copy (split_dev {}), which only a \
+                 standalone device or a primary can keep; remove split_dev from its table \
+                 first (its writes are then no longer recorded for the copy)",
+                String::from_utf8_lossy(a.split_dev)
+            )));
         }
         Want::Secondary { local } => {
             n.role = Some(Role::Secondary);
@@ -1188,6 +1199,27 @@ mod tests {
         assert_eq!(
             retable("r0", &lt(SEC), Want::Simplex).unwrap(),
             "254:0 254:16"
+        );
+        // The split copy stays with the unpaired device.
+        let split = format!("{PRI} split_dev 254:32").replace(" 10 ", " 12 ");
+        assert_eq!(
+            retable("r0", &lt(&split), Want::Simplex).unwrap(),
+            "254:0 254:16 4 track_size 4096 split_dev 254:32"
+        );
+        // ... and a device with one is not demoted.
+        let e = retable(
+            "r0",
+            &lt(&split),
+            Want::Secondary {
+                local: Some("10.77.0.1:7788"),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string()
+                .starts_with("cannot demote r0: it keeps a split copy (split_dev 254:32)"),
+            "{e}"
         );
         let s = lt("254:0 254:16");
         assert_eq!(s.role(), None);
