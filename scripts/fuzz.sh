@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make fuzz`: coverage-guided fuzzing (libFuzzer) of rcopy's pure core, with the
 # machine's stable toolchain: the frame decoder, the handshake decision and the
-# on-disk decoders (superblock, activity log, snapshot store). See Documentation/rcopy-fuzzing.rst.
+# on-disk decoders (superblock, activity log, snapshot store, split copy). See Documentation/rcopy-fuzzing.rst.
 #
 #   scripts/fuzz.sh            # full: FUZZ_RUNS executions per target (>= 10^7 in all),
 #                              # then the new inputs are merged into the committed
@@ -25,11 +25,11 @@ CRATE=$ROOT/userspace-tools/fuzz
 CORPUS=$CRATE/corpus
 TARGET=x86_64-unknown-linux-gnu
 BIN=$CRATE/target/$TARGET/release
-ALL_TARGETS=(frame handshake superblock activity snapstore)
-# Full-run executions per target (28 million in all): the fast decoders get more (300k
-# to 580k execs/s each here), the 4 KiB-block ones fewer (20k to 40k execs/s).
-declare -A RUNS=([frame]=10000000 [handshake]=10000000 [superblock]=3000000 [activity]=3000000 [snapstore]=2000000)
-declare -A MAXLEN=([frame]=8192 [handshake]=512 [superblock]=4096 [activity]=8192 [snapstore]=8192)
+ALL_TARGETS=(frame handshake superblock activity snapstore split)
+# Full-run executions per target (30 million in all): the fast decoders get more (300k
+# to 580k execs/s each here), the 4 KiB-block ones fewer (10k to 40k execs/s).
+declare -A RUNS=([frame]=10000000 [handshake]=10000000 [superblock]=3000000 [activity]=3000000 [snapstore]=2000000 [split]=2000000)
+declare -A MAXLEN=([frame]=8192 [handshake]=512 [superblock]=4096 [activity]=8192 [snapstore]=8192 [split]=8192)
 MIN_TOTAL=10000000
 
 mode=full

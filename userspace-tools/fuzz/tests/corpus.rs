@@ -10,16 +10,18 @@ use rcopy_core::proto::{
     Header, Hello, Mark, MarkResult, HEADER_LEN, HELLO_LEN, MARK_POINT, MARK_SNAPSHOT,
 };
 use rcopy_core::snapstore::{decode_records, StoreSb, BLOCK};
+use rcopy_core::split::{self, SplitError};
 use rcopy_fuzz::seeds;
 
 type Harness = fn(&[u8]);
 
-const TARGETS: [(&str, Harness); 5] = [
+const TARGETS: [(&str, Harness); 6] = [
     ("frame", rcopy_fuzz::frame),
     ("handshake", rcopy_fuzz::handshake),
     ("superblock", rcopy_fuzz::superblock),
     ("activity", rcopy_fuzz::activity),
     ("snapstore", rcopy_fuzz::snapstore),
+    ("split", rcopy_fuzz::split),
 ];
 
 fn replay(dir: &Path, f: Harness) -> usize {
@@ -115,6 +117,22 @@ fn seeds_run_and_decode() {
                     let block = if s.name == "block-1" { 1 } else { 0 };
                     decode_records(&b, &sb, block, 1 << 14).unwrap();
                 }
+            }
+            "split" => {
+                let c = rcopy_fuzz::split_copies(&s.data);
+                let r = split::Header::decode(&c.raw, c.data_bytes, c.track_size);
+                let want = match s.name.as_str() {
+                    "forming" | "refreshing" | "splitting" => Ok(()),
+                    "blank" => Err(SplitError::Blank),
+                    "foreign" | "version-2" => Err(SplitError::Foreign),
+                    "torn" => Err(SplitError::Torn),
+                    "other-size" => Err(SplitError::Geometry),
+                    "bad-state" | "refresh-forming" | "refresh-past-end" | "tail-byte" => {
+                        Err(SplitError::BadField)
+                    }
+                    other => panic!("no expected outcome for {other}"),
+                };
+                assert_eq!(r.map(|_| ()), want, "{}", s.name);
             }
             t => panic!("unknown target {t}"),
         }

@@ -1,5 +1,5 @@
 //! What the committed corpus reaches: every error each decoder can return, every
-//! frame kind, every handshake decision. Replays the corpus (as the harnesses
+//! frame kind, every handshake decision, every result of the split copy's `pick`. Replays the corpus (as the harnesses
 //! see it) and fails if an outcome is missing, so a corpus that lost coverage, or
 //! a decoder that grew a new error, is noticed. `cargo test -- --nocapture`
 //! prints the tally.
@@ -15,6 +15,7 @@ use rcopy_core::proto::{
     reject_text, Header, Hello, Kind, Mark, MarkResult, ACK_MARK, HEADER_LEN, HELLO_LEN, WRITE_MARK,
 };
 use rcopy_core::snapstore::{decode_records, StoreSb, BLOCK};
+use rcopy_core::split::{self, Loaded};
 
 type Tally = BTreeMap<String, usize>;
 
@@ -163,6 +164,25 @@ fn snapstore(t: &mut Tally, data: &[u8]) {
     }
 }
 
+/// The split copy: its header copies (as fuzzed, CRC fixed up, the second copy)
+/// and `pick` on the pairs the harness tries.
+fn split(t: &mut Tally, data: &[u8]) {
+    let c = rcopy_fuzz::split_copies(data);
+    let r =
+        [&c.raw, &c.fixed, &c.second].map(|b| split::Header::decode(b, c.data_bytes, c.track_size));
+    for x in &r {
+        note(t, "split::Header::decode", x);
+    }
+    for (a, b) in [(0, 1), (1, 2), (0, 2)] {
+        let key = match split::pick(r[a].clone(), r[b].clone()) {
+            Ok(Loaded::Blank) => "Blank".to_string(),
+            Ok(Loaded::Header(_)) => "Header".to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        *t.entry(format!("split::pick: {key}")).or_default() += 1;
+    }
+}
+
 const STORE_SB_ERRORS: &[&str] = &[
     "Ok",
     "Empty",
@@ -242,6 +262,9 @@ const META_ERRORS: &[&str] = &[
     "BadField",
 ];
 const AL_ERRORS: &[&str] = &["Ok", "Empty", "BadMagic", "BadField", "BadChecksum"];
+const SPLIT_ERRORS: &[&str] = &["Ok", "Blank", "Foreign", "Torn", "BadField", "Geometry"];
+/// `pick`: a header, a blank device, two torn copies, and each refusal.
+const SPLIT_PICKS: &[&str] = &["Header", "Blank", "Torn", "Foreign", "BadField", "Geometry"];
 
 #[test]
 fn corpus_reaches_every_outcome() {
@@ -260,6 +283,9 @@ fn corpus_reaches_every_outcome() {
     }
     for d in inputs("snapstore") {
         snapstore(&mut t, &d);
+    }
+    for d in inputs("split") {
+        split(&mut t, &d);
     }
     for (k, n) in &t {
         println!("{n:6}  {k}");
@@ -291,6 +317,12 @@ fn corpus_reaches_every_outcome() {
             .iter()
             .map(|e| format!("decode_records: {e}")),
     );
+    want.extend(
+        SPLIT_ERRORS
+            .iter()
+            .map(|e| format!("split::Header::decode: {e}")),
+    );
+    want.extend(SPLIT_PICKS.iter().map(|e| format!("split::pick: {e}")));
     let missing: Vec<&String> = want.iter().filter(|k| !t.contains_key(*k)).collect();
     assert!(
         missing.is_empty(),
