@@ -250,6 +250,9 @@ impl SplitCopy {
                     maps[at..at + n].copy_from_slice(&chunk[..n]);
                     at += n;
                 }
+                // Bits past the last track mean nothing; a damaged block must not
+                // make the counts lie.
+                l.clear_tail(maps);
                 // UPDATE only lives through a refresh: one that ended (its header
                 // written) before UPDATE was folded into SPLIT is finished here.
                 if io.hdr.mode.refresh.is_none() && l.count_all(maps, Map::Update) != 0 {
@@ -371,7 +374,15 @@ impl SplitCopy {
     pub(crate) fn summary(&self) -> (&'static str, u64, u64) {
         let g = self.inner.lock();
         let l = &self.layout;
-        let word = if g.failed { "failed" } else { g.mode.as_str() };
+        // A request the thread has not taken up yet shows as the state it leads
+        // to, so that a status read right after the message sees it.
+        let word = match (&g.req, g.failed) {
+            (_, true) => "failed",
+            (Some(Req::Split), _) => "splitting",
+            (Some(Req::Rejoin), _) => "forming",
+            (Some(Req::Refresh(_)), _) => "refreshing",
+            (None, _) => g.mode.as_str(),
+        };
         (
             word,
             l.count_all(&g.maps, Map::Create),

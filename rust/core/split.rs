@@ -259,9 +259,12 @@ impl Layout {
         3 * self.map_bytes
     }
 
-    /// The size the copy device needs.
+    /// The size the copy device needs (`None` past `u64`; [`Layout::new`]
+    /// refuses such a layout, so the offsets above never overflow).
     pub fn device_bytes(&self) -> Option<u64> {
-        self.maps_offset().checked_add(self.maps_len())
+        self.start
+            .checked_add(2 * BLOCK as u64)?
+            .checked_add(self.map_bytes.checked_mul(3)?)
     }
 
     fn pos(&self, m: Map, t: u64) -> Option<(usize, u8)> {
@@ -349,6 +352,28 @@ impl Layout {
         None
     }
 
+    /// Clears every bit past the last track, in all three bitmaps.
+    pub fn clear_tail(&self, maps: &mut [u8]) {
+        for m in [Map::Create, Map::Split, Map::Update] {
+            let base = (m as u64 * self.map_bytes) as usize;
+            let end = base + self.map_bytes as usize;
+            let first = self.tracks / 8;
+            if first >= self.map_bytes {
+                continue;
+            }
+            if let Some(b) = maps.get_mut(base + first as usize) {
+                *b &= ((1u16 << (self.tracks % 8)) - 1) as u8;
+            }
+            for b in maps
+                .get_mut(base + first as usize + 1..end)
+                .into_iter()
+                .flatten()
+            {
+                *b = 0;
+            }
+        }
+    }
+
     /// Every bit of CREATE set (the state of a new copy: it must take everything).
     pub fn fill_create(&self, maps: &mut [u8]) {
         for t in 0..self.tracks {
@@ -379,8 +404,12 @@ impl Layout {
         }
     }
 
-    /// The tracks that sectors `start .. start + nr` touch, at `track_size`.
+    /// The tracks that sectors `start .. start + nr` touch, at `track_size` (none
+    /// for `nr` 0).
     pub fn tracks_of(&self, start: u64, nr: u64, track_size: u32) -> Range<u64> {
+        if nr == 0 {
+            return 0..0;
+        }
         let ts = u64::from(track_size.max(512));
         let a = start.saturating_mul(512) / ts;
         let b = start.saturating_add(nr).saturating_mul(512).div_ceil(ts);
@@ -473,7 +502,12 @@ impl Header {
         if crc32c(b.get(..O_CRC).unwrap_or(&[])) != u32_at(b, O_CRC) {
             return Err(SplitError::Torn);
         }
-        if b.get(USED..).is_some_and(|r| r.iter().any(|&v| v != 0)) {
+        // Bytes 36..40 (after the track size) and everything past the CRC are
+        // unused: zero.
+        if b.get(USED..).is_some_and(|r| r.iter().any(|&v| v != 0))
+            || b.get(O_TRACK + 4..O_RSTART)
+                .is_some_and(|r| r.iter().any(|&v| v != 0))
+        {
             return Err(SplitError::BadField);
         }
         let state = SplitState::from_code(u32_at(b, O_STATE)).ok_or(SplitError::BadField)?;
@@ -549,6 +583,27 @@ mod tests {
         assert_eq!(l.device_bytes(), Some((64 << 20) + 2 * 4096 + 3 * 4096));
         assert_eq!(l.blocks(Map::Split), 1..2);
         assert_eq!(l.block_of(Map::Update, 1023), 2);
+    }
+
+    #[test]
+    fn clear_tail_keeps_every_track_and_nothing_else() {
+        for tracks in [1u64, 7, 8, 9, 32768] {
+            let l = Layout::new(tracks * 4096, 4096).unwrap_or(Layout {
+                tracks: 0,
+                map_bytes: 0,
+                start: 0,
+            });
+            let mut maps = [0xffu8; 3 * 4096];
+            l.clear_tail(&mut maps);
+            for m in [Map::Create, Map::Split, Map::Update] {
+                assert_eq!(l.count_all(&maps, m), tracks, "{tracks}");
+                let total: u32 = maps[l.blocks(m).start * BLOCK..l.blocks(m).end * BLOCK]
+                    .iter()
+                    .map(|b| b.count_ones())
+                    .sum();
+                assert_eq!(u64::from(total), tracks, "{tracks}");
+            }
+        }
     }
 
     #[test]

@@ -784,13 +784,6 @@ fn check_pick(a: &Result<SplitHeader, SplitError>, b: &Result<SplitHeader, Split
 /// `Layout::new` at any geometry: `None` exactly for a zero track size or a
 /// device past `u64`, else the documented placement.
 fn check_split_layout(d: u64, ts: u32) {
-    // Known bug, not fixed here: for an image within 3 blocks of `u64::MAX`
-    // (2^64 - 12287 to 2^64 - 4096 bytes) `Layout::new` panics (an addition
-    // overflows in `maps_offset`) instead of returning `None`. Skipped until the
-    // core is fixed; drop this line then.
-    if d > u64::MAX - 3 * split::BLOCK as u64 {
-        return;
-    }
     let Some(l) = Layout::new(d, ts) else {
         if ts != 0 {
             let start = u128::from(d.div_ceil(split::BLOCK as u64)) * split::BLOCK as u128;
