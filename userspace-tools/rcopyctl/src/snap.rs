@@ -314,7 +314,8 @@ pub fn point_report(
             refusal_text(e)
         ))),
         Outcome::Lost => Err(Error::new(format!(
-            "{name}: the link to the peer dropped before it answered: the peer holds this point              or the one before (rcopyctl status {name} --verbose on the peer)"
+            "{name}: the link to the peer dropped before it answered: the peer holds this point \
+             or the one before (rcopyctl status {name} --verbose on the peer)"
         ))),
         Outcome::Pending => Err(Error::new(format!(
             "{name}: no answer from the peer after {} (ticket {ticket})",
