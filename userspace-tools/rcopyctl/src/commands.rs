@@ -26,7 +26,7 @@ fn rcopy_status(ctl: &Control, name: &str) -> std::io::Result<Option<TargetStatu
 }
 
 /// The parsed status line of one rcopy device.
-fn device_status(ctl: &Control, name: &str) -> Result<Status, Error> {
+pub fn device_status(ctl: &Control, name: &str) -> Result<Status, Error> {
     let t = rcopy_status(ctl, name)
         .map_err(|e| dev_error(name, "cannot read status of", &e))?
         .ok_or_else(|| Error::new(format!("device {name} is not an rcopy device")))?;

@@ -19,6 +19,7 @@ mod signature;
 mod size;
 mod snap;
 mod snaplist;
+mod snapverify;
 mod status_view;
 mod store;
 mod suggest;
@@ -167,7 +168,8 @@ fn run(cli: Cli) -> Result<u8, Error> {
             name,
             snapname,
             timeout,
-        } => snap::take(&name, snapname.as_deref(), timeout),
+            verify,
+        } => snap::take(&name, snapname.as_deref(), timeout, verify),
         Command::Snapshots { name, json } => snap::list(&name, json),
         Command::Mark { name, timeout } => snap::mark(&name, timeout),
         Command::SnapshotDelete { name, snapshot } => snap::delete(&name, &snapshot),
@@ -178,6 +180,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
         } => snap::activate(&name, &snapshot, device.as_deref()),
         Command::SnapshotDeactivate { device } => snap::deactivate(&device),
         Command::SnapshotRollback { name, snapshot } => snap::rollback(&name, &snapshot),
+        Command::SnapshotVerify {
+            name,
+            snapshot,
+            sum_only,
+        } => snapverify::run(&name, &snapshot, sum_only),
         Command::Demote {
             name,
             local,
