@@ -139,25 +139,33 @@ struct TempDevice<'a> {
 }
 
 impl<'a> TempDevice<'a> {
-    /// Creates device `name` (read-only) with `target`.
+    /// Creates device `name` (read-only) with `target`. A device of that name
+    /// is refused; one this made is removed again if its activation failed
+    /// half-way (after the resume: its node could not be made).
     fn create(
         ctl: &'a Control,
         name: &str,
         target: &crate::dm_ioctl::Target,
     ) -> Result<Self, Error> {
         parse_name(name).map_err(|e| Error::new(format!("device name {name:?}: {e}")))?;
-        create::activate_with(ctl, name, target, true)?;
-        // From here on, dropping it removes the device.
-        let mut guard = TempDevice {
+        if ctl.info(name).is_ok() {
+            return Err(Error::new(format!(
+                "device {name} already exists and does not show this snapshot: remove it \
+                 (dmsetup remove {name})"
+            )));
+        }
+        let made = create::activate_with(ctl, name, target, true);
+        let guard = ctl.info(name).ok().map(|i| TempDevice {
             ctl,
             name: name.to_string(),
-            dev: 0,
-        };
-        guard.dev = ctl
-            .info(name)
-            .map_err(|e| Error::new(format!("cannot read device {name}: {}", os_msg(&e))))?
-            .dev;
-        Ok(guard)
+            dev: i.dev,
+        });
+        match (made, guard) {
+            (Ok(()), Some(g)) => Ok(g),
+            (Ok(()), None) => Err(Error::new(format!("device {name} vanished once made"))),
+            // `guard`, if any, is dropped here: the device goes.
+            (Err(e), _) => Err(e),
+        }
     }
 }
 
@@ -243,17 +251,13 @@ pub fn run(name: &str, which: &str, sum_only: bool) -> Result<(), Error> {
     let (length, store) = snap::store_of(&ctl, name)?;
     let (_, s, _) = snap::resolve(&ctl, name, which)?;
     let label = snap::label(&s);
-    let recorded = match (s.sum, sum_only) {
-        (Some(r), _) => Some(r),
-        (None, true) => None,
-        (None, false) => {
-            return Err(Error::new(format!(
-                "{name}: {label} has no recorded sum of the primary's image: only a snapshot \
-                 taken with rcopyctl snapshot --verify (that answered with a sum) can be \
-                 verified (--sum-only prints this side's sum)"
-            )))
-        }
-    };
+    if s.sum.is_none() && !sum_only {
+        return Err(Error::new(format!(
+            "{name}: {label} has no recorded sum of the primary's image: only a snapshot \
+             taken with rcopyctl snapshot --verify (that answered with a sum) can be \
+             verified (--sum-only prints this side's sum)"
+        )));
+    }
     if !s.ready {
         return Err(Error::new(format!(
             "{name}: {label} is invalid (the store ran out of slots before a track it needed \
@@ -279,7 +283,7 @@ pub fn run(name: &str, which: &str, sum_only: bool) -> Result<(), Error> {
             sum_device(&tmp.name, tmp.dev, st.size, st.track_size)?
         }
     };
-    let Some(recorded) = recorded.filter(|_| !sum_only) else {
+    let Some(recorded) = s.sum.filter(|_| !sum_only) else {
         out(&hex(&computed));
         return Ok(());
     };
