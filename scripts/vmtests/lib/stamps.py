@@ -2,6 +2,7 @@
 """Sequence-stamped writer and point-in-time checker for rcopy's snapshot tests.
 
   stamps.py write DEV BLOCKS COUNT PROGRESS [--start S] [--point-every N POINTS]
+                 [--latencies FILE]
       Writes stamps s = S+1 .. S+COUNT in order, one at a time (O_DIRECT|O_SYNC:
       each completes before the next is issued). Stamp s goes to 4 KiB block
       target(s) = (s * 7919) % BLOCKS, so blocks are overwritten again and again.
@@ -10,7 +11,9 @@
       --point-every, after every N-th stamp it asks rcopy for a consistency point
       (dmsetup message r0 0 point) and appends the stamp to POINTS once the
       request is queued: a point made there holds exactly stamps 1..s. At the
-      end it prints "written=<n> max_latency_ms=<m> p99_latency_ms=<p>".
+      end it prints "written=<n> max_latency_ms=<m> p99_latency_ms=<p>" and, with
+      --latencies, writes "<stamp> <latency_us>" lines to FILE, one per stamp (to
+      look at the writes made while something else happened, by their stamps).
   stamps.py cut DEV BLOCKS
       Reads DEV and finds the point of the write order it holds: the highest
       stamp present, S. Checks that every block holds exactly what the writes
@@ -36,7 +39,7 @@ def pattern(s, b):
     return (line * (BS // len(line) + 1))[:BS]
 
 
-def write(dev, blocks, count, progress, start, every=0, points=None):
+def write(dev, blocks, count, progress, start, every=0, points=None, latfile=None):
     import subprocess
     fd = os.open(dev, os.O_WRONLY | os.O_DIRECT | os.O_SYNC)
     buf = mmap.mmap(-1, BS)
@@ -61,6 +64,10 @@ def write(dev, blocks, count, progress, start, every=0, points=None):
                     f.flush()
                     os.fsync(f.fileno())
     os.close(fd)
+    if latfile:
+        with open(latfile, "w") as f:
+            f.writelines("%d %d\n" % (start + 1 + i, int(t * 1e6))
+                         for i, t in enumerate(lat))
     lat.sort()
     p99 = lat[int(len(lat) * 0.99)] if lat else 0
     print("written=%d max_latency_ms=%d p99_latency_ms=%d"
@@ -110,7 +117,8 @@ def main():
         if "--point-every" in a:
             i = a.index("--point-every")
             every, points = int(a[i + 1]), a[i + 2]
-        write(a[1], int(a[2]), int(a[3]), a[4], start, every, points)
+        latfile = a[a.index("--latencies") + 1] if "--latencies" in a else None
+        write(a[1], int(a[2]), int(a[3]), a[4], start, every, points, latfile)
     elif len(a) == 3 and a[0] == "cut":
         cut(a[1], int(a[2]))
     else:

@@ -119,6 +119,61 @@ test_snapshot_is_a_point_in_the_stream() {
 	vm_run b 'dmsetup remove r0 && dmsetup remove small'
 }
 
+# snapshot --verify: the primary sums its image at the snapshot's point of the stream
+# while the stamp writer goes on, and the sum is recorded with the snapshot on b, where
+# snapshot-verify reads the snapshot and finds the same sum (through a temporary
+# snapshot device, and through an active one). Then 64 KiB written straight to b's
+# data disk where the writer never writes (so the snapshot reads it from there) must
+# make the check fail.
+test_snapshot_verify_matches_the_primary() {
+	snap_boot
+	tk_pair mode async snap_store /dev/vdc
+	local share job before after out line id sum rc=0
+	share=$(vm_share_dir a)
+	job=$(vm_spawn a --timeout 600 -- python3 "$STAMPS_PY" write /dev/mapper/r0 "$STAMP_BLOCKS" 6000 \
+		/run/vm/share/progress --latencies /run/vm/share/latencies)
+	vm_wait_until a 120 "test -s /run/vm/share/progress && [ \$(cat /run/vm/share/progress) -ge 1500 ]" ||
+		fail "the writer did not get going"
+	before=$(progress a)
+	out=$(ctl a snapshot r0 v1 --verify --timeout 300) || fail "snapshot --verify failed: $out"
+	after=$(progress a)
+	echo "$out"
+	echo "writer at stamp $before when the verify was requested, $after when it answered"
+	line=$(grep -E '^r0: snapshot [0-9]+ \(v1\) taken on the peer; primary image sum [0-9a-f]{64} recorded' <<<"$out") ||
+		fail "no snapshot id and sum in: $out"
+	id=$(sed -n 's/^r0: snapshot \([0-9]*\) .*/\1/p' <<<"$line")
+	sum=$(grep -oE '[0-9a-f]{64}' <<<"$line")
+	out=$(vm_wait a "$job" 600)
+	echo "writer: $out"
+	awk -v a="$before" -v b="$after" '$1 > a && $1 <= b + 1 { n++; if ($2 > m) m = $2 }
+		END { printf "writes during the verify: %d, max latency %.1f ms (report only)\n", n, m / 1000 }' \
+		"$share/latencies"
+	out=$(vm_run b "dmsetup message r0 0 snapshots")
+	assert_contains "$out" "$id v1 ready" "the snapshots message on b"
+	assert_contains "$out" " $sum" "the snapshots message on b (the sum column)"
+	ctl b snapshots r0
+	# b sums the snapshot through a temporary snapshot device, removed afterwards.
+	out=$(ctl b snapshot-verify r0 "$id") || fail "snapshot-verify failed: $out"
+	echo "$out"
+	assert_contains "$out" "r0: snapshot $id (v1): verified (sum $sum)"
+	assert_eq "$sum" "$(ctl b snapshot-verify r0 v1 --sum-only)" "b's sum of the snapshot (--sum-only)"
+	assert_eq "" "$(vm_run b 'dmsetup ls | grep -- -verify || true')" "temporary devices left on b"
+	# And through the snapshot device that shows it already, which stays.
+	ctl b snapshot-activate r0 "$id"
+	assert_eq "$sum" "$(ctl b snapshot-verify r0 "$id" --sum-only)" "b's sum through the active snapshot device"
+	vm_run b "test -b /dev/mapper/r0-snap-$id"
+	ctl b snapshot-deactivate "r0-snap-$id"
+	# The writer writes only the first STAMP_BLOCKS * 4 KiB (32 MiB): the track at 48
+	# MiB was never overwritten, so the snapshot reads it from b's data disk.
+	vm_run b "dd if=/dev/urandom of=/dev/vda bs=64k seek=768 count=1 iflag=fullblock oflag=direct status=none"
+	out=$(ctl b snapshot-verify r0 "$id") || rc=$?
+	echo "$out"
+	assert_eq 1 "$rc" "snapshot-verify's exit code after b's data disk changed under the snapshot"
+	assert_contains "$out" "r0: snapshot $id (v1): MISMATCH: image sum "
+	assert_contains "$out" ", primary's sum $sum"
+	assert_ne "$sum" "$(ctl b snapshot-verify r0 "$id" --sum-only)" "b's sum after the change"
+}
+
 test_snapshot_before_resync_can_be_promoted() {
 	snap_boot
 	tk_pair mode sync snap_store /dev/vdc resync_rate 1048576

@@ -359,6 +359,12 @@ pub enum Command {
     /// peer refuses (no store, its image not consistent, its table full), the
     /// link drops first, or --timeout passes. The pair must be connected and
     /// duplex.
+    ///
+    /// With --verify, the primary also computes the sum of its image at that
+    /// point of the stream (a scan of the whole device, while I/O goes on) and
+    /// records it with the snapshot on the peer; check the peer's copy there
+    /// with snapshot-verify. Exits 1 if the sum was lost (the link dropped
+    /// during the scan).
     #[command(after_help = SNAPSHOT_EXAMPLES)]
     Snapshot {
         /// Name of the device.
@@ -369,9 +375,14 @@ pub enum Command {
         #[arg(value_parser = crate::snap::parse_snapname)]
         snapname: Option<String>,
         /// Give up waiting for the peer's answer after this long: a whole
-        /// number with ms, s, m or h (seconds without one) [default: 60s].
+        /// number with ms, s, m or h (seconds without one) [default: 60s;
+        /// 600s with --verify].
         #[arg(long, value_name = "DURATION", value_parser = crate::snap::parse_duration)]
         timeout: Option<Duration>,
+        /// Also record the primary's image sum at the snapshot on the peer
+        /// (message snapshot-verify; one at a time).
+        #[arg(long)]
+        verify: bool,
     },
     /// End a consistency point (run it on the primary).
     ///
@@ -434,6 +445,26 @@ pub enum Command {
         /// The snapshot device's name (for example r0-snap-3).
         #[arg(value_name = "DEVNAME", value_parser = parse_name)]
         device: String,
+    },
+    /// Check a snapshot of a secondary against the primary's image sum.
+    ///
+    /// Reads the snapshot (through its snapshot device if one is active, else
+    /// a temporary one, removed afterwards) track by track, bypassing the page
+    /// cache, and sums it as the primary did (snapshot --verify). Exits 0 when
+    /// the sums are equal, 1 on a mismatch or when the snapshot has no
+    /// recorded sum.
+    #[command(name = "snapshot-verify")]
+    SnapshotVerify {
+        /// Name of the rcopy device.
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// The snapshot: its id, or its name.
+        #[arg(value_name = "ID|NAME", value_parser = crate::snap::parse_which)]
+        snapshot: String,
+        /// Only print the snapshot's image sum (64 hex digits); no recorded sum
+        /// is needed.
+        #[arg(long)]
+        sum_only: bool,
     },
     /// Write a snapshot's image back onto a secondary's data device.
     ///
@@ -648,8 +679,10 @@ const SNAPSHOT_EXAMPLES: &str = "\
 Examples:
   on the primary
     rcopyctl snapshot r0 nightly
+    rcopyctl snapshot r0 checked --verify     # also records the primary's image sum
   on the secondary
     rcopyctl snapshots r0
+    rcopyctl snapshot-verify r0 checked       # compares the snapshot with that sum
     rcopyctl snapshot-activate r0 nightly     # /dev/mapper/r0-snap-ID, read-only
     rcopyctl snapshot-deactivate r0-snap-3
     rcopyctl snapshot-delete r0 nightly";
@@ -1125,7 +1158,27 @@ mod tests {
         // Taking one: NAME [SNAPNAME] [--timeout].
         assert!(matches!(
             p(&["rcopyctl", "snapshot", "r0"]).unwrap(),
-            Command::Snapshot { ref name, snapname: None, timeout: None } if name == "r0"
+            Command::Snapshot { ref name, snapname: None, timeout: None, verify: false }
+                if name == "r0"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot", "r0", "v1", "--verify"]).unwrap(),
+            Command::Snapshot { snapname: Some(ref n), verify: true, timeout: None, .. }
+                if n == "v1"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot", "r0", "--verify", "--timeout", "20m"]).unwrap(),
+            Command::Snapshot { snapname: None, verify: true, timeout: Some(t), .. }
+                if t == Duration::from_secs(1200)
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-verify", "r0", "3"]).unwrap(),
+            Command::SnapshotVerify { ref name, ref snapshot, sum_only: false }
+                if name == "r0" && snapshot == "3"
+        ));
+        assert!(matches!(
+            p(&["rcopyctl", "snapshot-verify", "r0", "v1", "--sum-only"]).unwrap(),
+            Command::SnapshotVerify { ref snapshot, sum_only: true, .. } if snapshot == "v1"
         ));
         assert!(matches!(
             p(&["rcopyctl", "snapshot", "r0", "nightly", "--timeout", "500ms"]).unwrap(),
@@ -1209,6 +1262,16 @@ mod tests {
             ),
             (&["rcopyctl", "snapshot", "r0", "a", "b"][..], "'b'"),
             (&["rcopyctl", "snapshot-delete", "r0"][..], "<ID|NAME>"),
+            (&["rcopyctl", "snapshot-verify", "r0"][..], "<ID|NAME>"),
+            (&["rcopyctl", "snapshot-verify", "r0", "a b"][..], "a b"),
+            (
+                &["rcopyctl", "snapshot-verify", "r0", "1", "--sum"][..],
+                "--sum",
+            ),
+            (
+                &["rcopyctl", "snapshot", "r0", "--verify=yes"][..],
+                "--verify",
+            ),
             (&["rcopyctl", "snapshot-rollback", "r0", "-1"][..], "-1"),
             (&["rcopyctl", "snapshots", "r0", "--jsn"][..], "--jsn"),
             (&["rcopyctl", "create-store", "/dev/vdd"][..], "--data"),

@@ -19,6 +19,7 @@ mod signature;
 mod size;
 mod snap;
 mod snaplist;
+mod snapverify;
 mod split;
 mod splitdev;
 mod splitview;
@@ -170,7 +171,8 @@ fn run(cli: Cli) -> Result<u8, Error> {
             name,
             snapname,
             timeout,
-        } => snap::take(&name, snapname.as_deref(), timeout),
+            verify,
+        } => snap::take(&name, snapname.as_deref(), timeout, verify),
         Command::Snapshots { name, json } => snap::list(&name, json),
         Command::Mark { name, timeout } => snap::mark(&name, timeout),
         Command::SnapshotDelete { name, snapshot } => snap::delete(&name, &snapshot),
@@ -196,6 +198,11 @@ fn run(cli: Cli) -> Result<u8, Error> {
             },
             wait,
         ),
+        Command::SnapshotVerify {
+            name,
+            snapshot,
+            sum_only,
+        } => snapverify::run(&name, &snapshot, sum_only),
         Command::Demote {
             name,
             local,

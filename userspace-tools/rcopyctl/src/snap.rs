@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use rcopy_core::imagesum::{self, SUM_LEN};
 use rcopy_core::snapstore;
 
 use crate::cli::parse_name;
@@ -30,6 +31,13 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// How long `snapshot` waits for the peer's answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long `snapshot --verify` waits by default: the primary scans its whole
+/// image before the answer.
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How often `snapshot --verify` asks for the outcome.
+pub const VERIFY_POLL: Duration = Duration::from_millis(250);
+
 /// The outcome of a snapshot request (`snapshot-result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -37,6 +45,12 @@ pub enum Outcome {
     Pending,
     /// Taken on the peer, with this id (epoch).
     Taken(u32),
+    /// `snapshot-verify`: taken with this id, and the primary's image sum at the
+    /// marker computed and recorded with it on the peer.
+    TakenSum(u32, [u8; SUM_LEN]),
+    /// `snapshot-verify`: taken with this id, but the sum could not be computed
+    /// or delivered (the link dropped during the scan, a read error).
+    SumLost(u32),
     /// Refused by the peer with this errno.
     Refused(i32),
     /// The link dropped before the answer.
@@ -51,6 +65,12 @@ pub fn parse_result(text: &str) -> Result<Outcome, String> {
         ["pending"] => Ok(Outcome::Pending),
         ["lost"] => Ok(Outcome::Lost),
         ["taken", e] => e.parse().map(Outcome::Taken).map_err(|_| bad()),
+        ["taken", e, "sum", h] => {
+            let e = e.parse().map_err(|_| bad())?;
+            let sum = imagesum::parse_hex(h.as_bytes()).ok_or_else(bad)?;
+            Ok(Outcome::TakenSum(e, sum))
+        }
+        ["taken", e, "sum-lost"] => e.parse().map(Outcome::SumLost).map_err(|_| bad()),
         ["refused", e] => e.parse().map(Outcome::Refused).map_err(|_| bad()),
         _ => Err(bad()),
     }
@@ -110,6 +130,17 @@ pub fn report(
     let named = snapname.map(|n| format!(" ({n})")).unwrap_or_default();
     match o {
         Outcome::Taken(e) => Ok(format!("{name}: snapshot {e}{named} taken on the peer")),
+        Outcome::TakenSum(e, sum) => Ok(format!(
+            "{name}: snapshot {e}{named} taken on the peer; primary image sum {} recorded \
+             there (check the peer's copy there: rcopyctl snapshot-verify {name} {e})",
+            crate::snaplist::hex(&sum)
+        )),
+        Outcome::SumLost(e) => Err(Error::new(format!(
+            "{name}: snapshot {e}{named} was taken on the peer, but the primary's image sum \
+             was not computed or not delivered (the link dropped during the scan, or a read \
+             failed): it has no recorded sum and cannot be verified; delete it and take \
+             another with --verify"
+        ))),
         Outcome::Refused(e) => Err(Error::new(format!(
             "{name}: the peer refused the snapshot{named}: {}",
             refusal_text(e)
@@ -123,6 +154,31 @@ pub fn report(
              may still be taken; ask again with rcopyctl message {name} snapshot-result {ticket}",
             human_duration(timeout)
         ))),
+    }
+}
+
+/// What `snapshot --verify` says about an outcome: [`report`], but a snapshot
+/// taken without a sum is an error, and a wait that timed out names the scan.
+pub fn verify_report(
+    name: &str,
+    snapname: Option<&str>,
+    ticket: u64,
+    o: Outcome,
+    timeout: Duration,
+) -> Result<String, Error> {
+    let named = snapname.map(|n| format!(" ({n})")).unwrap_or_default();
+    match o {
+        Outcome::Taken(e) => Err(Error::new(format!(
+            "{name}: snapshot {e}{named} was taken on the peer, but the module answered \
+             without the primary's image sum (as to a plain snapshot): it cannot be verified"
+        ))),
+        Outcome::Pending => Err(Error::new(format!(
+            "{name}: no final answer after {} (ticket {ticket}): the snapshot{named} may be \
+             taken and the primary's scan still running; ask again with rcopyctl message \
+             {name} snapshot-result {ticket}, or give a longer --timeout",
+            human_duration(timeout)
+        ))),
+        o => report(name, snapname, ticket, o, timeout),
     }
 }
 
@@ -237,7 +293,7 @@ pub fn list_of(ctl: &Control, name: &str) -> Result<Vec<Snap>, Error> {
 }
 
 /// `snapshot N (name)` for messages.
-fn label(s: &Snap) -> String {
+pub fn label(s: &Snap) -> String {
     match &s.name {
         Some(n) => format!("snapshot {} ({n})", s.epoch),
         None => format!("snapshot {}", s.epoch),
@@ -246,7 +302,7 @@ fn label(s: &Snap) -> String {
 
 /// The snapshot `which` names on `name`, and the word that names it to the
 /// kernel.
-fn resolve(ctl: &Control, name: &str, which: &str) -> Result<(Vec<Snap>, Snap, String), Error> {
+pub fn resolve(ctl: &Control, name: &str, which: &str) -> Result<(Vec<Snap>, Snap, String), Error> {
     let snaps = list_of(ctl, name)?;
     let s = snaplist::find(&snaps, which)
         .map_err(|e| Error::new(format!("{name}: {e}")))?
@@ -256,16 +312,25 @@ fn resolve(ctl: &Control, name: &str, which: &str) -> Result<(Vec<Snap>, Snap, S
 }
 
 /// Sends a marker message (`words`, on the primary), then polls
-/// `snapshot-result` for its ticket until the peer answered or `timeout`
-/// passed. Returns the ticket and the outcome.
+/// `snapshot-result` for its ticket every `every` until the answer is final or
+/// `timeout` passed. Returns the ticket and the outcome. `busy` is added to the
+/// error when the message fails with `EBUSY`.
 fn marker_and_wait(
     name: &str,
     words: &[String],
     what: &str,
-    timeout: Duration,
+    (timeout, every): (Duration, Duration),
+    busy: &str,
 ) -> Result<(u64, Outcome), Error> {
     let ctl = open_control()?;
-    let text = send_or(&ctl, name, words, &format!("cannot {what}"))?;
+    let text = send(&ctl, name, words).map_err(|r| {
+        let hint = if r.errno == Some(libc::EBUSY) {
+            busy
+        } else {
+            ""
+        };
+        Error::new(format!("cannot {what} {name}: {}{hint}", r.why))
+    })?;
     let ticket: u64 = text.trim().parse().map_err(|_| {
         Error::new(format!(
             "{name}: unexpected answer to {}: {text:?} (is it the primary?)",
@@ -273,19 +338,42 @@ fn marker_and_wait(
         ))
     })?;
     let ask = vec!["snapshot-result".to_string(), ticket.to_string()];
-    let o = wait_result(timeout, POLL, || {
+    let o = wait_result(timeout, every, || {
         send_or(&ctl, name, &ask, "cannot read the result of")
     })?;
     Ok((ticket, o))
 }
 
-/// Runs `rcopyctl snapshot` (on the primary).
-pub fn take(name: &str, snapname: Option<&str>, timeout: Option<Duration>) -> Result<(), Error> {
-    let mut words = vec!["snapshot".to_string()];
+/// Runs `rcopyctl snapshot` (on the primary); with `verify`, `snapshot-verify`:
+/// the primary also sums its image at the marker and sends the sum to the peer.
+pub fn take(
+    name: &str,
+    snapname: Option<&str>,
+    timeout: Option<Duration>,
+    verify: bool,
+) -> Result<(), Error> {
+    let word = if verify {
+        "snapshot-verify"
+    } else {
+        "snapshot"
+    };
+    let mut words = vec![word.to_string()];
     words.extend(snapname.map(str::to_string));
-    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let (ticket, o) = marker_and_wait(name, &words, "take a snapshot of", timeout)?;
-    out(&report(name, snapname, ticket, o, timeout)?);
+    if !verify {
+        let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let (ticket, o) = marker_and_wait(name, &words, "take a snapshot of", (timeout, POLL), "")?;
+        out(&report(name, snapname, ticket, o, timeout)?);
+        return Ok(());
+    }
+    let timeout = timeout.unwrap_or(VERIFY_TIMEOUT);
+    let (ticket, o) = marker_and_wait(
+        name,
+        &words,
+        "take a verified snapshot of",
+        (timeout, VERIFY_POLL),
+        " (one snapshot --verify runs at a time: wait for the running one)",
+    )?;
+    out(&verify_report(name, snapname, ticket, o, timeout)?);
     Ok(())
 }
 
@@ -293,7 +381,13 @@ pub fn take(name: &str, snapname: Option<&str>, timeout: Option<Duration>) -> Re
 /// until the peer confirms it holds it.
 pub fn mark(name: &str, timeout: Option<Duration>) -> Result<(), Error> {
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let (ticket, o) = marker_and_wait(name, &["point".to_string()], "mark a point on", timeout)?;
+    let (ticket, o) = marker_and_wait(
+        name,
+        &["point".to_string()],
+        "mark a point on",
+        (timeout, POLL),
+        "",
+    )?;
     out(&point_report(name, ticket, o, timeout)?);
     Ok(())
 }
@@ -306,7 +400,8 @@ pub fn point_report(
     timeout: Duration,
 ) -> Result<String, Error> {
     match o {
-        Outcome::Taken(e) => Ok(format!(
+        // A point has no sum; an answer with one is read as its id.
+        Outcome::Taken(e) | Outcome::TakenSum(e, _) | Outcome::SumLost(e) => Ok(format!(
             "{name}: consistency point {e} complete on the peer"
         )),
         Outcome::Refused(e) => Err(Error::new(format!(
@@ -314,7 +409,8 @@ pub fn point_report(
             refusal_text(e)
         ))),
         Outcome::Lost => Err(Error::new(format!(
-            "{name}: the link to the peer dropped before it answered: the peer holds this point              or the one before (rcopyctl status {name} --verbose on the peer)"
+            "{name}: the link to the peer dropped before it answered: the peer holds this point \
+             or the one before (rcopyctl status {name} --verbose on the peer)"
         ))),
         Outcome::Pending => Err(Error::new(format!(
             "{name}: no answer from the peer after {} (ticket {ticket})",
@@ -373,7 +469,7 @@ pub fn snap_target(length: u64, store: &str, epoch: u32) -> Target {
 }
 
 /// The rcopy target of `name` (its length, and its table's store word).
-fn store_of(ctl: &Control, name: &str) -> Result<(u64, String), Error> {
+pub fn store_of(ctl: &Control, name: &str) -> Result<(u64, String), Error> {
     let targets = ctl
         .table_status(name, true)
         .map_err(|e| match e.raw_os_error() {
@@ -525,6 +621,83 @@ mod tests {
         for bad in ["", "taken", "taken x", "refused", "done 3", "pending 1"] {
             assert!(parse_result(bad).is_err(), "{bad}");
         }
+    }
+
+    const SUM: &str = "1a2b000000000000000000000000000000000000000000000000000000000003";
+
+    #[test]
+    fn verify_results() {
+        let mut sum = [0u8; SUM_LEN];
+        sum[0] = 0x1a;
+        sum[1] = 0x2b;
+        sum[31] = 3;
+        assert_eq!(
+            parse_result(&format!("taken 3 sum {SUM}\n")),
+            Ok(Outcome::TakenSum(3, sum))
+        );
+        assert_eq!(parse_result("taken 4 sum-lost"), Ok(Outcome::SumLost(4)));
+        for bad in [
+            "taken 3 sum".to_string(),
+            "taken 3 sum 1a2b".to_string(),
+            format!("taken 3 sum {SUM}0"),
+            format!("taken 3 sum {}", SUM.replace('a', "x")),
+            format!("taken x sum {SUM}"),
+            format!("taken 3 sum {SUM} more"),
+            "taken 3 sum-lost x".to_string(),
+            "taken x sum-lost".to_string(),
+            "taken 3 lost".to_string(),
+        ] {
+            assert!(parse_result(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn verify_reports() {
+        let t = VERIFY_TIMEOUT;
+        let sum = imagesum::parse_hex(SUM.as_bytes()).unwrap();
+        let ok = verify_report("r0", Some("v1"), 5, Outcome::TakenSum(3, sum), t).unwrap();
+        assert_eq!(
+            ok,
+            format!(
+                "r0: snapshot 3 (v1) taken on the peer; primary image sum {SUM} recorded there \
+                 (check the peer's copy there: rcopyctl snapshot-verify r0 3)"
+            )
+        );
+        let e = verify_report("r0", None, 5, Outcome::SumLost(3), t).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().starts_with("r0: snapshot 3 was taken"), "{e}");
+        assert!(e.to_string().contains("cannot be verified"), "{e}");
+        // A plain answer to a verify: the sum is missing.
+        let e = verify_report("r0", None, 5, Outcome::Taken(3), t).unwrap_err();
+        assert!(
+            e.to_string().contains("without the primary's image sum"),
+            "{e}"
+        );
+        let e = verify_report("r0", None, 5, Outcome::Refused(libc::ENODEV), t).unwrap_err();
+        assert!(e.to_string().contains("no snapshot store"), "{e}");
+        let e = verify_report("r0", None, 5, Outcome::Lost, t).unwrap_err();
+        assert!(e.to_string().contains("dropped before it answered"), "{e}");
+        let e = verify_report("r0", None, 9, Outcome::Pending, t).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no final answer after 600 s (ticket 9)"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("scan still running"), "{e}");
+        // A plain snapshot whose answer carries a sum reports it too.
+        assert!(report("r0", None, 5, Outcome::TakenSum(3, sum), t)
+            .unwrap()
+            .contains(SUM));
+        assert!(report("r0", None, 5, Outcome::SumLost(3), t).is_err());
+        // The poll stops at a sum answer.
+        let mut answers = ["pending", "pending"].into_iter();
+        let o = wait_result(Duration::from_secs(10), Duration::from_millis(1), || {
+            Ok(answers
+                .next()
+                .map_or(format!("taken 3 sum {SUM}"), str::to_string))
+        })
+        .unwrap();
+        assert_eq!(o, Outcome::TakenSum(3, sum));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rcopy_core::imagesum::{self, SUM_LEN};
 use rcopy_core::snapstore::{SnapInfo, SnapState, SNAP_BEFORE_RESYNC, SNAP_CHECKSUM};
 
 use crate::events::timestamp;
@@ -21,8 +22,9 @@ pub struct Snap {
     pub ready: bool,
     /// Taken automatically before a copy or resync overwrote the image.
     pub before_resync: bool,
-    /// Holds the primary's checksum (a store's table only).
-    pub checksum: bool,
+    /// The primary's image sum at the snapshot's marker (`snapshot --verify`),
+    /// if one was recorded (flag `SNAP_CHECKSUM`).
+    pub sum: Option<[u8; SUM_LEN]>,
     /// Wall-clock time of the opening, ns since 1970.
     pub created_ns: u64,
     /// Sequence number of the marker in the primary's stream.
@@ -40,7 +42,7 @@ impl Snap {
             name: (!name.is_empty()).then_some(name),
             ready: s.state == SnapState::Ready,
             before_resync: s.flags & SNAP_BEFORE_RESYNC != 0,
-            checksum: s.flags & SNAP_CHECKSUM != 0,
+            sum: (s.flags & SNAP_CHECKSUM != 0).then_some(s.checksum),
             created_ns: s.created_ns,
             stream_seq: s.stream_seq,
             gen: s.gen,
@@ -56,16 +58,18 @@ impl Snap {
         }
     }
 
-    /// The flag names (`before-resync`, `checksum`).
+    /// The flag names (`before-resync`; a recorded sum has its own column).
     pub fn flags(&self) -> Vec<&'static str> {
         let mut f = Vec::new();
         if self.before_resync {
             f.push("before-resync");
         }
-        if self.checksum {
-            f.push("checksum");
-        }
         f
+    }
+
+    /// The recorded sum as 64 hex digits.
+    pub fn sum_hex(&self) -> Option<String> {
+        self.sum.as_ref().map(hex)
     }
 
     /// The name, or `-`.
@@ -78,14 +82,25 @@ impl Snap {
     }
 }
 
+/// A sum as 64 lower-case hex digits.
+pub fn hex(sum: &[u8; SUM_LEN]) -> String {
+    String::from_utf8_lossy(&imagesum::hex(sum)).into_owned()
+}
+
 /// Parses one line of the `snapshots` message: `EPOCH NAME STATE FLAGS
-/// CREATED_NS STREAM_SEQ GEN` (NAME and FLAGS `-` for none; GEN in hex).
+/// CREATED_NS STREAM_SEQ GEN [SUM]` (NAME and FLAGS `-` for none; GEN in hex;
+/// SUM, the primary's image sum in 64 hex digits or `-`, printed by modules
+/// that know `snapshot-verify`).
 pub fn parse_line(line: &str) -> Result<Snap, String> {
     let w: Vec<&str> = line.split_ascii_whitespace().collect();
     let bad = |what: &str| format!("unexpected snapshot line {line:?}: {what}");
-    if w.len() != 7 {
-        return Err(bad("expected 7 words"));
+    if w.len() != 7 && w.len() != 8 {
+        return Err(bad("expected 7 or 8 words"));
     }
+    let sum = match w.get(7) {
+        None | Some(&"-") => None,
+        Some(h) => Some(imagesum::parse_hex(h.as_bytes()).ok_or_else(|| bad("bad sum"))?),
+    };
     let num = |s: &str, what: &str| s.parse::<u64>().map_err(|_| bad(what));
     let epoch = u32::try_from(num(w[0], "bad epoch")?).map_err(|_| bad("bad epoch"))?;
     if epoch == 0 {
@@ -96,24 +111,15 @@ pub fn parse_line(line: &str) -> Result<Snap, String> {
         "invalid" => false,
         _ => return Err(bad("bad state")),
     };
-    let mut before_resync = false;
-    let mut checksum = false;
-    if w[3] != "-" {
-        for f in w[3].split(',') {
-            match f {
-                "before-resync" => before_resync = true,
-                "checksum" => checksum = true,
-                // A flag added later: shown nowhere, but no reason to fail.
-                _ => {}
-            }
-        }
-    }
+    // An unknown flag (one added later, or `checksum`, which the sum column
+    // says) is shown nowhere, but no reason to fail.
+    let before_resync = w[3].split(',').any(|f| f == "before-resync");
     Ok(Snap {
         epoch,
         name: (w[1] != "-").then(|| w[1].to_string()),
         ready,
         before_resync,
-        checksum,
+        sum,
         created_ns: num(w[4], "bad creation time")?,
         stream_seq: num(w[5], "bad stream sequence")?,
         gen: u64::from_str_radix(w[6], 16).map_err(|_| bad("bad generation"))?,
@@ -138,14 +144,19 @@ pub fn age(created_ns: u64, now: SystemTime) -> String {
     }
 }
 
-/// The table for people: one row per snapshot, aligned columns.
+/// Hex digits of a sum the table shows.
+pub const SUM_SHOWN: usize = 16;
+
+/// The table for people: one row per snapshot, aligned columns. `SUM` is the
+/// start of the primary's image sum (`-`: none recorded).
 pub fn table(snaps: &[Snap], now: SystemTime) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "ID".into(),
         "NAME".into(),
         "STATE".into(),
         "AGE".into(),
         "CREATED".into(),
+        "SUM".into(),
         "FLAGS".into(),
     ]];
     for s in snaps {
@@ -156,6 +167,8 @@ pub fn table(snaps: &[Snap], now: SystemTime) -> String {
             s.state().to_string(),
             age(s.created_ns, now),
             timestamp(s.created()),
+            s.sum_hex()
+                .map_or("-".to_string(), |h| h[..SUM_SHOWN].to_string()),
             if flags.is_empty() {
                 "-".to_string()
             } else {
@@ -163,7 +176,7 @@ pub fn table(snaps: &[Snap], now: SystemTime) -> String {
             },
         ]);
     }
-    let mut width = [0usize; 6];
+    let mut width = [0usize; 7];
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.len());
@@ -186,7 +199,8 @@ pub fn table(snaps: &[Snap], now: SystemTime) -> String {
 }
 
 /// One snapshot as a JSON object: `id`, `name` (null: none), `state`,
-/// `flags`, `created_ns`, `created` (UTC), `stream_seq`, `gen` (16 hex digits).
+/// `flags`, `created_ns`, `created` (UTC), `stream_seq`, `gen` (16 hex digits),
+/// `sum` (64 hex digits; null: none recorded).
 pub fn json_object(s: &Snap) -> String {
     json::object(&[
         ("id", Value::Num(u64::from(s.epoch))),
@@ -205,6 +219,7 @@ pub fn json_object(s: &Snap) -> String {
         ("created", Value::Str(timestamp(s.created()))),
         ("stream_seq", Value::Num(s.stream_seq)),
         ("gen", Value::Str(format!("{:016x}", s.gen))),
+        ("sum", s.sum_hex().map_or(Value::Null, Value::Str)),
     ])
 }
 
@@ -289,7 +304,7 @@ mod tests {
                 name: Some("nightly".into()),
                 ready: true,
                 before_resync: false,
-                checksum: false,
+                sum: None,
                 created_ns: 1_764_520_000_000_000_000,
                 stream_seq: 42,
                 gen: 0xab,
@@ -313,6 +328,53 @@ mod tests {
         }
         // An unknown flag is tolerated.
         assert!(parse_line("1 a ready new-flag 1 2 3").is_ok());
+    }
+
+    const SUM: &str = "00000000000000000000000000000000000000000000000000000000000001ff";
+
+    #[test]
+    fn parses_the_sum_column() {
+        // Modules that know snapshot-verify print an 8th column: the sum or `-`.
+        let s = parse_line(&format!("5 v1 ready checksum 1 2 ab {SUM}")).unwrap();
+        let mut want = [0u8; SUM_LEN];
+        want[30] = 1;
+        want[31] = 0xff;
+        assert_eq!(s.sum, Some(want));
+        assert_eq!(s.sum_hex().as_deref(), Some(SUM));
+        assert_eq!((s.epoch, s.gen, s.before_resync), (5, 0xab, false));
+        let s = parse_line("6 - ready - 1 2 ab -").unwrap();
+        assert_eq!(s.sum, None);
+        // Upper-case hex is read too; the sum is shown in lower case.
+        let s = parse_line(&format!("7 x ready - 1 2 3 {}", SUM.to_uppercase())).unwrap();
+        assert_eq!(s.sum_hex().as_deref(), Some(SUM));
+        // Seven columns (an older module): no sum.
+        assert_eq!(parse_line("1 a ready - 1 2 3").unwrap().sum, None);
+        for bad in [
+            "1 a ready - 1 2 3 12ab",
+            &format!("1 a ready - 1 2 3 {}0", SUM),
+            &format!("1 a ready - 1 2 3 {}", SUM.replace('f', "g")),
+            &format!("1 a ready - 1 2 3 {SUM} extra"),
+        ] {
+            assert!(parse_line(bad).is_err(), "{bad}");
+        }
+        let v = parse(&format!(
+            "{OUT}5 v1 ready checksum 1764520500000000000 9 ab {SUM}\n"
+        ))
+        .unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_764_520_600);
+        let t = table(&v, now);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].contains("CREATED                   SUM               FLAGS"),
+            "{t}"
+        );
+        assert!(lines[4].contains("  0000000000000000  "), "{t}");
+        assert!(!lines[4].contains(SUM), "{t}");
+        assert!(lines[1].contains(".000Z  -                 -"), "{t}");
+        let j: serde_json::Value = serde_json::from_str(&json_array(&v)).unwrap();
+        assert_eq!(j[3]["sum"], SUM);
+        assert_eq!(j[3]["flags"].as_array().unwrap().len(), 0);
+        assert_eq!(j[0]["sum"], serde_json::Value::Null);
     }
 
     #[test]

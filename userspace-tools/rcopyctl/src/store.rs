@@ -714,6 +714,11 @@ mod tests {
         info.flags = snapstore::SNAP_BEFORE_RESYNC;
         info.created_ns = 1_764_520_000_000_000_000;
         sb.add(info).unwrap();
+        // A verified snapshot: the primary's sum is recorded with it.
+        let mut info = snapstore::SnapInfo::NONE;
+        info.flags = snapstore::SNAP_CHECKSUM;
+        info.checksum = [0xab; snapstore::CHECKSUM_LEN];
+        sb.add(info).unwrap();
         sb.seq = 2;
         let mut b = [0u8; BLOCK];
         sb.encode_into(&mut b);
@@ -721,12 +726,15 @@ mod tests {
         let i = inspect_store(store.path()).unwrap();
         assert_eq!(i.current, 0);
         let t = inspection_text(&i, std::time::SystemTime::now());
-        assert!(t.contains("  snapshots:     1\n"), "{t}");
+        assert!(t.contains("  snapshots:     2\n"), "{t}");
+        assert!(t.contains("abababababababab  -"), "{t}");
         assert!(t.contains("pre-resync"), "{t}");
         assert!(t.contains("before-resync"), "{t}");
         let j: serde_json::Value = serde_json::from_str(&inspection_json(&i)).unwrap();
         assert_eq!(j["snapshots"][0]["name"], "pre-resync");
         assert_eq!(j["snapshots"][0]["id"], 1);
+        assert_eq!(j["snapshots"][0]["sum"], serde_json::Value::Null);
+        assert_eq!(j["snapshots"][1]["sum"], "ab".repeat(32));
         // Torn write of copy 0: copy 1 is used.
         store.write_at(100, &[0xff; 8]);
         let i = inspect_store(store.path()).unwrap();

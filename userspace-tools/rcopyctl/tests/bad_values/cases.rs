@@ -512,6 +512,18 @@ pub const CASES: &[Case] = &[
         "control",
     ),
     c(
+        "snapshot-verify",
+        "<name>",
+        &["snapshot-verify", "a/b", "1"],
+        "a/b",
+    ),
+    c(
+        "snapshot-verify",
+        "<snapshot>",
+        &["snapshot-verify", "r0", "x y"],
+        "x y",
+    ),
+    c(
         "snapshot-rollback",
         "<name>",
         &["snapshot-rollback", "a/b", "1"],
