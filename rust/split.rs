@@ -682,12 +682,9 @@ impl SplitCopy {
                 }
             }
             self.copy.flush()?;
-            for (i, t) in batch.clone().enumerate() {
-                if todo[i] {
-                    self.persist_bits(io, m, t..t + 1, false)?;
-                }
-            }
-            Ok(())
+            // Every bit of the batch is clear now (no write could set one: its
+            // tracks are busy), so one write per bitmap block clears them all.
+            self.persist_bits(io, m, batch.clone(), false)
         })();
         self.inner.lock().busy = 0..0;
         r?;
