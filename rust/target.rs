@@ -155,16 +155,20 @@ fn args_store_word<'a>(args: &[&'a CStr], option: &[u8]) -> Option<&'a [u8]> {
     args.get(i + 1).map(|w| w.to_bytes_with_nul())
 }
 
-/// Looks up the device an option names (`snap_store`, `split_dev`); it must
-/// differ from the data and metadata devices. Constructor context.
+/// Looks up the device an option names (`snap_store`, `split_dev`), if the
+/// table gives one (`value` parsed, empty for none); it must differ from the
+/// devices in `taken`. Constructor context.
 fn option_device(
     ti: &mut Target<'_>,
     args: &[&CStr],
-    option: &[u8],
+    (option, value): (&[u8], &[u8]),
     bad: table::TableError,
     lookup: table::TableError,
     taken: &[u32],
-) -> Result<DmDev, CtrError> {
+) -> Result<Option<DmDev>, CtrError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
     let Ok(path) = CStr::from_bytes_with_nul(args_store_word(args, option).unwrap_or(b"\0")) else {
         return Err(inval(bad));
     };
@@ -175,7 +179,7 @@ fn option_device(
     if taken.contains(&d.devt()) {
         return Err(inval(table::TableError::SameDevice));
     }
-    Ok(d)
+    Ok(Some(d))
 }
 
 impl Rcopy {
@@ -481,31 +485,23 @@ impl TargetOps for Rcopy {
         if meta.sectors() << geometry::SECTOR_SHIFT < need {
             return Err(inval(table::TableError::MetaTooSmall));
         }
-        let store_dev = if parsed.snap_store.is_empty() {
-            None
-        } else {
-            Some(option_device(
-                ti,
-                args,
-                b"snap_store",
-                table::TableError::BadSnapStore,
-                table::TableError::StoreLookup,
-                &[data.devt(), meta.devt()],
-            )?)
-        };
+        let store_dev = option_device(
+            ti,
+            args,
+            (b"snap_store", parsed.snap_store),
+            table::TableError::BadSnapStore,
+            table::TableError::StoreLookup,
+            &[data.devt(), meta.devt()],
+        )?;
         let store_devt = store_dev.as_ref().map_or(0, |d| d.devt());
-        let split_dev = if parsed.split_dev.is_empty() {
-            None
-        } else {
-            Some(option_device(
-                ti,
-                args,
-                b"split_dev",
-                table::TableError::BadSplitDev,
-                table::TableError::SplitLookup,
-                &[data.devt(), meta.devt(), store_devt],
-            )?)
-        };
+        let split_dev = option_device(
+            ti,
+            args,
+            (b"split_dev", parsed.split_dev),
+            table::TableError::BadSplitDev,
+            table::TableError::SplitLookup,
+            &[data.devt(), meta.devt(), store_devt],
+        )?;
         let mut devs = [data.devt(), meta.devt(), 0, 0];
         let mut ndevs = 2;
         for d in [store_dev.as_ref(), split_dev.as_ref()]
