@@ -1337,9 +1337,25 @@ impl Pair {
             Relaxed,
         );
         if conn == Conn::Connected {
-            // Every write is shipped from now on: the peer gets it.
-            self.gen_bump.store(GEN_BUMP_NONE, Relaxed);
+            // Every write is shipped from now on: the peer gets it. A bump the
+            // metadata thread is writing right now is left to finish (it clears
+            // `GEN_BUMP_WRITING` itself): see `Pair::gen_settled`.
+            let _ = self.gen_bump.cmpxchg(GEN_BUMP_NEEDED, GEN_BUMP_NONE, Relaxed);
         }
+    }
+
+    /// This side's generation once no bump is being written. Called by a primary
+    /// right after `set_link(.., Connected)`: from then on no new bump starts, so
+    /// if the result differs from the generation its HELLO sent, a bump raced
+    /// with the handshake (writes that went down unshipped during it) and the
+    /// peer would adopt a generation this side has already left: the caller
+    /// drops the connection and shakes hands again. Context: the primary's main
+    /// thread.
+    pub(crate) fn gen_settled(&self) -> u64 {
+        while self.gen_bump.load(Relaxed) == GEN_BUMP_WRITING && !self.stopping() {
+            kthread::nap_ms(1);
+        }
+        self.md.sb().gen_current
     }
 
     /// The generation facts this side sends in its HELLO.

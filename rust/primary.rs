@@ -103,6 +103,23 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             continue;
         }
         p.set_link(Some(link.clone()), Conn::Connected);
+        let gen = p.gen_settled();
+        if gen != me.gens.current {
+            // A write went down unshipped during the handshake and started a new
+            // generation after the HELLO carried the old one: the peer must hear
+            // the new one, or it would adopt a generation this side has left
+            // (and a later handshake would find no common generation).
+            pr_info!(
+                "{}: generation {:016x} started during the handshake (it sent {:016x}): shaking hands again\n",
+                p.name(),
+                gen,
+                me.gens.current
+            );
+            link.kill();
+            p.set_link(None, Conn::Connecting);
+            p.fail_inflight();
+            continue;
+        }
         p.publish(Some(&*link));
         let rx = Thread::spawn(
             format_args!("rcopy-rx-{}", p.name()),
