@@ -1340,7 +1340,9 @@ impl Pair {
             // Every write is shipped from now on: the peer gets it. A bump the
             // metadata thread is writing right now is left to finish (it clears
             // `GEN_BUMP_WRITING` itself): see `Pair::gen_settled`.
-            let _ = self.gen_bump.cmpxchg(GEN_BUMP_NEEDED, GEN_BUMP_NONE, Relaxed);
+            let _ = self
+                .gen_bump
+                .cmpxchg(GEN_BUMP_NEEDED, GEN_BUMP_NONE, Relaxed);
         }
     }
 
