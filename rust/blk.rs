@@ -4,6 +4,7 @@
 //! replicated writes, and copying data out of a bio.
 
 use crate::dm::{Bio, DmDev};
+use crate::rcore::geometry::SECTOR_SHIFT;
 use core::ptr;
 use kernel::alloc::allocator::Vmalloc;
 use kernel::bindings;
@@ -243,6 +244,27 @@ impl Bdev {
         // SAFETY: the device is open (type invariant).
         errno(unsafe { bindings::blkdev_issue_zeroout(self.raw, sector, nr, GFP_NOIO, 0) })
     }
+}
+
+/// Copies `len` bytes from byte `from` of `src` to byte `to` of `dst`, a chunk
+/// (`chunk`'s length) at a time; each write with FUA if `fua`. Process context.
+pub(crate) fn copy(
+    src: &Bdev,
+    from: u64,
+    dst: &Bdev,
+    to: u64,
+    len: u64,
+    chunk: &mut IoBuf,
+    fua: bool,
+) -> Result {
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64) as usize;
+        src.read((from + done) >> SECTOR_SHIFT, chunk, n)?;
+        dst.write((to + done) >> SECTOR_SHIFT, chunk, n, fua, false)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// Copies the data a write bio carries into a new buffer.

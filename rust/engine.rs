@@ -1181,11 +1181,7 @@ impl Pair {
             Err(e) => {
                 // The snapshot goes on without a sum; let go of what was held.
                 self.sh.lock().verify = None;
-                let batch = BioList::new();
-                self.verify_held.drain(|b| batch.push(&b));
-                batch.drain(|bio| {
-                    crate::mdthread::release_held(self, bio);
-                });
+                crate::verify::release_all(self);
                 pr_warn!(
                     "{}: snapshot ticket {}: no verify thread (errno {}): no image sum\n",
                     self.name(),

@@ -115,8 +115,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
                 gen,
                 me.gens.current
             );
-            link.kill();
-            p.set_link(None, Conn::Connecting);
+            abandon(0);
             p.fail_inflight();
             continue;
         }

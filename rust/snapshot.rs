@@ -316,18 +316,10 @@ impl Store {
         }
     }
 
-    /// Copies one track from byte `from` of `src` to byte `to` of `dst`, a chunk
-    /// at a time, through `chunk` (no flush). Caller holds `inner`.
+    /// Copies one track from byte `from` of `src` to byte `to` of `dst` through
+    /// `chunk` (no flush). Caller holds `inner`.
     fn copy_track(&self, chunk: &mut IoBuf, src: &Bdev, from: u64, dst: &Bdev, to: u64) -> Result {
-        let ts = u64::from(self.track_size);
-        let mut done = 0u64;
-        while done < ts {
-            let n = (ts - done).min(chunk.len() as u64) as usize;
-            src.read((from + done) >> SECTOR_SHIFT, chunk, n)?;
-            dst.write((to + done) >> SECTOR_SHIFT, chunk, n, false, false)?;
-            done += n as u64;
-        }
-        Ok(())
+        blk::copy(src, from, dst, to, u64::from(self.track_size), chunk, false)
     }
 
     /// Copies track `t` to `slot` and makes the record durable (see the crash
@@ -453,8 +445,6 @@ impl Store {
         }
     }
 
-    /// Deletes snapshot `epoch` (refused while a snapshot device reads it).
-    /// Context: a message.
     /// Records the primary's image sum at snapshot `epoch`'s marker (a `MARK_SUM`
     /// marker): in the superblock (FUA) before the secondary confirms it.
     /// `ENOENT` for no such snapshot. Context: the apply thread.
@@ -466,6 +456,8 @@ impl Store {
         self.write_sb_locked(&mut g)
     }
 
+    /// Deletes snapshot `epoch` (refused while a snapshot device reads it).
+    /// Context: a message.
     pub(crate) fn delete(&self, epoch: Epoch) -> Result {
         let mut g = self.inner.lock();
         if g.users.iter().any(|u| u.0 == epoch && u.1 > 0) {

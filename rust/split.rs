@@ -474,8 +474,10 @@ impl SplitCopy {
             let mut changed = false;
             let mut end = t;
             while end < tracks.end && l.block_of(m, end) == b {
-                let (byte, mask) = bit_in_block(l, m, end);
-                if let Some(x) = io.blk.get_mut(byte) {
+                let Some((byte, mask)) = l.pos(m, end) else {
+                    break;
+                };
+                if let Some(x) = io.blk.get_mut(byte % BLOCK) {
                     if (*x & mask != 0) != v {
                         *x ^= mask;
                         changed = true;
@@ -500,16 +502,16 @@ impl SplitCopy {
     fn copy_track(&self, io: &mut SplitIo, t: u64, fua: bool) -> Result {
         let ts = u64::from(self.track_size);
         let start = t * ts;
-        let end = (start + ts).min(self.data_bytes);
-        let mut at = start;
-        while at < end {
-            let n = ((end - at) as usize).min(io.chunk.len());
-            self.data.read(at >> SECTOR_SHIFT, &mut io.chunk, n)?;
-            self.copy
-                .write(at >> SECTOR_SHIFT, &mut io.chunk, n, fua, false)?;
-            at += n as u64;
-        }
-        Ok(())
+        let len = ts.min(self.data_bytes - start);
+        blk::copy(
+            &self.data,
+            start,
+            &self.copy,
+            start,
+            len,
+            &mut io.chunk,
+            fua,
+        )
     }
 
     /// Writes the header to its next copy (FUA).
@@ -604,14 +606,7 @@ impl SplitCopy {
             Req::Rejoin => {
                 // CREATE |= SPLIT | UPDATE on the device first (more CREATE bits
                 // are harmless while split), then the state, then the rest.
-                {
-                    let mut g = self.inner.lock();
-                    for t in 0..l.tracks {
-                        if l.get(&g.maps, Map::Split, t) || l.get(&g.maps, Map::Update, t) {
-                            l.put(&mut g.maps, Map::Create, t, true);
-                        }
-                    }
-                }
+                l.create_changed(&mut self.inner.lock().maps);
                 self.write_map(io, Map::Create)?;
                 io.hdr.mode = Mode {
                     state: SplitState::Forming,
@@ -621,7 +616,7 @@ impl SplitCopy {
                 {
                     let mut g = self.inner.lock();
                     g.mode = io.hdr.mode.clone();
-                    l.rejoin(&mut g.maps);
+                    l.clear_changed(&mut g.maps);
                 }
                 self.write_map(io, Map::Split)?;
                 self.write_map(io, Map::Update)?;
@@ -747,12 +742,6 @@ impl SplitCopy {
         }
         self.table.event();
     }
-}
-
-/// Byte within its block, and mask, of bit `t` of `m`.
-fn bit_in_block(l: &Layout, m: Map, t: u64) -> (usize, u8) {
-    let byte = (m as u64 * l.map_bytes + t / 8) as usize % BLOCK;
-    (byte, 1u8 << (t % 8))
 }
 
 /// Reads both header copies and picks the current one; refuses a foreign or

@@ -166,6 +166,15 @@ impl Scan {
     }
 }
 
+/// Lets every held write go on (decided again by `Pair::ship`). Called once no
+/// run holds writes any more, so none is held again. Process context.
+pub(crate) fn release_all(p: &Pair) {
+    // `drain` takes the whole list first: a write held again goes on a new one.
+    p.verify_held.drain(|bio| {
+        crate::mdthread::release_held(p, bio);
+    });
+}
+
 /// Ends the holding: no write waits for the scan from now on.
 fn stop_holding(p: &Pair) {
     if let Some(v) = p.sh.lock().verify.as_mut() {
@@ -183,11 +192,7 @@ pub(crate) fn verify_main(p: &Arc<Pair>) {
     let sum = scan(p);
     stop_holding(p);
     // Writes held at the end go on.
-    let batch = BioList::new();
-    p.verify_held.drain(|b| batch.push(&b));
-    batch.drain(|bio| {
-        crate::mdthread::release_held(p, bio);
-    });
+    release_all(p);
     let tainted =
         p.sh.lock().verify.as_ref().is_none_or(|v| v.tainted) || p.verify_taint.load(Relaxed) != 0;
     let outcome = deliver(p, ticket, if tainted { None } else { sum.as_ref() });

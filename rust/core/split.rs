@@ -267,7 +267,9 @@ impl Layout {
             .checked_add(self.map_bytes.checked_mul(3)?)
     }
 
-    fn pos(&self, m: Map, t: u64) -> Option<(usize, u8)> {
+    /// Where bit `t` of bitmap `m` is in the bitmaps buffer: byte index and mask
+    /// (`None` past the last track).
+    pub fn pos(&self, m: Map, t: u64) -> Option<(usize, u8)> {
         if t >= self.tracks {
             return None;
         }
@@ -381,13 +383,26 @@ impl Layout {
         }
     }
 
-    /// A rejoin: CREATE |= SPLIT | UPDATE, then SPLIT and UPDATE cleared. The
-    /// caller writes CREATE before the state, and the state before the others.
+    /// A rejoin: [`Layout::create_changed`], then [`Layout::clear_changed`]. The
+    /// kernel writes CREATE between the two (and the state), so it calls them
+    /// apart.
     pub fn rejoin(&self, maps: &mut [u8]) {
+        self.create_changed(maps);
+        self.clear_changed(maps);
+    }
+
+    /// The first half of a rejoin: CREATE |= SPLIT | UPDATE.
+    pub fn create_changed(&self, maps: &mut [u8]) {
         for t in 0..self.tracks {
             if self.get(maps, Map::Split, t) || self.get(maps, Map::Update, t) {
                 self.put(maps, Map::Create, t, true);
             }
+        }
+    }
+
+    /// The second half of a rejoin: SPLIT and UPDATE cleared.
+    pub fn clear_changed(&self, maps: &mut [u8]) {
+        for t in 0..self.tracks {
             self.put(maps, Map::Split, t, false);
             self.put(maps, Map::Update, t, false);
         }
