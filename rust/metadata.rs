@@ -2,13 +2,26 @@
 
 //! The metadata device: the superblock and the persistent dirty-track bitmap.
 //!
-//! The bitmap lives in memory (`bits`) and on disk. `persisted` holds the bits known
-//! to be set on disk. A write that sets a bit which is not yet persisted is held back
-//! until the bitmap block is on disk (FUA), so a crash never loses a set bit; a write
-//! whose bits are already persisted costs no metadata I/O. Bits are cleared on disk
-//! only lazily, once the peer is in sync: first the `persisted` bits are cleared, then
-//! the block is read from memory and written, all under `io_lock`, so a bit set
-//! concurrently is either in the written block or held back by its writer.
+//! The bitmap lives in memory (`bits`, one bit per track: 2 MiB per TiB at 64 KiB
+//! tracks, the only per-track memory) and on disk. A write that sets a bit is held
+//! back until the bitmap block holding it is on disk (FUA), so a crash never loses a
+//! set bit; a write whose bits are set and on disk costs no metadata I/O.
+//!
+//! What is on disk is known per bitmap block, not per bit: `pending` counts, per
+//! block, the bits set in memory (0 to 1, under the `pending` lock) since the last
+//! write of that block took its snapshot. A block write takes its snapshot and the
+//! count together under the lock and subtracts the count once the write is done. So
+//! a set bit is on disk whenever its block's count is zero; a write that finds a
+//! count above zero (its own bit, or another writer's still in flight) is held until
+//! the next [`Metadata::persist`], which writes every block with a count. This costs
+//! a writer a wait only while another write's bit in the same block (32768 tracks,
+//! 2 GiB) is on its way to disk.
+//!
+//! Bits are cleared on disk only once the peer confirmed everything
+//! ([`Metadata::clear_synced`], [`Metadata::adopt`]): until then a block write ORs
+//! memory into what the disk holds, so a bit the copier cleared in memory (the track
+//! sent, not yet confirmed durable) survives a crash. A bit set again after a
+//! clearing write's snapshot is counted and held back by its writer.
 //!
 //! Lifecycle (only one engine ever owns a metadata device): the constructor only
 //! reads and checks ([`Metadata::open`]); the device is formatted, re-read and its
@@ -29,7 +42,7 @@ use crate::rcore::proto;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Mutex, SpinLockIrq};
 
 /// Why the metadata could not be used.
 pub(crate) enum LoadError {
@@ -64,7 +77,13 @@ pub(crate) struct Metadata {
     name: PairName,
     bits: KVVec<AtomicU64>,
     dirty: AtomicU64,
-    persisted: KVVec<AtomicU64>,
+    /// Per bitmap block: bits set in memory since the snapshot of the last write of
+    /// the block (see the module doc). Setting a bit of `bits` from clear to set
+    /// happens under this lock; so does a block write's snapshot. Taken from any
+    /// context (a write's completion marks), hence the irq-safe lock; never held
+    /// across I/O.
+    #[pin]
+    pending: SpinLockIrq<KVVec<u32>>,
     /// Per bitmap block: memory has bits the disk lacks.
     stale: KVVec<AtomicU32>,
     /// The device held no metadata when opened: `activate` formats it.
@@ -121,12 +140,13 @@ impl Metadata {
         let name = PairName::new(pair_word).unwrap_or(PairName::NONE);
         let (sb, fresh) = Self::read_sb(&dev, &mut buf, size, track_size, pair_id, name)?;
         let mut stale = KVVec::with_capacity(blocks as usize, GFP_KERNEL)?;
+        let mut pending = KVVec::with_capacity(blocks as usize, GFP_KERNEL)?;
         for _ in 0..blocks {
             stale.push(AtomicU32::new(0), GFP_KERNEL)?;
+            pending.push(0u32, GFP_KERNEL)?;
         }
         let al_buf = blk::iobuf(activity::AL_COPY_BYTES as usize)?;
         let bits = zeroed_words(words)?;
-        let persisted = zeroed_words(words)?;
         KBox::pin_init(
             pin_init!(Metadata {
                 dev,
@@ -137,7 +157,7 @@ impl Metadata {
                 name,
                 bits,
                 dirty: AtomicU64::new(0),
-                persisted,
+                pending <- kernel::new_spinlock_irq!(pending),
                 stale,
                 fresh: AtomicU32::new(u32::from(fresh)),
                 failed: AtomicU32::new(0),
@@ -214,7 +234,7 @@ impl Metadata {
                 self.dev
                     .write(off, &mut io.buf, format::BITMAP_BLOCK, true, false)?;
             }
-            for w in Iterator::chain(self.bits.iter(), self.persisted.iter()) {
+            for w in self.bits.iter() {
                 w.store(0, SeqCst);
             }
             self.dirty.store(0, SeqCst);
@@ -238,9 +258,6 @@ impl Metadata {
                     }
                     set += u64::from(v.count_ones());
                     slot.store(v, SeqCst);
-                    if let Some(p) = self.persisted.get(w) {
-                        p.store(v, SeqCst);
-                    }
                 }
             }
             self.dirty.store(set, SeqCst);
@@ -254,6 +271,7 @@ impl Metadata {
                     let e = activity::entry(&io.al_buf, i);
                     let r = activity::extent_tracks(e, shift, ts_shift);
                     let r = r.start.min(self.tracks)..r.end.min(self.tracks);
+                    // No writer runs yet (preresume); `persist` below writes them.
                     out.al_tracks += self.bitmap().set_range(r.clone());
                     self.mark_stale(r);
                 }
@@ -341,8 +359,55 @@ impl Metadata {
     /// the caller must hold its write back until [`Metadata::persist`] has run).
     /// Any context.
     pub(crate) fn mark(&self, tracks: Range<u64>) -> bool {
-        self.bitmap().set_range(tracks.clone());
-        self.is_persisted(tracks) || self.failed.load(SeqCst) != 0
+        let (first, last) = (tracks.start, tracks.end.min(self.tracks));
+        if first >= last {
+            return true;
+        }
+        let bm = self.bitmap();
+        let mut pending = self.pending.lock();
+        for t in first..last {
+            if bm.set(t) {
+                if let Some(c) = pending.get_mut(format::block_of_track(t) as usize) {
+                    *c = c.saturating_add(1);
+                }
+            }
+        }
+        let mut all = true;
+        for b in format::block_of_track(first)..=format::block_of_track(last - 1) {
+            if pending.get(b as usize).is_some_and(|&c| c != 0) {
+                all = false;
+                if let Some(s) = self.stale.get(b as usize) {
+                    s.store(1, SeqCst);
+                }
+            }
+        }
+        drop(pending);
+        all || self.failed.load(SeqCst) != 0
+    }
+
+    /// ORs word `i` of a bitmap (the peer's) into memory, counted like [`Self::mark`]
+    /// (a writer relying on one of these bits waits until it is on disk); returns the
+    /// bits newly set. The caller persists. Thread context.
+    pub(crate) fn merge_word(&self, i: u64, v: u64) -> u64 {
+        let mut pending = self.pending.lock();
+        let n = self.bitmap().or_word(i, v);
+        if n > 0 {
+            let b = format::block_of_track(i * 64) as usize;
+            if let Some(c) = pending.get_mut(b) {
+                *c = c.saturating_add(n as u32);
+            }
+            if let Some(s) = self.stale.get(b) {
+                s.store(1, SeqCst);
+            }
+        }
+        n
+    }
+
+    /// Sets every bit (a full copy), counted like [`Self::mark`]. Thread context.
+    pub(crate) fn mark_all(&self) {
+        if self.tracks > 0 {
+            self.mark(0..self.tracks);
+        }
     }
 
     /// Notes that the blocks holding `tracks` must be written by the next persist.
@@ -363,28 +428,14 @@ impl Metadata {
         self.failed.store(1, SeqCst);
     }
 
-    /// Whether every bit of `tracks` is set on disk. Marks the blocks that are not.
-    fn is_persisted(&self, tracks: Range<u64>) -> bool {
-        let mut all = true;
-        for t in tracks.start..tracks.end.min(self.tracks) {
-            let on_disk = self
-                .persisted
-                .get((t / 64) as usize)
-                .is_some_and(|w| w.load(SeqCst) & (1 << (t % 64)) != 0);
-            if !on_disk {
-                all = false;
-                if let Some(s) = self.stale.get(format::block_of_track(t) as usize) {
-                    s.store(1, SeqCst);
-                }
-            }
-        }
-        all
-    }
-
-    /// Writes every bitmap block whose memory has bits the disk lacks. Thread context.
+    /// Writes every bitmap block whose memory has bits the disk lacks: the stale
+    /// ones, and any with a pending count (its stale flag may have been taken by a
+    /// concurrent persist whose write is not done yet: a writer released after this
+    /// returns must find its bits on disk). Thread context.
     pub(crate) fn persist(&self) -> Result {
         for (b, s) in self.stale.iter().enumerate() {
-            if s.swap(0, SeqCst) != 0 {
+            let pending = self.pending.lock().get(b).is_some_and(|&c| c != 0);
+            if s.swap(0, SeqCst) != 0 || pending {
                 if let Err(e) = self.write_block(b as u64, false) {
                     s.store(1, SeqCst);
                     self.set_failed();
@@ -428,34 +479,39 @@ impl Metadata {
         Ok(())
     }
 
-    /// Writes bitmap block `b` from memory. With `clearing`, bits clear in memory are
-    /// first forgotten as persisted, so a writer setting one again waits for a write.
+    /// Writes bitmap block `b`: snapshots memory together with the block's pending
+    /// count, and subtracts that count once the block is on disk.
+    ///
+    /// Without `clearing` (setting bits: [`Self::persist`]), the block is read first
+    /// and memory is ORed into it: a bit the copier cleared in memory stays set on
+    /// disk until the peer confirmed the copy durable ([`Self::clear_synced`]), so a
+    /// crash in between still resyncs the track. With `clearing` (everything is
+    /// confirmed), memory is written as it is. Thread context.
     fn write_block(&self, b: u64, clearing: bool) -> Result {
         let mut io = self.io.lock();
         let first = b as usize * format::WORDS_PER_BLOCK;
         let n = format::WORDS_PER_BLOCK.min(self.bits.len().saturating_sub(first));
-        if clearing {
-            for i in 0..n {
-                if let (Some(m), Some(p)) =
-                    (self.bits.get(first + i), self.persisted.get(first + i))
-                {
-                    p.fetch_and(m.load(SeqCst), SeqCst);
-                }
-            }
+        let off = format::block_offset(b) >> 9;
+        if clearing || self.fresh.load(SeqCst) != 0 {
+            io.buf.fill(0);
+        } else {
+            self.dev.read(off, &mut io.buf, format::BITMAP_BLOCK)?;
         }
         // Snapshot memory into the block buffer (no 4 KiB arrays on the kernel stack).
-        io.buf.fill(0);
-        for i in 0..n {
-            let v = self.bits.get(first + i).map_or(0, |w| w.load(SeqCst));
-            io.buf[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        let off = format::block_offset(b) >> 9;
+        let counted = {
+            let pending = self.pending.lock();
+            for i in 0..n {
+                let v = self.bits.get(first + i).map_or(0, |w| w.load(SeqCst));
+                let d = u64::from_le_bytes(io.buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                io.buf[i * 8..i * 8 + 8].copy_from_slice(&(v | d).to_le_bytes());
+            }
+            pending.get(b as usize).copied().unwrap_or(0)
+        };
         self.dev
             .write(off, &mut io.buf, format::BITMAP_BLOCK, true, false)?;
-        for i in 0..n {
-            let v = u64::from_le_bytes(io.buf[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-            if let Some(p) = self.persisted.get(first + i) {
-                p.fetch_or(v, SeqCst);
+        if counted > 0 {
+            if let Some(c) = self.pending.lock().get_mut(b as usize) {
+                *c -= counted.min(*c);
             }
         }
         Ok(())
