@@ -9,6 +9,7 @@ use kernel::prelude::*;
 mod activity;
 mod blk;
 mod config;
+mod dirty;
 mod dm;
 mod engine;
 mod inflight;

@@ -56,7 +56,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::atomic::{Atomic, Relaxed};
-use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
+use kernel::sync::{Arc, CondVar, Mutex, SpinLock, SpinLockIrq};
 
 /// Per-bio state, in DM's per-bio data. Written in full by `map` before anything
 /// else, so `end_io` always finds it initialised.
@@ -168,6 +168,11 @@ pub(crate) struct Pair {
     name: KVec<u8>,
     node_id: u64,
     pub(crate) md: Pin<KBox<Metadata>>,
+    /// Bytes per sixteenth of a track in `sub` (0: not used); see `dirty.rs`.
+    pub(crate) sub_part: u64,
+    /// Which sixteenths of recently dirtied tracks were written (`dirty.rs`).
+    #[pin]
+    pub(crate) sub: SpinLockIrq<crate::dirty::SubTracks>,
     /// The snapshot store (`snap_store`), used while this side is a secondary.
     pub(crate) store: Option<Arc<Store>>,
     #[pin]
@@ -274,6 +279,9 @@ impl Pair {
         let extent = cfg.al_extent_size.max(u64::from(cfg.track_size));
         let al = ActivityLog::new(cfg.al_extents, extent)?;
         let (resync_rate, timeout_ms) = (cfg.resync_rate, cfg.timeout_ms);
+        let sub_part = crate::dirty::part_bytes(cfg.track_size);
+        let sub =
+            crate::dirty::new_map(geometry::tracks(cfg.size_bytes, cfg.track_size), sub_part)?;
         Arc::pin_init(
             try_pin_init!(Pair {
                 cfg,
@@ -284,6 +292,8 @@ impl Pair {
                 name: nm,
                 node_id,
                 md,
+                sub_part,
+                sub <- kernel::new_spinlock_irq!(sub),
                 store,
                 al <- al,
                 inflight: Inflight::new()?,
@@ -892,7 +902,9 @@ impl Pair {
         // Unsequenced: its place relative to a verify marker is unknown.
         self.verify_taint.store(1, Relaxed);
         // Until a new generation is on disk, the write waits for the metadata thread.
-        if self.md.mark(pb.tracks.clone()) && self.gen_bump.load(Relaxed) == GEN_BUMP_NONE {
+        if self.mark_written(pb.tracks.clone(), pb.sector, pb.nr)
+            && self.gen_bump.load(Relaxed) == GEN_BUMP_NONE
+        {
             Decision::Go
         } else {
             self.defer(bio, pb, PB_DEFER_SUBMIT);
@@ -911,7 +923,7 @@ impl Pair {
                 self.wake_md();
             }
         }
-        if (f & PB_MARK != 0 || !ok) && !self.md.mark(pb.tracks.clone()) {
+        if (f & PB_MARK != 0 || !ok) && !self.mark_written(pb.tracks.clone(), pb.sector, pb.nr) {
             // Complete only once the bits are on disk.
             self.defer(bio, pb, PB_DEFER_ENDIO);
             return Completion::Later;
@@ -971,7 +983,7 @@ impl Pair {
                 sh.mark_done(e.sector, crate::tlog::MarkOutcome::Lost);
             }
             drop(sh);
-            self.md.mark(e.tracks.clone());
+            self.mark_written(e.tracks.clone(), e.sector, u64::from(e.nr_sectors));
             self.al.release(e.al.clone());
             if let Some(b) = e.bio {
                 self.complete_remote(b);
@@ -1252,7 +1264,7 @@ impl Pair {
     /// inconsistent until the end.
     pub(crate) fn rollback_to(&self, st: &Store, epoch: u32) -> Result<u64> {
         let n = st.rollback(epoch, |t| {
-            self.md.mark(t..t + 1);
+            self.mark_whole(t..t + 1);
             self.md.mark_stale(t..t + 1);
         })?;
         // The superblock write (PREFLUSH, FUA) makes the bitmap blocks durable too.

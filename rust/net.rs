@@ -92,15 +92,48 @@ impl Socket {
         Ok(s)
     }
 
-    /// Connects to `addr`. Blocks; [`Socket::shutdown`] from elsewhere is not possible
-    /// before this returns, so callers bound it with `user_timeout_ms`.
-    pub(crate) fn connect(addr: &SockAddr, user_timeout_ms: u32) -> Result<Socket> {
+    /// Connects to `addr` without blocking longer than about `wait_ms`: the SYN goes
+    /// out, and the caller's thread polls every 10 ms until the connection is up or
+    /// `wait_ms` passed (`ETIMEDOUT`; a refused attempt also ends so, as the socket's
+    /// error is not reachable from here). Retrying with a new socket then sends
+    /// a new SYN at once, where TCP's own retransmission waits 1 s, then 3 s, so a link
+    /// that comes back is found within about `wait_ms`. Thread context (sleeps).
+    pub(crate) fn connect_within(
+        addr: &SockAddr,
+        user_timeout_ms: u32,
+        wait_ms: u32,
+    ) -> Result<Socket> {
         let s = Socket::new(family(addr))?;
         s.set_user_timeout(user_timeout_ms);
         let (mut sa, len) = sockaddr(addr);
-        // SAFETY: `sa` holds a valid socket address of length `len`.
-        check(unsafe { bindings::kernel_connect(s.raw, (&raw mut sa).cast(), len, 0) })?;
-        Ok(s)
+        // SAFETY: `sa` holds a valid socket address of length `len`; O_NONBLOCK
+        // applies to this call only (the socket has no file).
+        let r = unsafe {
+            bindings::kernel_connect(
+                s.raw,
+                (&raw mut sa).cast(),
+                len,
+                bindings::O_NONBLOCK as i32,
+            )
+        };
+        if r == 0 {
+            return Ok(s);
+        }
+        if r != -(bindings::EINPROGRESS as i32) {
+            return Err(Error::from_errno(r));
+        }
+        let mut waited = 0;
+        while waited < wait_ms {
+            crate::kthread::nap_ms(10);
+            waited += 10;
+            if s.peer().is_some() {
+                return Ok(s);
+            }
+            if crate::kthread::should_stop() {
+                break;
+            }
+        }
+        Err(ETIMEDOUT)
     }
 
     /// A listening socket bound to `addr`.

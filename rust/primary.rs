@@ -17,6 +17,7 @@ use crate::rcore::gens::{self, Decision, GenInfo};
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
+use crate::rcore::submap;
 use crate::tlog::MarkOutcome;
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -27,6 +28,21 @@ const BARRIER_AFTER_MS: u64 = 10;
 
 /// After a refused handshake, the primary tries again after this long.
 const REFUSED_RETRY_MS: u32 = 3000;
+
+/// The shortest wait for one connection attempt; see [`attempt_ms`].
+const CONNECT_TRY_MS: u32 = 250;
+
+/// How long one connection attempt waits for the peer's answer: a little more than
+/// 4 round trips (as the last connection measured them; none yet: 0), and twice
+/// that after every 8 attempts in a row ran out (a longer path than measured), up to
+/// `timeout_ms`. Short attempts mean a new SYN every quarter second while the link
+/// is down, so the pair reconnects within about that of the link returning.
+fn attempt_ms(rtt_ms: u32, timeouts: u32, timeout_ms: u32) -> u32 {
+    let base = CONNECT_TRY_MS.saturating_add(rtt_ms.saturating_mul(4));
+    base.checked_shl(timeouts / 8)
+        .unwrap_or(u32::MAX)
+        .min(timeout_ms.max(CONNECT_TRY_MS))
+}
 
 /// Connects to the peer, over and over, until the pair stops.
 ///
@@ -42,14 +58,30 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         Err(_) => return,
     };
     let mut quiet = false;
+    let (mut rtt_ms, mut timeouts) = (0u32, 0u32);
     while !p.stopping() {
         if p.held_off.load(Relaxed) != 0 {
             // Disconnected by the operator: stay away until `connect`.
             kthread::nap_ms(500);
             continue;
         }
-        let sock = match Socket::connect(&peer, p.timeout_ms()) {
-            Ok(s) => s,
+        let wait = attempt_ms(rtt_ms, timeouts, p.timeout_ms());
+        let t0 = now_ns();
+        let sock = match Socket::connect_within(&peer, p.timeout_ms(), wait) {
+            Ok(s) => {
+                rtt_ms = ((now_ns() - t0) / 1_000_000) as u32;
+                timeouts = 0;
+                s
+            }
+            Err(e) if e == ETIMEDOUT => {
+                // The attempt waited its time: try again at once (a new SYN).
+                timeouts = timeouts.saturating_add(1);
+                if timeouts == 8 && !quiet {
+                    pr_info!("{}: no answer from {}; retrying\n", p.name(), D(&peer),);
+                    quiet = true;
+                }
+                continue;
+            }
             Err(e) => {
                 if !quiet {
                     pr_info!(
@@ -60,7 +92,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
                     );
                     quiet = true;
                 }
-                kthread::sleep_ms(1000);
+                kthread::sleep_ms(CONNECT_TRY_MS);
                 continue;
             }
         };
@@ -179,12 +211,7 @@ fn join(
             for (i, w) in buf[..h.len as usize].chunks_exact(8).enumerate() {
                 let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
                 words += u64::from(v.count_ones());
-                let n = p.bitmap().or_word(first + i as u64, v);
-                if n > 0 {
-                    added += n;
-                    let t = (first + i as u64) * 64;
-                    p.md.mark_stale(t..t + 64);
-                }
+                added += p.merge_peer_word(first + i as u64, v);
             }
         }
         p.peer_tracks.store(words, Relaxed);
@@ -215,7 +242,7 @@ fn join(
             sh.copy_started = true;
             sh.copy_cursor = 0;
             drop(sh);
-            p.bitmap().set_all();
+            p.mark_all();
         }
     }
     Ok(())
@@ -367,26 +394,40 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
     }
 }
 
+/// Tracks a copy run spans at most when sixteenths are used (their entries are
+/// taken into an array of this size on the stack).
+const MAX_RUN: usize = 16;
+
 /// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so
-/// the disk and the link see large I/O): test-and-clear their bits, take sequence
-/// numbers, read, send. On failure the tracks are marked again. Returns whether it
-/// copied anything.
+/// the disk and the link see large I/O): test-and-clear their bits, take their
+/// sub-track entries, take sequence numbers, read, send. A track with an entry sends
+/// only its written sixteenths (`dirty.rs`); the others are sent whole. On failure
+/// the tracks are marked again. Returns whether it copied anything.
 ///
 /// A run with a shipped write still in flight locally is skipped for now: the read
 /// could miss that write and overwrite it on the peer, which applies the copy later.
 /// Writes that take a sequence number after the run's are applied after it on the
 /// peer too, so they need no wait.
+///
+/// What if the machine dies here: the bits are cleared in memory only; on disk they
+/// stay set until the peer confirmed everything (`Metadata::clear_synced`), so a
+/// restart copies these tracks again. The link drops: the run's log entries are not
+/// confirmed, so `fail_inflight` marks their ranges again.
 fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<bool, LinkError> {
     let Some(track) = p.bitmap().next_set(from) else {
         return Ok(false);
     };
     let ts = u64::from(p.cfg.track_size);
     let chunk = buf.len() as u64;
-    let max_tracks = (chunk / ts).max(1);
+    let mut max_tracks = (chunk / ts).max(1);
     let mut sh = p.sh.lock();
     let free = (sh.ring.len() as u64) - (sh.tail - sh.head);
     if free < chunk.div_ceil(ts).max(16) || sh.unsent != sh.tail {
         return Ok(false);
+    }
+    if p.sub_part != 0 {
+        // A track's sixteenths make at most 8 runs, one log entry each.
+        max_tracks = max_tracks.min(MAX_RUN as u64).min(free / 8);
     }
     let mut n = 0;
     while n < max_tracks && p.bitmap().test(track + n) {
@@ -412,14 +453,35 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
     }
     let start = track * ts;
     let end = ((track + n) * ts).min(p.cfg.size_bytes);
-    let chunks = (end - start).div_ceil(chunk);
     sh.copy_cursor = track + n;
+    let mut parts = [None; MAX_RUN];
+    let parts = if p.sub_part != 0 {
+        let parts = &mut parts[..n as usize];
+        p.take_parts(track, parts);
+        parts
+    } else {
+        &mut parts[..0]
+    };
+    // The extents to send, in order: (offset, length), each at most `chunk`.
+    let each = |f: &mut dyn FnMut(u64, u64)| {
+        if parts.is_empty() {
+            let mut off = start;
+            while off < end {
+                let len = (end - off).min(chunk);
+                f(off, len);
+                off += len;
+            }
+        } else {
+            for_extents(p, track, parts, f);
+        }
+    };
     let first_seq = sh.next_seq;
-    for i in 0..chunks {
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    each(&mut |off, len| {
         let seq = sh.next_seq;
         sh.next_seq += 1;
-        let off = start + i * chunk;
-        let len = (end - off).min(chunk);
+        lo = lo.min(off);
+        hi = hi.max(off + len);
         sh.push(Entry {
             seq,
             dep: seq - 1,
@@ -434,36 +496,89 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
             issued_ns: now_ns(),
             mark: None,
         });
-    }
+    });
     // Everything queued before was sent (checked above), so these are next on the wire.
     sh.unsent = sh.tail;
     drop(sh);
-    for i in 0..chunks {
-        let off = start + i * chunk;
-        let len = (end - off).min(chunk) as usize;
-        if let Err(e) = p.data.read(off >> 9, buf, len) {
-            pr_err!(
-                "{}: reading tracks {}..{} for the copy failed: errno {}\n",
-                p.name(),
-                track,
-                track + n,
-                -e.to_errno()
-            );
-            p.md.mark(track..track + n);
-            return Err(LinkError::Io(e));
-        }
-        let h = Header::write(
-            first_seq + i,
-            first_seq + i - 1,
-            off >> 9,
-            (len >> 9) as u32,
-            proto::WRITE_COPY,
+    let fail = |e: Error| {
+        pr_err!(
+            "{}: reading tracks {}..{} for the copy failed: errno {}\n",
+            p.name(),
+            track,
+            track + n,
+            -e.to_errno()
         );
-        link.send(&h, &buf[..len])?;
-        p.sent_bytes.fetch_add(len as u64, Relaxed);
+        p.mark_whole(track..track + n);
+        LinkError::Io(e)
+    };
+    // One read covers the sixteenths' extents (they lie within one chunk).
+    let whole_read = !parts.is_empty() && hi > lo && hi - lo <= chunk;
+    if whole_read {
+        p.data
+            .read(lo >> 9, buf, (hi - lo) as usize)
+            .map_err(fail)?;
     }
+    let mut seq = first_seq;
+    let mut r = Ok(());
+    each(&mut |off, len| {
+        if r.is_err() {
+            return;
+        }
+        let data = if whole_read {
+            (off - lo) as usize..(off - lo + len) as usize
+        } else {
+            if let Err(e) = p.data.read(off >> 9, buf, len as usize) {
+                r = Err(fail(e));
+                return;
+            }
+            0..len as usize
+        };
+        let h = Header::write(seq, seq - 1, off >> 9, (len >> 9) as u32, proto::WRITE_COPY);
+        seq += 1;
+        r = link.send(&h, &buf[data]);
+        if r.is_ok() {
+            p.sent_bytes.fetch_add(len, Relaxed);
+        }
+    });
+    r?;
     p.sync_done.fetch_add(end - start, Relaxed);
     Ok(true)
+}
+
+/// Calls `f(offset, length)` for the extents a copy of tracks `track..` sends, given
+/// their sub-track entries (`None`: the whole track), adjacent extents merged.
+fn for_extents(p: &Pair, track: u64, parts: &[Option<u16>], f: &mut dyn FnMut(u64, u64)) {
+    let ts = u64::from(p.cfg.track_size);
+    let size = p.cfg.size_bytes;
+    let (mut cur, mut cur_len) = (0u64, 0u64);
+    let mut add = |off: u64, len: u64| {
+        if cur_len > 0 && cur + cur_len == off {
+            cur_len += len;
+        } else {
+            if cur_len > 0 {
+                f(cur, cur_len);
+            }
+            (cur, cur_len) = (off, len);
+        }
+    };
+    for (i, m) in parts.iter().enumerate() {
+        let t = track + i as u64;
+        match m {
+            Some(mask) => {
+                submap::runs(*mask, t, p.sub_part, size, &mut add);
+            }
+            None => {
+                let off = t * ts;
+                let end = (off + ts).min(size);
+                if off < end {
+                    add(off, end - off);
+                }
+            }
+        }
+    }
+    if cur_len > 0 {
+        f(cur, cur_len);
+    }
 }
 
 /// Milliseconds until the copy may go on at `resync_rate` bytes per second (0: now).
@@ -628,7 +743,7 @@ fn ack(p: &Pair, seq: u64, flags: u64, errno: u64) {
         drop(sh);
         p.acked_bytes.fetch_add(len, Relaxed);
         if let Some(t) = failed {
-            p.md.mark(t);
+            p.mark_whole(t);
         }
         if let Some(b) = bio {
             p.complete_remote(b);

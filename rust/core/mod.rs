@@ -27,4 +27,5 @@ pub mod snapstore;
 pub mod split;
 pub mod state;
 pub mod status;
+pub mod submap;
 pub mod table;
