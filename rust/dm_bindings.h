@@ -6,3 +6,5 @@
 /* Socket option setters the kernel crate's bindings do not include. */
 #include <net/sock.h>
 #include <linux/tcp.h>
+/* The CRC-32C library function (arch-optimised), for the frames' payload CRC. */
+#include <linux/crc32.h>

@@ -21,6 +21,7 @@ allow+=" --allowlist-file '.*/linux/dm-kcopyd\\.h' --no-recursive-allowlist"
 allow+=" --blocklist-function dm_early_create" # uses uapi dm-ioctl types we do not need
 allow+=" --allowlist-function sock_set_reuseaddr --allowlist-function tcp_sock_set_nodelay"
 allow+=" --allowlist-function sock_set_keepalive --allowlist-function tcp_sock_set_user_timeout"
+allow+=" --allowlist-function crc32c" # the frames' CRC, with the CPU's instruction
 cmd=${cmd/ -- / $allow -- }
 (cd "$KDIR" && eval "$cmd")
 mv "$OUT.tmp" "$OUT"

@@ -108,6 +108,21 @@ impl Crc32c {
         self
     }
 
+    /// Feeds `data` through `raw`, another implementation of the same raw update
+    /// (reflected CRC-32C, no inversion: `raw(state, data)` returns the state after
+    /// `data`), e.g. the kernel's `crc32c()`, which uses the CPU's instruction.
+    pub fn update_with(&mut self, data: &[u8], raw: impl FnOnce(u32, &[u8]) -> u32) -> &mut Self {
+        self.state = raw(self.state, data);
+        self
+    }
+
+    /// The raw update of [`Crc32c::update`] as a function, for [`Crc32c::update_with`].
+    pub fn raw_update(state: u32, data: &[u8]) -> u32 {
+        let mut c = Crc32c { state };
+        c.update(data);
+        c.state
+    }
+
     /// The CRC of every byte fed so far. Does not reset the state: more
     /// bytes may still be fed.
     pub fn finish(&self) -> u32 {
@@ -123,6 +138,18 @@ pub fn crc32c(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_with_the_raw_update_is_update() {
+        let data: [u8; 300] = core::array::from_fn(|i| (i * 7 + 3) as u8);
+        for n in [0, 1, 9, 300] {
+            let mut a = Crc32c::new();
+            a.update(&data[..n]);
+            let mut b = Crc32c::new();
+            b.update_with(&data[..n], Crc32c::raw_update);
+            assert_eq!(a.finish(), b.finish());
+        }
+    }
 
     fn bitwise(data: &[u8]) -> u32 {
         let mut c = !0u32;
