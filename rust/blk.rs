@@ -219,6 +219,47 @@ impl Bdev {
         self.rw(sector, buf.as_mut_ptr(), len, opf)
     }
 
+    /// Submits a write of `len` bytes at `buf` to `sector` without waiting:
+    /// `end_io(bio)` runs at completion (any context, usually interrupt) with
+    /// `private` in the bio's `bi_private`, and must put the bio.
+    ///
+    /// # Safety
+    ///
+    /// `buf` must be `len` bytes of vmalloc memory that stays valid and unchanged,
+    /// and `private` valid, until `end_io` has run.
+    pub(crate) unsafe fn submit_write(
+        &self,
+        sector: u64,
+        buf: *mut u8,
+        len: usize,
+        private: *mut core::ffi::c_void,
+        end_io: unsafe extern "C" fn(*mut bindings::bio),
+    ) -> Result {
+        if len == 0 || len > MAX_IO {
+            return Err(EINVAL);
+        }
+        let opf = bindings::req_op_REQ_OP_WRITE | (1 << bindings::req_flag_bits___REQ_SYNC);
+        let pages = len.div_ceil(4096) as u16;
+        // SAFETY: `bioset()` is initialised; the device is open.
+        let bio = unsafe { bindings::bio_alloc_bioset(self.raw, pages, opf, GFP_NOIO, bioset()) };
+        if bio.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `bio` is ours until submitted; `buf` and `private` stay valid until
+        // `end_io` (the caller's contract), which puts the bio.
+        unsafe {
+            (*bio).bi_iter.bi_sector = sector;
+            if !bindings::bio_add_vmalloc(bio, buf.cast(), len as u32) {
+                bindings::bio_put(bio);
+                return Err(EIO);
+            }
+            (*bio).bi_private = private;
+            (*bio).bi_end_io = Some(end_io);
+            bindings::submit_bio(bio);
+        }
+        Ok(())
+    }
+
     /// Reads `len` bytes at `sector` into the front of `buf`.
     pub(crate) fn read(&self, sector: u64, buf: &mut IoBuf, len: usize) -> Result {
         if len > buf.len() {

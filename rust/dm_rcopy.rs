@@ -7,6 +7,7 @@
 use kernel::prelude::*;
 
 mod activity;
+mod apply;
 mod blk;
 mod config;
 mod dirty;

@@ -22,6 +22,7 @@
 //! later is applied. What if the machine loses power here: whatever the primary did
 //! not see acknowledged as durable it still holds marked, and resyncs.
 
+use crate::apply::Applier;
 use crate::blk::IoBuf;
 use crate::engine::{log_link_end, Pair};
 use crate::kthread;
@@ -101,7 +102,7 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
                     } else {
                         Ok(())
                     };
-                    if let Err(e) = r.and_then(|()| serve(p, &link, &mut buf)) {
+                    if let Err(e) = r.and_then(|()| serve(p, &link)) {
                         if !p.stopping() {
                             log_link_end(p, "replication link down", &e);
                         }
@@ -156,48 +157,54 @@ fn mark_inconsistent(p: &Pair) {
     }
 }
 
-/// Applies frames from the primary, in order, acknowledging each write.
-fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
+/// Applies frames from the primary, acknowledging each write: plain writes in
+/// parallel as their dependencies allow, everything else in order (`apply.rs`).
+fn serve(p: &Pair, link: &Arc<Link>) -> Result<(), LinkError> {
+    let ap = Applier::new(p.name(), link).map_err(LinkError::Io)?;
     let mut last_seq = 0u64;
     while !p.stopping() {
-        let h = link.recv(buf)?;
+        let mut f = ap.recv()?;
+        let h = f.h;
+        if h.kind == Kind::Write {
+            if h.flags & proto::WRITE_MARK == 0 && !h.write_fits(p.cfg.size_bytes) {
+                ap.release(f);
+                return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
+            }
+            // Writes are received in sequence order: one out of order is a protocol
+            // error, never applied.
+            if h.seq <= last_seq {
+                ap.release(f);
+                return Err(LinkError::Proto(proto::ProtoError::BadSeq));
+            }
+            last_seq = h.seq;
+            let alone = proto::WRITE_MARK
+                | proto::WRITE_PREFLUSH
+                | proto::WRITE_FUA
+                | proto::WRITE_DISCARD
+                | proto::WRITE_ZEROES;
+            if h.flags & alone == 0 && h.nr_sectors > 0 {
+                if let Err(e) = ap.submit(p, f) {
+                    return Err(failed_async(p, link, e));
+                }
+                continue;
+            }
+            // Alone and in order: everything before it applied first.
+            if let Err(e) = ap.drain().and_then(|()| ap.admit_sync(&h)) {
+                ap.release(f);
+                return Err(failed_async(p, link, e));
+            }
+            let r = serve_alone(p, link, &h, ap.buf(&mut f));
+            ap.release(f);
+            r?;
+            ap.applied(h.seq);
+            continue;
+        }
+        ap.release(f);
+        if h.kind != Kind::Ping {
+            // A state change, COPY_DONE or BYE concerns everything before it.
+            ap.drain().map_err(|e| failed_async(p, link, e))?;
+        }
         match h.kind {
-            Kind::Write if h.flags & proto::WRITE_MARK != 0 => {
-                if h.seq <= last_seq {
-                    return Err(LinkError::Proto(proto::ProtoError::BadSeq));
-                }
-                last_seq = h.seq;
-                let mark = proto::Mark::decode(&buf[..h.len as usize]).map_err(LinkError::Proto)?;
-                // Everything before the marker is applied: make it durable (the
-                // snapshot names it, and this ACK is a durable one).
-                if let Err(e) = p.data.flush() {
-                    apply_failed(p, &h, &e);
-                    link.send(&Header::ack(h.seq, 0, -e.to_errno() as u64), &[])?;
-                    return Err(LinkError::Io(e));
-                }
-                let result = take_mark(p, &h, &mark);
-                link.send(&Header::ack_mark(h.seq, result), &[])?;
-            }
-            Kind::Write => {
-                if !h.write_fits(p.cfg.size_bytes) {
-                    return Err(LinkError::Proto(proto::ProtoError::SectorOverflow));
-                }
-                // Writes are applied in sequence order: one out of order is a
-                // protocol error, never applied.
-                if h.seq <= last_seq {
-                    return Err(LinkError::Proto(proto::ProtoError::BadSeq));
-                }
-                last_seq = h.seq;
-                let durable =
-                    h.flags & (proto::WRITE_PREFLUSH | proto::WRITE_FUA) != 0 || h.nr_sectors == 0;
-                if let Err(e) = apply(p, &h, buf) {
-                    apply_failed(p, &h, &e);
-                    link.send(&Header::ack(h.seq, 0, -e.to_errno() as u64), &[])?;
-                    return Err(LinkError::Io(e));
-                }
-                let flags = if durable { proto::ACK_DURABLE } else { 0 };
-                link.send(&Header::ack(h.seq, flags, 0), &[])?;
-            }
             Kind::Ping => link.send(&Header::pong(h.a), &[])?,
             Kind::State => {
                 let st = crate::rcore::state::Pair::decode(h.a).map(|s| s.state);
@@ -243,13 +250,47 @@ fn serve(p: &Pair, link: &Link, buf: &mut IoBuf) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// A write handled alone, everything before it applied: a marker, a flush, a
+/// PREFLUSH or FUA write (acknowledged as durable), a discard or zeroes.
+fn serve_alone(p: &Pair, link: &Link, h: &Header, buf: &mut IoBuf) -> Result<(), LinkError> {
+    if h.flags & proto::WRITE_MARK != 0 {
+        let mark = proto::Mark::decode(&buf[..h.len as usize]).map_err(LinkError::Proto)?;
+        // Everything before the marker is applied: make it durable (the snapshot
+        // names it, and this ACK is a durable one).
+        if let Err(e) = p.data.flush() {
+            apply_failed(p, h.seq, h.a, &e);
+            link.send(&Header::ack(h.seq, 0, -e.to_errno() as u64), &[])?;
+            return Err(LinkError::Io(e));
+        }
+        let result = take_mark(p, h, &mark);
+        return link.send(&Header::ack_mark(h.seq, result), &[]);
+    }
+    let durable = h.flags & (proto::WRITE_PREFLUSH | proto::WRITE_FUA) != 0 || h.nr_sectors == 0;
+    if let Err(e) = apply(p, h, buf) {
+        apply_failed(p, h.seq, h.a, &e);
+        link.send(&Header::ack(h.seq, 0, -e.to_errno() as u64), &[])?;
+        return Err(LinkError::Io(e));
+    }
+    let flags = if durable { proto::ACK_DURABLE } else { 0 };
+    link.send(&Header::ack(h.seq, flags, 0), &[])
+}
+
+/// A write applied in parallel failed (or one did before this frame): the apply
+/// stops, the primary hears the errno for that write, and the connection ends.
+fn failed_async(p: &Pair, link: &Link, (seq, errno): (u64, i32)) -> LinkError {
+    let e = Error::from_errno(errno);
+    apply_failed(p, seq, 0, &e);
+    let _ = link.send(&Header::ack(seq, 0, -errno as u64), &[]);
+    LinkError::Io(e)
+}
+
 /// The apply failed: logged, sticky, and the image no longer claims consistency.
-fn apply_failed(p: &Pair, h: &Header, e: &Error) {
+fn apply_failed(p: &Pair, seq: u64, sector: u64, e: &Error) {
     pr_err!(
         "{}: applying write {} (sector {}) failed: errno {}; stopping the apply\n",
         p.name(),
-        h.seq,
-        h.a,
+        seq,
+        sector,
         -e.to_errno()
     );
     p.apply_failed.store(1, Relaxed);
