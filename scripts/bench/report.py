@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarise a bench run (scripts/bench.sh): read RAW_DIR/kv and RAW_DIR/fio/*.json,
-print the comparison table, write it as JSON.
+print the comparison table, write it as JSON. Every row tolerates configurations that
+lack a measurement (skipped, failed, or not made for that configuration): it prints "-".
 
     report.py RAW_DIR JSON_OUT
 
@@ -125,6 +126,13 @@ def main():
             return None
         return s.get(key or dict((w, k) for w, _, k in WORKLOADS)[wl])
 
+    def safe(f, c):
+        """f(c), or None when the configuration lacks what f looks at"""
+        try:
+            return f(c)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+            return None
+
     link = {k: num(kv.get("link." + k)) for k in (
         "ping_min_ms", "ping_avg_ms", "ping_median_ms", "ping_max_ms", "iperf_mbps", "iperf_end_mbps")}
     # the link's capacity: the better of the two iperf3 runs (start and end of the bench)
@@ -171,6 +179,9 @@ def main():
                        "mbps": (b / t / 1e6) if b and t else None}
         sync_info[cfg] = d
 
+    def si(cfg, what, key):
+        return (sync_info.get(cfg) or {}).get(what, {}).get(key)
+
     raw_seq = m("raw", "seq")
     best_resync_bound = min(x for x in (raw_seq, lk) if x) if (raw_seq or lk) else None
 
@@ -188,8 +199,8 @@ def main():
         if k.endswith(".skipped") or k.endswith(".failed") or k.startswith("note."):
             L.append(f"NOTE {k}: {kv[k]}")
     L.append("")
-    w0 = 30
-    cw = 12
+    w0 = 34
+    cw = 13
     L.append(" " * w0 + "".join(t.rjust(cw) for _, t in CONFIGS))
     for wl, title, key in WORKLOADS:
         L.append(title.ljust(w0) + "".join(fmt(m(c, wl)).rjust(cw) for c, _ in CONFIGS))
@@ -204,14 +215,15 @@ def main():
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "left_after_mib"))).rjust(cw) for c, _ in CONFIGS))
         L.append("  drain after job (s)".ljust(w0) +
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "drain_s"))).rjust(cw) for c, _ in CONFIGS))
-    def row(title, f):
-        L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fmt(f(c))).rjust(cw) for c, _ in CONFIGS))
 
-    row(f"resync after cut (MB/s)", lambda c: sync_info[c]["resync"]["mbps"])
-    row("  resynced (MiB)", lambda c: (sync_info[c]["resync"]["bytes"] or 0) / 1048576 or None)
-    row("  reconnect before it (s)", lambda c: sync_info[c]["resync"]["connect_s"])
-    row("initial copy (MB/s)", lambda c: sync_info[c]["copy"]["mbps"])
-    row("ping avg before QD1 job (ms)", lambda c: phase_ping[c])
+    def row(title, f, fm=fmt):
+        L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fm(safe(f, c))).rjust(cw) for c, _ in CONFIGS))
+
+    row("resync after cut (MB/s)", lambda c: si(c, "resync", "mbps"))
+    row("  resynced (MiB)", lambda c: (si(c, "resync", "bytes") or 0) / 1048576 or None)
+    row("  reconnect before it (s)", lambda c: si(c, "resync", "connect_s"))
+    row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
+    row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
 
     # ----------------------------------------------------------------- ratios
     ratios = {}
@@ -226,7 +238,7 @@ def main():
     ]
     for title, a, b in rows:
         r = {wl: ratio(m(a, wl), m(b, wl)) for wl, _, _ in WORKLOADS}
-        r["resync"] = ratio(sync_info[a]["resync"]["mbps"], sync_info.get(b, {}).get("resync", {}).get("mbps")) if b != "raw" else None
+        r["resync"] = ratio(si(a, "resync", "mbps"), si(b, "resync", "mbps")) if b != "raw" else None
         ratios[f"{a}/{b}"] = r
         L.append(title.ljust(w0) + "".join(fx(r[k]).rjust(cw) for k in ("seq", "r16", "r1", "resync")))
     L.append("")
@@ -237,7 +249,7 @@ def main():
         vals = [ratio(m(c, "seq", key), lk) for c, _ in CONFIGS[1:]]
         vs[key] = dict(zip([c for c, _ in CONFIGS[1:]], vals))
         L.append(("  " + lab).ljust(w0) + "".join(fx(v).rjust(cw) for v in vals))
-    rs = [ratio(sync_info[c]["resync"]["mbps"], best_resync_bound) for c, _ in CONFIGS[1:]]
+    rs = [ratio(si(c, "resync", "mbps"), best_resync_bound) for c, _ in CONFIGS[1:]]
     vs["resync_vs_min_disk_link"] = dict(zip([c for c, _ in CONFIGS[1:]], rs))
     L.append("  resync / min(disk, link)".ljust(w0) + "".join(fx(v).rjust(cw) for v in rs))
     ratios["vs_link"] = vs
@@ -283,12 +295,12 @@ def main():
            1.1 * raw_lat if raw_lat is not None else None, ok_if_ge=False)
     target("sync QD1 latency <= 1.1 x (raw + ping avg) (ms)", sync_lat,
            1.1 * bound if bound is not None else None, ok_if_ge=False)
-    target("resync MB/s >= 0.9 x min(disk, link)", sync_info["rcopy_sync"]["resync"]["mbps"],
+    target("resync MB/s >= 0.9 x min(disk, link)", si("rcopy_sync", "resync", "mbps"),
            0.9 * best_resync_bound if best_resync_bound else None)
     for a, b in PAIRS:
         for wl, title, key in WORKLOADS:
             target(f"{a} {wl} beats {b}", m(a, wl), m(b, wl), ok_if_ge=(key != "lat_ms"))
-        target(f"{a} resync beats {b}", sync_info[a]["resync"]["mbps"], sync_info[b]["resync"]["mbps"])
+        target(f"{a} resync beats {b}", si(a, "resync", "mbps"), si(b, "resync", "mbps"))
     L.append("")
     L.append("targets (mission.md, informational; the bench never fails on speed):")
     for t in targets:
