@@ -9,11 +9,11 @@
 # VM a (10.77.0.1) and VM b (10.77.0.2) on net n0. Disks (same on both, plus vde on a):
 #   vda rcopy data   vdb rcopy metadata   vdc DRBD data   vdd DRBD metadata (external)
 #   vde (a only) the raw-disk baseline, same size as the data disks
-# Steps: link (ping, iperf3), raw disk, rcopy sync, DRBD protocol C, rcopy async, DRBD
-# protocol A (same-protocol pairs next to each other in time: the host may be shared),
-# link again (iperf3; the client starts once the server on b is seen listening, and a
-# failed run is one NOTE line, not an error). Each disk configuration runs the same
-# three fio jobs on a (direct
+# Steps: link (ping, iperf3), raw disk, rcopy sync, rcopy sync with a cold activity log,
+# DRBD protocol C, rcopy async, DRBD protocol A (same-protocol pairs next to each other in
+# time: the host may be shared), link again (iperf3; the client starts once
+# the server on b is seen listening, and a failed run is one NOTE line, not an error).
+# Each disk configuration runs the same three fio jobs on a (direct
 # I/O, libaio, time-based): sequential 1 MiB writes QD8, random 4k writes QD16, random 4k
 # writes QD1 (preceded by 20 pings, so its latency can be set against raw + that RTT).
 # After each job on a replicated device the bench waits until the peer has everything
@@ -21,6 +21,13 @@
 # including that drain. Then a resync after a link cut: rcopy via vm_link down (the
 # primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB written
 # meanwhile; the rate is the resynced bytes over the time from reconnection to in sync.
+# Then a second cut of the same kind, with BENCH_RANDOUT_MB of 4 KiB random writes during
+# the outage instead (fio randwrite, direct, QD16, offsets over the whole device from
+# fio's random map, so no block twice, seeded with BENCH_RANDOUT_SEED: every product gets
+# the same offsets); the resync's cost is the bytes the primary sent from just before
+# the link comes back until in sync (rcopy: delta of sent_bytes in `dmsetup status`;
+# DRBD: the ns: KiB counter of /proc/drbd, which 8.4 zeroes at connect), per byte
+# written, with the times from the link coming back to reconnection and to in sync.
 # rcopy pairs are made like scripts/vmtests/lib/pair.sh (dmsetup tables; secondary on b
 # first); the first one does a full initial copy (timed and reported), the async pair
 # reuses the metadata of the cleanly removed sync pair and starts in sync. DRBD 8.4 (the
@@ -39,8 +46,9 @@
 # a DRBD problem is reported in one line and skipped).
 #
 # Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
-# BENCH_OUT, BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log;
-# 0 keeps the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
+# BENCH_RANDOUT_MB (8), BENCH_RANDOUT_SEED (4242), BENCH_OUT,
+# BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log; 0 keeps
+# the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
@@ -48,6 +56,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RT=${BENCH_RUNTIME:-10}
 DISK_MB=${BENCH_DISK_MB:-256}
 RESYNC_MB=${BENCH_RESYNC_MB:-64}
+RANDOUT_MB=${BENCH_RANDOUT_MB:-8}
+RANDOUT_SEED=${BENCH_RANDOUT_SEED:-4242}
 BENCH_HELPERS=$RCOPY_ROOT/scripts/bench
 MODULE=${RCOPY_MODULE:-$RCOPY_ROOT/rust/dm_rcopy.ko}
 SECRET=bench-$$-$RANDOM
@@ -64,6 +74,9 @@ LOG=$RAW/trace.log
 [[ $RT =~ ^[1-9][0-9]*$ && $DISK_MB =~ ^[1-9][0-9]*$ && $RESYNC_MB =~ ^[1-9][0-9]*$ ]] ||
 	die "BENCH_RUNTIME, BENCH_DISK_MB and BENCH_RESYNC_MB must be positive integers"
 ((RESYNC_MB * 2 <= DISK_MB)) || die "BENCH_RESYNC_MB must be at most half of BENCH_DISK_MB"
+[[ $RANDOUT_MB =~ ^[1-9][0-9]*$ && $RANDOUT_SEED =~ ^[0-9]+$ ]] ||
+	die "BENCH_RANDOUT_MB must be a positive integer, BENCH_RANDOUT_SEED an integer"
+((RANDOUT_MB * 2 <= DISK_MB)) || die "BENCH_RANDOUT_MB must be at most half of BENCH_DISK_MB"
 [[ -f $MODULE ]] || die "no module at $MODULE: run 'make module'"
 for t in fio ping iperf3 python3 dmsetup; do
 	command -v "$t" >/dev/null || die "$t is not installed (the VMs use the host's root)"
@@ -96,6 +109,8 @@ rec meta.date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 rec meta.runtime_s "$RT"
 rec meta.disk_mb "$DISK_MB"
 rec meta.resync_mb "$RESYNC_MB"
+rec meta.randout_mb "$RANDOUT_MB"
+rec meta.randout_seed "$RANDOUT_SEED"
 rec meta.host "$(uname -n), $(nproc) cpus"
 rec meta.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec meta.kernel "$RCOPY_KERNEL"
@@ -328,6 +343,63 @@ rcopy_resync() {
 	say "  resync of $((dirty >> 20)) MiB dirty: reconnected after $tc s, duplex after $t s"
 }
 
+# randout_fio CONFIG DEVICE: the outage workload of the 4k random measurement: RANDOUT_MB
+# of 4 KiB random writes over the whole device (fio's random map: no block twice), with
+# the fixed seed RANDOUT_SEED, so every product gets the same offsets
+randout_fio() {
+	local tag=$1-randout rc
+	vm_run a --timeout 300 "fio --name=$tag --filename=$2 --rw=randwrite --bs=4k --iodepth=16 \
+--ioengine=libaio --direct=1 --io_size=${RANDOUT_MB}M --randseed=$RANDOUT_SEED --output-format=json \
+--output=/run/vm/share/$tag.json >/run/vm/share/$tag.err 2>&1" >/dev/null
+	rc=$?
+	cp "$(vm_share_dir a)/$tag.json" "$RAW/fio/$tag.json" 2>/dev/null
+	cat "$(vm_share_dir a)/$tag.err" >>"$LOG" 2>/dev/null
+	((rc == 0)) || say "  fio $tag failed (exit $rc): $(tail -n 3 "$(vm_share_dir a)/$tag.err" 2>/dev/null | tr '\n' ' ')"
+	return $rc
+}
+
+# randout_rec CONFIG SENT_BEFORE SENT_AFTER DIRTY T_CONN T_DONE: the 4k random outage's
+# results (bytes; a counter that went down was zeroed on reconnection: DRBD's ns:)
+randout_rec() {
+	local cfg=$1 sent=$(($3 - $2))
+	(($3 >= $2)) || sent=$3
+	local w=$((RANDOUT_MB << 20))
+	rec "$cfg.randout_written_bytes" "$w"
+	rec "$cfg.randout_dirty_bytes" "$4"
+	rec "$cfg.randout_sent_bytes" "$sent"
+	rec "$cfg.randout_connect_s" "$5"
+	rec "$cfg.randout_insync_s" "$6"
+	say "  4k random outage: $RANDOUT_MB MiB written, $(($4 >> 10)) KiB to resync, $((sent >> 10)) KiB sent" \
+		"($(awk -v a="$sent" -v b="$w" 'BEGIN { printf "%.2f", a / b }') x written): reconnected after $5 s, in sync after $6 s"
+}
+
+# rcopy_randout CONFIG: cut the link as rcopy_resync does, write RANDOUT_MB of 4k random
+# blocks, restore it; resync bytes = the primary's sent_bytes from just before the link
+# comes back to duplex
+rcopy_randout() {
+	local cfg=$1 out dirty sent0 sent1 job t tc
+	vm_link a down || { say "  vm_link failed"; return 1; }
+	if ! vm_wait_until a 60 "dmsetup status r0 | grep -q 'state=suspended '" >/dev/null; then
+		vm_link a up
+		rcopy_fail "primary did not notice the link cut in 60 s: $(rstatus a)"
+		return 1
+	fi
+	randout_fio "$cfg" /dev/mapper/r0 || { vm_link a up; rcopy_fail "4k random writes while the link is down failed"; return 1; }
+	out=$(rstatus a)
+	dirty=$(kv_of "$out" dirty_bytes) sent0=$(kv_of "$out" sent_bytes)
+	job=$(vm_spawn a --timeout 400 "bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
+	wait_until 30 grep -q started= "$(_vm_dir a)/ctl/jobs/out.$job"
+	vm_link a up
+	out=$(vm_wait a "$job" 420)
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	sent1=$(kv_of "$(line_of "$out" status)" sent_bytes)
+	if [[ -z $t ]]; then
+		rcopy_fail "no resync to duplex within 360 s after the 4k random outage: $(line_of "$out" status)"
+		return 1
+	fi
+	randout_rec "$cfg" "${sent0:-0}" "${sent1:-0}" "${dirty:-0}" "$tc" "$t"
+}
+
 rcopy_unpair() {
 	vm_run a --timeout 120 'dmsetup remove r0' >/dev/null &&
 		vm_run b --timeout 120 'dmsetup remove r0' >/dev/null ||
@@ -348,6 +420,7 @@ rcopy_mode() {
 	done
 	if [[ -z ${2:-} ]]; then
 		rcopy_resync "$cfg" || return 1
+		rcopy_randout "$cfg" || return 1
 	else
 		rec "$cfg.al_status" "$(kv_of "$(rstatus a)" al_hot) hot"
 	fi
@@ -446,6 +519,27 @@ drbd_resync() {
 	say "  resync of $((oos >> 10)) MiB out of sync: reconnected after $tc s, in sync after $t s"
 }
 
+# drbd_randout CONFIG: like rcopy_randout, the link cut by `drbdadm disconnect`; resync
+# bytes from the ns: counter (KiB sent) of /proc/drbd on the primary, which DRBD 8.4
+# zeroes at `connect`: the value once in sync
+drbd_randout() {
+	local cfg=$1 out oos ns0 ns1 t tc
+	out=$(vm_run a --timeout 60 "$DRBDADM disconnect r0 && grep -o ' cs:[A-Za-z]*' /proc/drbd") ||
+		{ say "  drbdadm disconnect failed: $out"; return 1; }
+	randout_fio "$cfg" /dev/drbd0 || { vm_run a --timeout 60 "$DRBDADM connect r0" >/dev/null; return 1; }
+	out=$(vm_run a --timeout 30 'cat /proc/drbd')
+	oos=$(sed -n 's/.* oos:\([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
+	ns0=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$out" | head -n 1)
+	out=$(vm_run a --timeout 420 "$DRBDADM connect r0 && bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	ns1=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$(line_of "$out" status)")
+	if [[ -z $t || -z $oos || -z $ns0 || -z $ns1 ]]; then
+		say "  DRBD resync after the 4k random outage did not finish: $(line_of "$out" status)"
+		return 1
+	fi
+	randout_rec "$cfg" $((ns0 * 1024)) $((ns1 * 1024)) $((oos * 1024)) "$tc" "$t"
+}
+
 drbd_phase() {
 	local p=$1 cfg=drbd_$1 wl
 	[[ -z $DRBD_BROKEN ]] || return 1
@@ -457,6 +551,7 @@ drbd_phase() {
 		drain "$cfg" "$wl" drbd-drain || { drbd_skip "DRBD did not drain after $wl"; return 1; }
 	done
 	drbd_resync "$cfg" || rec "$cfg.resync.skipped" "resync measurement failed (see $LOG)"
+	drbd_randout "$cfg" || rec "$cfg.randout.skipped" "4k random outage measurement failed (see $LOG)"
 }
 
 # ------------------------------------------------------------------ run

@@ -28,6 +28,8 @@ WORKLOADS = [  # (key, title, metric)
     ("r1", "rand 4k write QD1 (lat ms)", "lat_ms"),
 ]
 PAIRS = [("rcopy_sync", "drbd_C"), ("rcopy_async", "drbd_A")]
+# the configurations with the 4k random outage measurement
+RANDOUT_CONFIGS = ["rcopy_sync", "drbd_C", "rcopy_async", "drbd_A"]
 
 
 def read_kv(path):
@@ -182,6 +184,29 @@ def main():
     def si(cfg, what, key):
         return (sync_info.get(cfg) or {}).get(what, {}).get(key)
 
+    # the 4k random outage: resync bytes sent per byte written
+    randout = {}
+    for cfg in RANDOUT_CONFIGS:
+        w = num(kv.get(f"{cfg}.randout_written_bytes"))
+        fs = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-randout.json"))
+        if fs and fs.get("io_bytes"):
+            w = float(fs["io_bytes"])
+        sent = num(kv.get(f"{cfg}.randout_sent_bytes"))
+        if sent is None:
+            w = None
+        randout[cfg] = {
+            "written_bytes": w,
+            "dirty_bytes": num(kv.get(f"{cfg}.randout_dirty_bytes")),
+            "sent_bytes": sent,
+            "sent_per_written": ratio(sent, w),
+            "connect_s": num(kv.get(f"{cfg}.randout_connect_s")),
+            "insync_s": num(kv.get(f"{cfg}.randout_insync_s")),
+            "outage_fio_iops": fs.get("iops") if fs else None,
+        }
+
+    def ro(cfg, key):
+        return (randout.get(cfg) or {}).get(key)
+
     raw_seq = m("raw", "seq")
     best_resync_bound = min(x for x in (raw_seq, lk) if x) if (raw_seq or lk) else None
 
@@ -222,6 +247,12 @@ def main():
     row("resync after cut (MB/s)", lambda c: si(c, "resync", "mbps"))
     row("  resynced (MiB)", lambda c: (si(c, "resync", "bytes") or 0) / 1048576 or None)
     row("  reconnect before it (s)", lambda c: si(c, "resync", "connect_s"))
+    row(f"4k random outage ({fmt(num(kv.get('meta.randout_mb')))} MiB)", lambda c: None)
+    row("  written (MiB)", lambda c: ro(c, "written_bytes") / 1048576)
+    row("  resync sent (MiB)", lambda c: ro(c, "sent_bytes") / 1048576)
+    row("  resync bytes / written", lambda c: ro(c, "sent_per_written"), fx)
+    row("  link up to reconnected (s)", lambda c: ro(c, "connect_s"))
+    row("  link up to in sync (s)", lambda c: ro(c, "insync_s"))
     row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
     row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
 
@@ -297,6 +328,9 @@ def main():
            1.1 * bound if bound is not None else None, ok_if_ge=False)
     target("resync MB/s >= 0.9 x min(disk, link)", si("rcopy_sync", "resync", "mbps"),
            0.9 * best_resync_bound if best_resync_bound else None)
+    for c in ("rcopy_sync", "rcopy_async"):
+        target(f"{c} resync bytes / written after a 4k random outage <= 1.5",
+               ro(c, "sent_per_written"), 1.5, ok_if_ge=False)
     for a, b in PAIRS:
         for wl, title, key in WORKLOADS:
             target(f"{a} {wl} beats {b}", m(a, wl), m(b, wl), ok_if_ge=(key != "lat_ms"))
@@ -314,6 +348,7 @@ def main():
         "link": link,
         "fio": res,
         "copy_and_resync": sync_info,
+        "randout": randout,
         "ratios": ratios,
         "targets": targets,
         "table": L,
