@@ -28,6 +28,10 @@
 # the link comes back until in sync (rcopy: delta of sent_bytes in `dmsetup status`;
 # DRBD: the ns: KiB counter of /proc/drbd, which 8.4 zeroes at connect), per byte
 # written, with the times from the link coming back to reconnection and to in sync.
+# CPU cost: around every fio job the busy ticks of /proc/stat's first line (user, nice,
+# system, irq, softirq, steal) on a and b, before the job, after it and once drained;
+# the table shows (a+b) ms per MiB fio wrote, until drained (the replica's work on data
+# still queued when fio ended counts; the drain poll's own dmsetup/awk runs too).
 # rcopy pairs are made like scripts/vmtests/lib/pair.sh (dmsetup tables; secondary on b
 # first); the first one does a full initial copy (timed and reported), the async pair
 # reuses the metadata of the cleanly removed sync pair and starts in sync. DRBD 8.4 (the
@@ -156,6 +160,7 @@ for v in a b; do
 done
 clk=$(vm_run a --timeout 30 'cat /sys/devices/system/clocksource/clocksource0/current_clocksource')
 rec meta.clocksource "${clk:-unknown}"
+rec meta.user_hz "$(vm_run a --timeout 30 'getconf CLK_TCK')"
 [[ $clk == tsc* ]] || say "note: guest clocksource is '${clk:-unknown}' (coarse timestamps)"
 
 for v in a b; do
@@ -168,11 +173,25 @@ for v in a b; do
 done
 
 # ------------------------------------------------------------------ helpers
+# The VMs whose CPU time a fio job is charged with.
+CPU_VMS="a b"
+# cpu_mark CONFIG WORKLOAD PHASE: busy CPU ticks (USER_HZ) of each VM in CPU_VMS, from the
+# first line of /proc/stat: user+nice+system+irq+softirq+steal. PHASE 0 before the fio
+# job, 1 right after it, 2 once drained. Recorded as CONFIG.WORKLOAD.cpu_<vm>_<PHASE>.
+cpu_mark() {
+	local v t
+	for v in $CPU_VMS; do
+		t=$(vm_run "$v" --timeout 30 "awk '/^cpu /{print \$2+\$3+\$4+\$7+\$8+\$9; exit}' /proc/stat")
+		[[ $t =~ ^[0-9]+$ ]] && rec "$1.$2.cpu_${v}_$3" "$t"
+	done
+}
+
 # run_fio CONFIG WORKLOAD DEVICE [AFTER_SCRIPT]: one fio job on a; its JSON lands in
 # $RAW/fio/CONFIG-WORKLOAD.json; AFTER_SCRIPT's output (the device's state right after
 # the job) in the kv file.
 run_fio() {
 	local cfg=$1 wl=$2 dev=$3 after=${4:-true} args out tag=$1-$2
+	cpu_mark "$cfg" "$wl" 0
 	case $wl in
 	seq) args="--rw=write --bs=1M --iodepth=8" ;;
 	r16) args="--rw=randwrite --bs=4k --iodepth=16" ;;
@@ -182,6 +201,7 @@ run_fio() {
 --direct=1 --time_based --runtime=$RT --randrepeat=0 --norandommap --output-format=json \
 --output=/run/vm/share/$tag.json >/run/vm/share/$tag.err 2>&1; rc=\$?; ($after) 2>&1 | tr '\n' ' '; exit \$rc")
 	local rc=$?
+	cpu_mark "$cfg" "$wl" 1
 	cp "$(vm_share_dir a)/$tag.json" "$RAW/fio/$tag.json" 2>/dev/null
 	cat "$(vm_share_dir a)/$tag.err" >>"$LOG" 2>/dev/null
 	rec "$cfg.$wl.after" "$out"
@@ -212,6 +232,7 @@ drain() {
 		return 1
 	fi
 	rec "$1.$2.drain_s" "$t"
+	cpu_mark "$1" "$2" 2
 	say "  drained in $t s"
 }
 

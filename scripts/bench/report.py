@@ -80,6 +80,35 @@ def fio_summary(path):
     }
 
 
+def cpu_cost(kv, cfg, wl, io_bytes, hz):
+    """CPU time charged to one fio job: busy ticks of /proc/stat on each VM measured
+    (bench.sh cpu_mark: 0 before the job, 1 right after it, 2 once drained)."""
+    out = {}
+    per_vm = {}
+    for v in ("a", "b"):
+        t0 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_0"))
+        t1 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_1"))
+        t2 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_2"))
+        if t0 is None or t1 is None:
+            continue
+        per_vm[v] = ((t1 - t0) * 1000.0 / hz, ((t2 if t2 is not None else t1) - t0) * 1000.0 / hz)
+    if not per_vm:
+        return out
+    mib = io_bytes / 1048576 if io_bytes else 0
+    for v, (job, drained) in per_vm.items():
+        out[f"cpu_{v}_ms"] = drained
+        out[f"cpu_{v}_ms_per_mib"] = drained / mib if mib else None
+    tot_job = sum(j for j, _ in per_vm.values())
+    tot = sum(d for _, d in per_vm.values())
+    out["cpu_vms"] = "+".join(sorted(per_vm))
+    out["cpu_ms_job"] = tot_job
+    out["cpu_ms"] = tot
+    out["cpu_ms_per_mib_job"] = tot_job / mib if mib else None
+    # until drained (the replica's work on data still queued when fio ended included)
+    out["cpu_ms_per_mib"] = tot / mib if mib else None
+    return out
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -104,6 +133,7 @@ def main():
     raw_dir, out_path = sys.argv[1], sys.argv[2]
     kv = read_kv(os.path.join(raw_dir, "kv"))
     res = {}
+    hz = num(kv.get("meta.user_hz")) or 100.0
     for cfg, _ in CONFIGS:
         res[cfg] = {}
         for wl, _, _ in WORKLOADS:
@@ -120,6 +150,7 @@ def main():
                 s["sustained_iops"] = s["ios"] / t
             else:
                 s["sustained_mbps"] = s["sustained_iops"] = None
+            s.update(cpu_cost(kv, cfg, wl, s["io_bytes"], hz))
             res[cfg][wl] = s
 
     def m(cfg, wl, key=None):
@@ -240,6 +271,8 @@ def main():
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "left_after_mib"))).rjust(cw) for c, _ in CONFIGS))
         L.append("  drain after job (s)".ljust(w0) +
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "drain_s"))).rjust(cw) for c, _ in CONFIGS))
+        L.append("  CPU ms/MiB (a+b)".ljust(w0) +
+                 "".join(fmt(m(c, wl, "cpu_ms_per_mib")).rjust(cw) for c, _ in CONFIGS))
 
     def row(title, f, fm=fmt):
         L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fm(safe(f, c))).rjust(cw) for c, _ in CONFIGS))
