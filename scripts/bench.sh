@@ -11,7 +11,7 @@
 #   vde (a only) the raw-disk baseline, same size as the data disks
 # Steps: link (ping, iperf3), raw disk, rcopy sync, rcopy sync with a cold activity log,
 # DRBD protocol C, rcopy async, DRBD protocol A (same-protocol pairs next to each other in
-# time: the host may be shared), link again (iperf3; the client starts once
+# time: the host may be shared), the fast case, link again (iperf3; the client starts once
 # the server on b is seen listening, and a failed run is one NOTE line, not an error).
 # Each disk configuration runs the same three fio jobs on a (direct
 # I/O, libaio, time-based): sequential 1 MiB writes QD8, random 4k writes QD16, random 4k
@@ -32,6 +32,14 @@
 # system, irq, softirq, steal) on a and b, before the job, after it and once drained;
 # the table shows (a+b) ms per MiB fio wrote, until drained (the replica's work on data
 # still queued when fio ended counts; the drain poll's own dmsetup/awk runs too).
+# The fast case (BENCH_FAST_MB, 0 skips it): on a alone, both ends of each pair in one
+# kernel over 127.0.0.1, on loop devices backed by files in a's tmpfs (/dev/shm; a gets
+# 2 x BENCH_FAST_MB more memory): no link shaping, no disk latency, so the engines' own
+# cost shows. Raw loop device, rcopy sync and async (fp0 -> fs0, port 7790), DRBD 8.4
+# protocols C and A (a resource cannot pair with itself: two resources fa -> fb, minors
+# 1 and 2, with swapped addresses 127.0.0.1:7800/7801, each in a config file of its own);
+# seq 1M QD8 and random 4k QD16; MB/s, IOPS and a's CPU ms per MiB. a has one vCPU:
+# fio, both ends and the loop devices share it.
 # rcopy pairs are made like scripts/vmtests/lib/pair.sh (dmsetup tables; secondary on b
 # first); the first one does a full initial copy (timed and reported), the async pair
 # reuses the metadata of the cleanly removed sync pair and starts in sync. DRBD 8.4 (the
@@ -50,7 +58,7 @@
 # a DRBD problem is reported in one line and skipped).
 #
 # Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
-# BENCH_RANDOUT_MB (8), BENCH_RANDOUT_SEED (4242), BENCH_OUT,
+# BENCH_RANDOUT_MB (8), BENCH_RANDOUT_SEED (4242), BENCH_FAST_MB (256), BENCH_OUT,
 # BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log; 0 keeps
 # the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
 set -uo pipefail
@@ -62,6 +70,8 @@ DISK_MB=${BENCH_DISK_MB:-256}
 RESYNC_MB=${BENCH_RESYNC_MB:-64}
 RANDOUT_MB=${BENCH_RANDOUT_MB:-8}
 RANDOUT_SEED=${BENCH_RANDOUT_SEED:-4242}
+FAST_MB=${BENCH_FAST_MB:-256}
+FAST_PORT=7790
 BENCH_HELPERS=$RCOPY_ROOT/scripts/bench
 MODULE=${RCOPY_MODULE:-$RCOPY_ROOT/rust/dm_rcopy.ko}
 SECRET=bench-$$-$RANDOM
@@ -78,8 +88,8 @@ LOG=$RAW/trace.log
 [[ $RT =~ ^[1-9][0-9]*$ && $DISK_MB =~ ^[1-9][0-9]*$ && $RESYNC_MB =~ ^[1-9][0-9]*$ ]] ||
 	die "BENCH_RUNTIME, BENCH_DISK_MB and BENCH_RESYNC_MB must be positive integers"
 ((RESYNC_MB * 2 <= DISK_MB)) || die "BENCH_RESYNC_MB must be at most half of BENCH_DISK_MB"
-[[ $RANDOUT_MB =~ ^[1-9][0-9]*$ && $RANDOUT_SEED =~ ^[0-9]+$ ]] ||
-	die "BENCH_RANDOUT_MB must be a positive integer, BENCH_RANDOUT_SEED an integer"
+[[ $RANDOUT_MB =~ ^[1-9][0-9]*$ && $RANDOUT_SEED =~ ^[0-9]+$ && $FAST_MB =~ ^[0-9]+$ ]] ||
+	die "BENCH_RANDOUT_MB must be a positive integer, BENCH_RANDOUT_SEED and BENCH_FAST_MB integers"
 ((RANDOUT_MB * 2 <= DISK_MB)) || die "BENCH_RANDOUT_MB must be at most half of BENCH_DISK_MB"
 [[ -f $MODULE ]] || die "no module at $MODULE: run 'make module'"
 for t in fio ping iperf3 python3 dmsetup; do
@@ -115,6 +125,7 @@ rec meta.disk_mb "$DISK_MB"
 rec meta.resync_mb "$RESYNC_MB"
 rec meta.randout_mb "$RANDOUT_MB"
 rec meta.randout_seed "$RANDOUT_SEED"
+rec meta.fast_mb "$FAST_MB"
 rec meta.host "$(uname -n), $(nproc) cpus"
 rec meta.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec meta.kernel "$RCOPY_KERNEL"
@@ -145,7 +156,8 @@ fi
 say "results: $BENCH_OUT (raw data and logs: $RAW)"
 say "booting VMs a and b (${DISK_MB} MiB data disks, runtime ${RT} s per fio job)"
 d="--disk $DISK_MB --disk 8 --disk $DISK_MB --disk 8"
-if ! vm_start_many "a $d --disk $DISK_MB --net n0 --ip 10.77.0.1/24 ${APPEND[*]}" \
+# a holds the fast case's four loop files in its tmpfs: give it that much more memory
+if ! vm_start_many "a $d --disk $DISK_MB --net n0 --ip 10.77.0.1/24 --mem $((VM_MEM + 2 * FAST_MB + 32)) ${APPEND[*]}" \
 	"b $d --net n0 --ip 10.77.0.2/24 ${APPEND[*]}"; then
 	say "the VMs did not boot (see $LOG)"
 	exit 1
@@ -173,7 +185,7 @@ for v in a b; do
 done
 
 # ------------------------------------------------------------------ helpers
-# The VMs whose CPU time a fio job is charged with.
+# The VMs whose CPU time a fio job is charged with (the fast case: a alone).
 CPU_VMS="a b"
 # cpu_mark CONFIG WORKLOAD PHASE: busy CPU ticks (USER_HZ) of each VM in CPU_VMS, from the
 # first line of /proc/stat: user+nice+system+irq+softirq+steal. PHASE 0 before the fio
@@ -222,10 +234,11 @@ kv_of() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1; }
 # line_of TEXT KEY: the rest of the line KEY=... in TEXT
 line_of() { sed -n "s/^$2=//p" <<<"$1" | head -n 1; }
 
-# drain CONFIG WORKLOAD KIND: wait (bounded) until the peer has everything; record the time
+# drain CONFIG WORKLOAD KIND [ENV]: wait (bounded) until the peer has everything; record
+# the time. ENV (RC_DEV=name, DRBD_MINOR=n) tells watch.sh which device to watch.
 drain() {
 	local out t
-	out=$(vm_run a --timeout 330 "bash $BENCH_HELPERS/watch.sh $3 300 0.1")
+	out=$(vm_run a --timeout 330 "${4:-} bash $BENCH_HELPERS/watch.sh $3 300 0.1")
 	t=$(kv_of "$out" t_done)
 	if [[ -z $t ]]; then
 		say "  $1 $2: not drained after 300 s: $(line_of "$out" status)"
@@ -575,6 +588,124 @@ drbd_phase() {
 	drbd_randout "$cfg" || rec "$cfg.randout.skipped" "4k random outage measurement failed (see $LOG)"
 }
 
+# ------------------------------------------------------------------ fast link
+# Both ends of a pair on VM a, over 127.0.0.1, on loop devices backed by files in a's
+# tmpfs: no link shaping, no disk latency, so the engines' own costs show. CPU is a's.
+FP='' FPM='' FS='' FSM=''
+
+fast_skip() {
+	say "  fast case skipped: $*"
+	rec fast.skipped "$*"
+}
+
+fast_setup() {
+	local out
+	out=$(vm_run a --timeout 180 "set -e; cd /dev/shm
+		for f in fp fs; do fallocate -l ${FAST_MB}M \$f.img; fallocate -l 8M \$f.meta; done
+		for f in fp.img fp.meta fs.img fs.meta; do losetup -f --show /dev/shm/\$f; done | tr '\n' ' '") ||
+		{ fast_skip "loop devices on a's /dev/shm: $(tail -n 2 <<<"$out" | tr '\n' ' ')"; return 1; }
+	read -r FP FPM FS FSM <<<"$out"
+	[[ -n $FSM ]] || { fast_skip "losetup printed '$out'"; return 1; }
+}
+
+# fast_rcopy MODE: the pair fp0 (primary, on FP) -> fs0 (secondary, on FS), both on a
+fast_rcopy() {
+	local mode=$1 cfg=fast_rcopy_$1 out rc wl
+	[[ -z $RCOPY_BROKEN ]] || return 1
+	say "fast: rcopy $mode (/dev/mapper/fp0 -> fs0 on a, 127.0.0.1:$FAST_PORT)"
+	out=$(vm_run a --timeout 700 "dmsetup create fs0 --table \"0 \$(blockdev --getsz $FS) rcopy $FS $FSM 6 role secondary local 127.0.0.1:$FAST_PORT secret $SECRET\" || exit 98
+		dmsetup create fp0 --table \"0 \$(blockdev --getsz $FP) rcopy $FP $FPM 8 role primary peer 127.0.0.1:$FAST_PORT secret $SECRET mode $mode\" || exit 99
+		RC_DEV=fp0 bash $BENCH_HELPERS/watch.sh rcopy-sync 600 0.2")
+	rc=$?
+	case $rc in
+	0) say "  duplex after $(kv_of "$out" t_done) s" ;;
+	98 | 99)
+		rec "$cfg.skipped" "cannot create both ends in one kernel: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+		say "  cannot create both ends in one kernel: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+		vm_run a --timeout 60 'dmsetup remove fs0' >/dev/null 2>&1
+		return 1
+		;;
+	*) rcopy_fail "fast $mode pair did not reach duplex in 600 s: $(line_of "$out" status)"; return 1 ;;
+	esac
+	for wl in seq r16; do
+		run_fio "$cfg" "$wl" /dev/mapper/fp0 'dmsetup status fp0' || { rcopy_fail "fio on fp0 failed ($mode, $wl)"; return 1; }
+		drain "$cfg" "$wl" rcopy-drain RC_DEV=fp0 || { rcopy_fail "the fast $mode pair did not drain after $wl"; return 1; }
+	done
+	vm_run a --timeout 120 'dmsetup remove fp0 && dmsetup remove fs0' >/dev/null || rcopy_fail "cannot remove fp0/fs0"
+}
+
+# fast_drbd_conf RES PROTOCOL MINOR DISK META PORT PEER_MINOR PEER_DISK PEER_META PEER_PORT:
+# one resource of DRBD's loopback pair, in a file of its own (a resource cannot pair
+# with itself; two resources, fa and fb, with swapped addresses can)
+fast_drbd_conf() {
+	cat <<EOF
+global { usage-count no; }
+resource $1 {
+	protocol $2;
+	disk { c-plan-ahead 0; resync-rate 1000M; }
+	on a { device /dev/drbd$3; disk $4; address 127.0.0.1:$6; meta-disk $5; }
+	on peer-of-$1 { device /dev/drbd$7; disk $8; address 127.0.0.1:${10}; meta-disk $9; }
+}
+EOF
+}
+FAST_DRBD_UP=
+
+# fast_drbd C|A: /dev/drbd1 (resource fa, primary, on FP) -> /dev/drbd2 (fb, on FS), on a
+fast_drbd() {
+	local p=$1 cfg=fast_drbd_$1 out wl sh
+	local fa="drbdadm -c /tmp/fa.conf" fb="drbdadm -c /tmp/fb.conf"
+	say "fast: DRBD 8.4 protocol $p (/dev/drbd1 -> /dev/drbd2 on a, 127.0.0.1:7800/7801)"
+	sh=$(vm_share_dir a)
+	fast_drbd_conf fa "$p" 1 "$FP" "$FPM" 7800 2 "$FS" "$FSM" 7801 >"$sh/fa.conf"
+	fast_drbd_conf fb "$p" 2 "$FS" "$FSM" 7801 1 "$FP" "$FPM" 7800 >"$sh/fb.conf"
+	if [[ -z $FAST_DRBD_UP ]]; then
+		out=$(vm_run a --timeout 180 "cp /run/vm/share/fa.conf /run/vm/share/fb.conf /tmp/ &&
+			$fa -- --force create-md fa </dev/null && $fb -- --force create-md fb </dev/null &&
+			$fb up fb && $fa up fa") ||
+			{ fast_skip "DRBD loopback pair: create-md/up failed: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
+		vm_wait_until a 60 "grep -q ' 1: cs:Connected' /proc/drbd" >/dev/null ||
+			{ fast_skip "the DRBD loopback pair did not connect in 60 s: $(vm_run a 'cat /proc/drbd' | tail -n 4 | tr '\n' ' ')"; return 1; }
+		out=$(vm_run a --timeout 60 "$fa -- --clear-bitmap new-current-uuid fa") ||
+			{ fast_skip "DRBD loopback pair: new-current-uuid failed: $out"; return 1; }
+		FAST_DRBD_UP=1
+	else
+		out=$(vm_run a --timeout 180 "$fa down fa && $fb down fb && cp /run/vm/share/fa.conf /run/vm/share/fb.conf /tmp/ &&
+			$fb up fb && $fa up fa") ||
+			{ fast_skip "DRBD loopback pair: down/up for protocol $p failed: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
+	fi
+	vm_wait_until a 120 "grep -q ' 1: cs:Connected.*ds:UpToDate/UpToDate' /proc/drbd" >/dev/null ||
+		{ fast_skip "DRBD loopback pair not in sync: $(vm_run a 'cat /proc/drbd' | tail -n 4 | tr '\n' ' ')"; return 1; }
+	out=$(vm_run a --timeout 60 "$fa primary fa && grep -o ' 1: cs:.*' /proc/drbd") ||
+		{ fast_skip "DRBD loopback pair: primary failed: $out"; return 1; }
+	[[ $out == *" $p r"* ]] || { fast_skip "DRBD loopback pair runs '$out', not protocol $p"; return 1; }
+	for wl in seq r16; do
+		run_fio "$cfg" "$wl" /dev/drbd1 "grep -A1 ' 1: cs' /proc/drbd" || { fast_skip "fio on drbd1 failed (protocol $p)"; return 1; }
+		drain "$cfg" "$wl" drbd-drain DRBD_MINOR=1 || { fast_skip "the DRBD loopback pair did not drain after $wl"; return 1; }
+	done
+}
+
+fast_phase() {
+	local wl
+	if ((FAST_MB == 0)); then
+		rec fast.skipped "BENCH_FAST_MB=0"
+		return 0
+	fi
+	say "fast link: pairs with both ends on a over 127.0.0.1, ${FAST_MB} MiB loop devices in a's tmpfs"
+	fast_setup || return 1
+	CPU_VMS=a
+	say "fast: raw loop device ($FP)"
+	for wl in seq r16; do run_fio fast_raw "$wl" "$FP"; done
+	fast_rcopy sync
+	fast_rcopy async
+	if [[ -n $DRBD_BROKEN || -z $DRBD_UP ]]; then
+		rec fast_drbd.skipped "DRBD was skipped above"
+	else
+		fast_drbd C && fast_drbd A
+		vm_run a --timeout 120 'drbdadm -c /tmp/fa.conf down fa; drbdadm -c /tmp/fb.conf down fb' >/dev/null 2>&1
+	fi
+	CPU_VMS="a b"
+}
+
 # ------------------------------------------------------------------ run
 # same-protocol pairs next to each other in time: the host may be shared and noisy
 rcopy_mode sync
@@ -585,6 +716,8 @@ rcopy_mode sync rcopy_sync_alcold al_extents 7 al_extent_size 65536
 drbd_phase C
 rcopy_mode async
 drbd_phase A
+# the engines' own costs, without the link or the disks in the way
+fast_phase
 
 # ------------------------------------------------------------------ wrap up
 say "link again"

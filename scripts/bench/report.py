@@ -28,6 +28,15 @@ WORKLOADS = [  # (key, title, metric)
     ("r1", "rand 4k write QD1 (lat ms)", "lat_ms"),
 ]
 PAIRS = [("rcopy_sync", "drbd_C"), ("rcopy_async", "drbd_A")]
+# the fast case: both ends of each pair on VM a over 127.0.0.1, loop devices in tmpfs
+FAST_CONFIGS = [
+    ("fast_raw", "raw loop"),
+    ("fast_rcopy_sync", "rcopy sync"),
+    ("fast_rcopy_async", "rcopy async"),
+    ("fast_drbd_C", "DRBD C"),
+    ("fast_drbd_A", "DRBD A"),
+]
+FAST_WORKLOADS = [w for w in WORKLOADS if w[0] in ("seq", "r16")]
 # the configurations with the 4k random outage measurement
 RANDOUT_CONFIGS = ["rcopy_sync", "drbd_C", "rcopy_async", "drbd_A"]
 
@@ -134,7 +143,7 @@ def main():
     kv = read_kv(os.path.join(raw_dir, "kv"))
     res = {}
     hz = num(kv.get("meta.user_hz")) or 100.0
-    for cfg, _ in CONFIGS:
+    for cfg, _ in CONFIGS + FAST_CONFIGS:
         res[cfg] = {}
         for wl, _, _ in WORKLOADS:
             s = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-{wl}.json"))
@@ -280,7 +289,7 @@ def main():
     row("resync after cut (MB/s)", lambda c: si(c, "resync", "mbps"))
     row("  resynced (MiB)", lambda c: (si(c, "resync", "bytes") or 0) / 1048576 or None)
     row("  reconnect before it (s)", lambda c: si(c, "resync", "connect_s"))
-    row(f"4k random outage ({fmt(num(kv.get('meta.randout_mb')))} MiB)", lambda c: None)
+    L.append(f"4k random outage: {kv.get('meta.randout_mb', '?')} MiB of 4k random writes during a cut")
     row("  written (MiB)", lambda c: ro(c, "written_bytes") / 1048576)
     row("  resync sent (MiB)", lambda c: ro(c, "sent_bytes") / 1048576)
     row("  resync bytes / written", lambda c: ro(c, "sent_per_written"), fx)
@@ -288,6 +297,8 @@ def main():
     row("  link up to in sync (s)", lambda c: ro(c, "insync_s"))
     row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
     row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
+    L.append("CPU ms/MiB: busy CPU of a and b (/proc/stat) from before the job until drained, per MiB "
+             "fio wrote; the raw column's b share is an idle VM's")
 
     # ----------------------------------------------------------------- ratios
     ratios = {}
@@ -335,6 +346,38 @@ def main():
                  f"{fx(ratio(lat, b))}")
     ratios["sync_lat_vs_raw_plus_rtt"] = {"rcopy_sync": ratio(sync_lat, bound),
                                           "drbd_C": ratio(drbd_lat, bound_for("drbd_C")), "bound_ms": bound}
+
+    # ----------------------------------------------------------------- fast link
+    fast = {c: res.get(c, {}) for c, _ in FAST_CONFIGS}
+    if any(fast.values()) or any(k.startswith("fast") for k in kv):
+        L.append("")
+        L.append(f"fast link: both ends on VM a over 127.0.0.1, {kv.get('meta.fast_mb', '?')} MiB loop "
+                 "devices in a's tmpfs, link unshaped; CPU is a's")
+        L.append(" " * w0 + "".join(t.rjust(cw) for _, t in FAST_CONFIGS))
+        for wl, title, key in FAST_WORKLOADS:
+            L.append(title.ljust(w0) + "".join(fmt(m(c, wl)).rjust(cw) for c, _ in FAST_CONFIGS))
+            if key == "mbps":
+                L.append("  IOPS".ljust(w0) + "".join(fmt(m(c, wl, "iops")).rjust(cw) for c, _ in FAST_CONFIGS))
+            else:
+                L.append("  MB/s".ljust(w0) + "".join(fmt(m(c, wl, "mbps")).rjust(cw) for c, _ in FAST_CONFIGS))
+            sk = "sustained_mbps" if key == "mbps" else "sustained_iops"
+            L.append("  incl. drain afterwards".ljust(w0) + "".join(
+                ("-" if c == "fast_raw" else fmt(m(c, wl, sk))).rjust(cw) for c, _ in FAST_CONFIGS))
+            L.append("  CPU ms/MiB (a)".ljust(w0) +
+                     "".join(fmt(m(c, wl, "cpu_ms_per_mib")).rjust(cw) for c, _ in FAST_CONFIGS))
+        fr = {}
+        L.append(" " * w0 + "".join(t.rjust(cw) for t in ("seq MB/s", "IOPS QD16", "CPU seq", "CPU r16")))
+        for title, a, b in (("rcopy sync / DRBD C", "fast_rcopy_sync", "fast_drbd_C"),
+                            ("rcopy async / DRBD A", "fast_rcopy_async", "fast_drbd_A"),
+                            ("rcopy sync / raw loop", "fast_rcopy_sync", "fast_raw"),
+                            ("rcopy async / raw loop", "fast_rcopy_async", "fast_raw")):
+            r = {"seq": ratio(m(a, "seq"), m(b, "seq")), "r16": ratio(m(a, "r16"), m(b, "r16")),
+                 "seq_cpu": ratio(m(a, "seq", "cpu_ms_per_mib"), m(b, "seq", "cpu_ms_per_mib")),
+                 "r16_cpu": ratio(m(a, "r16", "cpu_ms_per_mib"), m(b, "r16", "cpu_ms_per_mib"))}
+            fr[f"{a}/{b}"] = r
+            L.append(("  " + title).ljust(w0) +
+                     "".join(fx(r[x]).rjust(cw) for x in ("seq", "r16", "seq_cpu", "r16_cpu")))
+        ratios["fast"] = fr
 
     # ----------------------------------------------------------------- targets
     targets = []
