@@ -9,9 +9,11 @@
 # VM a (10.77.0.1) and VM b (10.77.0.2) on net n0. Disks (same on both, plus vde on a):
 #   vda rcopy data   vdb rcopy metadata   vdc DRBD data   vdd DRBD metadata (external)
 #   vde (a only) the raw-disk baseline, same size as the data disks
-# Steps: link (ping, iperf3), raw disk, rcopy sync, DRBD protocol C, rcopy async, DRBD
-# protocol A (same-protocol pairs next to each other in time: the host may be shared),
-# link again (iperf3). Each disk configuration runs the same three fio jobs on a (direct
+# Steps: link (ping, iperf3), raw disk, rcopy sync, rcopy sync with a cold activity log,
+# DRBD protocol C, rcopy async, DRBD protocol A (same-protocol pairs next to each other in
+# time: the host may be shared), the fast case, link again (iperf3; the client starts once
+# the server on b is seen listening, and a failed run is one NOTE line, not an error).
+# Each disk configuration runs the same three fio jobs on a (direct
 # I/O, libaio, time-based): sequential 1 MiB writes QD8, random 4k writes QD16, random 4k
 # writes QD1 (preceded by 20 pings, so its latency can be set against raw + that RTT).
 # After each job on a replicated device the bench waits until the peer has everything
@@ -19,6 +21,25 @@
 # including that drain. Then a resync after a link cut: rcopy via vm_link down (the
 # primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB written
 # meanwhile; the rate is the resynced bytes over the time from reconnection to in sync.
+# Then a second cut of the same kind, with BENCH_RANDOUT_MB of 4 KiB random writes during
+# the outage instead (fio randwrite, direct, QD16, offsets over the whole device from
+# fio's random map, so no block twice, seeded with BENCH_RANDOUT_SEED: every product gets
+# the same offsets); the resync's cost is the bytes the primary sent from just before
+# the link comes back until in sync (rcopy: delta of sent_bytes in `dmsetup status`;
+# DRBD: the ns: KiB counter of /proc/drbd, which 8.4 zeroes at connect), per byte
+# written, with the times from the link coming back to reconnection and to in sync.
+# CPU cost: around every fio job the busy ticks of /proc/stat's first line (user, nice,
+# system, irq, softirq, steal) on a and b, before the job, after it and once drained;
+# the table shows (a+b) ms per MiB fio wrote, until drained (the replica's work on data
+# still queued when fio ended counts; the drain poll's own dmsetup/awk runs too).
+# The fast case (BENCH_FAST_MB, 0 skips it): on a alone, both ends of each pair in one
+# kernel over 127.0.0.1, on loop devices backed by files in a's tmpfs (/dev/shm; a gets
+# 2 x BENCH_FAST_MB more memory): no link shaping, no disk latency, so the engines' own
+# cost shows. Raw loop device, rcopy sync and async (fp0 -> fs0, port 7790), DRBD 8.4
+# protocols C and A (a resource cannot pair with itself: two resources fa -> fb, minors
+# 1 and 2, with swapped addresses 127.0.0.1:7800/7801, each in a config file of its own);
+# seq 1M QD8 and random 4k QD16; MB/s, IOPS and a's CPU ms per MiB. a has one vCPU:
+# fio, both ends and the loop devices share it.
 # rcopy pairs are made like scripts/vmtests/lib/pair.sh (dmsetup tables; secondary on b
 # first); the first one does a full initial copy (timed and reported), the async pair
 # reuses the metadata of the cleanly removed sync pair and starts in sync. DRBD 8.4 (the
@@ -37,8 +58,9 @@
 # a DRBD problem is reported in one line and skipped).
 #
 # Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
-# BENCH_OUT, BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log;
-# 0 keeps the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
+# BENCH_RANDOUT_MB (8), BENCH_RANDOUT_SEED (4242), BENCH_FAST_MB (256), BENCH_OUT,
+# BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log; 0 keeps
+# the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
@@ -46,6 +68,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RT=${BENCH_RUNTIME:-10}
 DISK_MB=${BENCH_DISK_MB:-256}
 RESYNC_MB=${BENCH_RESYNC_MB:-64}
+RANDOUT_MB=${BENCH_RANDOUT_MB:-8}
+RANDOUT_SEED=${BENCH_RANDOUT_SEED:-4242}
+FAST_MB=${BENCH_FAST_MB:-256}
+FAST_PORT=7790
 BENCH_HELPERS=$RCOPY_ROOT/scripts/bench
 MODULE=${RCOPY_MODULE:-$RCOPY_ROOT/rust/dm_rcopy.ko}
 SECRET=bench-$$-$RANDOM
@@ -62,6 +88,9 @@ LOG=$RAW/trace.log
 [[ $RT =~ ^[1-9][0-9]*$ && $DISK_MB =~ ^[1-9][0-9]*$ && $RESYNC_MB =~ ^[1-9][0-9]*$ ]] ||
 	die "BENCH_RUNTIME, BENCH_DISK_MB and BENCH_RESYNC_MB must be positive integers"
 ((RESYNC_MB * 2 <= DISK_MB)) || die "BENCH_RESYNC_MB must be at most half of BENCH_DISK_MB"
+[[ $RANDOUT_MB =~ ^[1-9][0-9]*$ && $RANDOUT_SEED =~ ^[0-9]+$ && $FAST_MB =~ ^[0-9]+$ ]] ||
+	die "BENCH_RANDOUT_MB must be a positive integer, BENCH_RANDOUT_SEED and BENCH_FAST_MB integers"
+((RANDOUT_MB * 2 <= DISK_MB)) || die "BENCH_RANDOUT_MB must be at most half of BENCH_DISK_MB"
 [[ -f $MODULE ]] || die "no module at $MODULE: run 'make module'"
 for t in fio ping iperf3 python3 dmsetup; do
 	command -v "$t" >/dev/null || die "$t is not installed (the VMs use the host's root)"
@@ -94,6 +123,9 @@ rec meta.date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 rec meta.runtime_s "$RT"
 rec meta.disk_mb "$DISK_MB"
 rec meta.resync_mb "$RESYNC_MB"
+rec meta.randout_mb "$RANDOUT_MB"
+rec meta.randout_seed "$RANDOUT_SEED"
+rec meta.fast_mb "$FAST_MB"
 rec meta.host "$(uname -n), $(nproc) cpus"
 rec meta.load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 rec meta.kernel "$RCOPY_KERNEL"
@@ -124,7 +156,8 @@ fi
 say "results: $BENCH_OUT (raw data and logs: $RAW)"
 say "booting VMs a and b (${DISK_MB} MiB data disks, runtime ${RT} s per fio job)"
 d="--disk $DISK_MB --disk 8 --disk $DISK_MB --disk 8"
-if ! vm_start_many "a $d --disk $DISK_MB --net n0 --ip 10.77.0.1/24 ${APPEND[*]}" \
+# a holds the fast case's four loop files in its tmpfs: give it that much more memory
+if ! vm_start_many "a $d --disk $DISK_MB --net n0 --ip 10.77.0.1/24 --mem $((VM_MEM + 2 * FAST_MB + 32)) ${APPEND[*]}" \
 	"b $d --net n0 --ip 10.77.0.2/24 ${APPEND[*]}"; then
 	say "the VMs did not boot (see $LOG)"
 	exit 1
@@ -139,6 +172,7 @@ for v in a b; do
 done
 clk=$(vm_run a --timeout 30 'cat /sys/devices/system/clocksource/clocksource0/current_clocksource')
 rec meta.clocksource "${clk:-unknown}"
+rec meta.user_hz "$(vm_run a --timeout 30 'getconf CLK_TCK')"
 [[ $clk == tsc* ]] || say "note: guest clocksource is '${clk:-unknown}' (coarse timestamps)"
 
 for v in a b; do
@@ -151,11 +185,25 @@ for v in a b; do
 done
 
 # ------------------------------------------------------------------ helpers
+# The VMs whose CPU time a fio job is charged with (the fast case: a alone).
+CPU_VMS="a b"
+# cpu_mark CONFIG WORKLOAD PHASE: busy CPU ticks (USER_HZ) of each VM in CPU_VMS, from the
+# first line of /proc/stat: user+nice+system+irq+softirq+steal. PHASE 0 before the fio
+# job, 1 right after it, 2 once drained. Recorded as CONFIG.WORKLOAD.cpu_<vm>_<PHASE>.
+cpu_mark() {
+	local v t
+	for v in $CPU_VMS; do
+		t=$(vm_run "$v" --timeout 30 "awk '/^cpu /{print \$2+\$3+\$4+\$7+\$8+\$9; exit}' /proc/stat")
+		[[ $t =~ ^[0-9]+$ ]] && rec "$1.$2.cpu_${v}_$3" "$t"
+	done
+}
+
 # run_fio CONFIG WORKLOAD DEVICE [AFTER_SCRIPT]: one fio job on a; its JSON lands in
 # $RAW/fio/CONFIG-WORKLOAD.json; AFTER_SCRIPT's output (the device's state right after
 # the job) in the kv file.
 run_fio() {
 	local cfg=$1 wl=$2 dev=$3 after=${4:-true} args out tag=$1-$2
+	cpu_mark "$cfg" "$wl" 0
 	case $wl in
 	seq) args="--rw=write --bs=1M --iodepth=8" ;;
 	r16) args="--rw=randwrite --bs=4k --iodepth=16" ;;
@@ -165,6 +213,7 @@ run_fio() {
 --direct=1 --time_based --runtime=$RT --randrepeat=0 --norandommap --output-format=json \
 --output=/run/vm/share/$tag.json >/run/vm/share/$tag.err 2>&1; rc=\$?; ($after) 2>&1 | tr '\n' ' '; exit \$rc")
 	local rc=$?
+	cpu_mark "$cfg" "$wl" 1
 	cp "$(vm_share_dir a)/$tag.json" "$RAW/fio/$tag.json" 2>/dev/null
 	cat "$(vm_share_dir a)/$tag.err" >>"$LOG" 2>/dev/null
 	rec "$cfg.$wl.after" "$out"
@@ -185,16 +234,18 @@ kv_of() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p" | head -n 1; }
 # line_of TEXT KEY: the rest of the line KEY=... in TEXT
 line_of() { sed -n "s/^$2=//p" <<<"$1" | head -n 1; }
 
-# drain CONFIG WORKLOAD KIND: wait (bounded) until the peer has everything; record the time
+# drain CONFIG WORKLOAD KIND [ENV]: wait (bounded) until the peer has everything; record
+# the time. ENV (RC_DEV=name, DRBD_MINOR=n) tells watch.sh which device to watch.
 drain() {
 	local out t
-	out=$(vm_run a --timeout 330 "bash $BENCH_HELPERS/watch.sh $3 300 0.1")
+	out=$(vm_run a --timeout 330 "${4:-} bash $BENCH_HELPERS/watch.sh $3 300 0.1")
 	t=$(kv_of "$out" t_done)
 	if [[ -z $t ]]; then
 		say "  $1 $2: not drained after 300 s: $(line_of "$out" status)"
 		return 1
 	fi
 	rec "$1.$2.drain_s" "$t"
+	cpu_mark "$1" "$2" 2
 	say "  drained in $t s"
 }
 
@@ -221,23 +272,34 @@ if t:
 	say "  ping a->b ($n replies) min/avg/median/max $mn/$av/$md/$mx ms"
 }
 
-# iperf KEY: 5 s of iperf3 a -> b (server on b), default options; records KEY in MB/s
+# iperf KEY: 5 s of iperf3 a -> b (server on b, default options); records KEY in MB/s.
+# The client starts only once the server is seen listening; if iperf3 still cannot
+# measure, one line says why (note.KEY) and the bench goes on.
 iperf() {
-	local job mbps
-	job=$(vm_spawn b --timeout 60 'iperf3 -s -1 -B 10.77.0.2')
-	vm_run a --timeout 90 'for i in 1 2 3 4 5 6 7 8 9 10; do
-		iperf3 -c 10.77.0.2 -t 5 -J >/run/vm/share/iperf.json 2>&1 && exit 0; sleep 0.5; done; exit 1' >/dev/null
-	mbps=$(python3 -c '
+	local job mbps why='' share
+	share=$(vm_share_dir a)
+	rm -f "$share/iperf.json"
+	job=$(vm_spawn b --timeout 60 'exec iperf3 -s -1 -B 10.77.0.2') || why="cannot start the server on b"
+	if [[ -z $why ]] && ! vm_wait_until b 20 "ss -Hltn | grep -q '10.77.0.2:5201 '" >/dev/null; then
+		why="the server on b was not listening after 20 s"
+	fi
+	if [[ -z $why ]] && ! vm_run a --timeout 60 'for i in 1 2 3 4 5; do
+		iperf3 -c 10.77.0.2 -t 5 -J >/run/vm/share/iperf.json 2>&1 && exit 0; sleep 1; done; exit 1' >/dev/null; then
+		why="client: $(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("error", "?"))' "$share/iperf.json" 2>/dev/null || echo "no output")"
+	fi
+	[[ -z $why ]] && mbps=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(round(d["end"]["sum_received"]["bits_per_second"] / 8e6, 2))' "$(vm_share_dir a)/iperf.json" 2>/dev/null)
-	vm_wait b "$job" 30 >/dev/null || vm_job_kill b "$job"
-	cp "$(vm_share_dir a)/iperf.json" "$RAW/$1.json" 2>/dev/null
+print(round(d["end"]["sum_received"]["bits_per_second"] / 8e6, 2))' "$share/iperf.json" 2>/dev/null)
+	# the server exits after its one client; if it did not (no client came), stop it
+	if [[ -n $job ]] && ! vm_wait b "$job" 15 >/dev/null 2>&1; then vm_job_kill b "$job"; fi
+	cp "$share/iperf.json" "$RAW/$1.json" 2>/dev/null
 	if [[ -n $mbps ]]; then
 		rec "$1" "$mbps"
 		say "  iperf3 a->b $mbps MB/s"
 	else
-		say "  iperf3 failed"
+		rec "note.$1" "iperf3 a->b did not measure: ${why:-unreadable output}"
+		say "  iperf3 a->b did not measure (${why:-unreadable output}); the report uses the other run"
 	fi
 }
 
@@ -315,6 +377,63 @@ rcopy_resync() {
 	say "  resync of $((dirty >> 20)) MiB dirty: reconnected after $tc s, duplex after $t s"
 }
 
+# randout_fio CONFIG DEVICE: the outage workload of the 4k random measurement: RANDOUT_MB
+# of 4 KiB random writes over the whole device (fio's random map: no block twice), with
+# the fixed seed RANDOUT_SEED, so every product gets the same offsets
+randout_fio() {
+	local tag=$1-randout rc
+	vm_run a --timeout 300 "fio --name=$tag --filename=$2 --rw=randwrite --bs=4k --iodepth=16 \
+--ioengine=libaio --direct=1 --io_size=${RANDOUT_MB}M --randseed=$RANDOUT_SEED --output-format=json \
+--output=/run/vm/share/$tag.json >/run/vm/share/$tag.err 2>&1" >/dev/null
+	rc=$?
+	cp "$(vm_share_dir a)/$tag.json" "$RAW/fio/$tag.json" 2>/dev/null
+	cat "$(vm_share_dir a)/$tag.err" >>"$LOG" 2>/dev/null
+	((rc == 0)) || say "  fio $tag failed (exit $rc): $(tail -n 3 "$(vm_share_dir a)/$tag.err" 2>/dev/null | tr '\n' ' ')"
+	return $rc
+}
+
+# randout_rec CONFIG SENT_BEFORE SENT_AFTER DIRTY T_CONN T_DONE: the 4k random outage's
+# results (bytes; a counter that went down was zeroed on reconnection: DRBD's ns:)
+randout_rec() {
+	local cfg=$1 sent=$(($3 - $2))
+	(($3 >= $2)) || sent=$3
+	local w=$((RANDOUT_MB << 20))
+	rec "$cfg.randout_written_bytes" "$w"
+	rec "$cfg.randout_dirty_bytes" "$4"
+	rec "$cfg.randout_sent_bytes" "$sent"
+	rec "$cfg.randout_connect_s" "$5"
+	rec "$cfg.randout_insync_s" "$6"
+	say "  4k random outage: $RANDOUT_MB MiB written, $(($4 >> 10)) KiB to resync, $((sent >> 10)) KiB sent" \
+		"($(awk -v a="$sent" -v b="$w" 'BEGIN { printf "%.2f", a / b }') x written): reconnected after $5 s, in sync after $6 s"
+}
+
+# rcopy_randout CONFIG: cut the link as rcopy_resync does, write RANDOUT_MB of 4k random
+# blocks, restore it; resync bytes = the primary's sent_bytes from just before the link
+# comes back to duplex
+rcopy_randout() {
+	local cfg=$1 out dirty sent0 sent1 job t tc
+	vm_link a down || { say "  vm_link failed"; return 1; }
+	if ! vm_wait_until a 60 "dmsetup status r0 | grep -q 'state=suspended '" >/dev/null; then
+		vm_link a up
+		rcopy_fail "primary did not notice the link cut in 60 s: $(rstatus a)"
+		return 1
+	fi
+	randout_fio "$cfg" /dev/mapper/r0 || { vm_link a up; rcopy_fail "4k random writes while the link is down failed"; return 1; }
+	out=$(rstatus a)
+	dirty=$(kv_of "$out" dirty_bytes) sent0=$(kv_of "$out" sent_bytes)
+	job=$(vm_spawn a --timeout 400 "bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
+	wait_until 30 grep -q started= "$(_vm_dir a)/ctl/jobs/out.$job"
+	vm_link a up
+	out=$(vm_wait a "$job" 420)
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	sent1=$(kv_of "$(line_of "$out" status)" sent_bytes)
+	if [[ -z $t ]]; then
+		rcopy_fail "no resync to duplex within 360 s after the 4k random outage: $(line_of "$out" status)"
+		return 1
+	fi
+	randout_rec "$cfg" "${sent0:-0}" "${sent1:-0}" "${dirty:-0}" "$tc" "$t"
+}
+
 rcopy_unpair() {
 	vm_run a --timeout 120 'dmsetup remove r0' >/dev/null &&
 		vm_run b --timeout 120 'dmsetup remove r0' >/dev/null ||
@@ -335,6 +454,7 @@ rcopy_mode() {
 	done
 	if [[ -z ${2:-} ]]; then
 		rcopy_resync "$cfg" || return 1
+		rcopy_randout "$cfg" || return 1
 	else
 		rec "$cfg.al_status" "$(kv_of "$(rstatus a)" al_hot) hot"
 	fi
@@ -433,6 +553,27 @@ drbd_resync() {
 	say "  resync of $((oos >> 10)) MiB out of sync: reconnected after $tc s, in sync after $t s"
 }
 
+# drbd_randout CONFIG: like rcopy_randout, the link cut by `drbdadm disconnect`; resync
+# bytes from the ns: counter (KiB sent) of /proc/drbd on the primary, which DRBD 8.4
+# zeroes at `connect`: the value once in sync
+drbd_randout() {
+	local cfg=$1 out oos ns0 ns1 t tc
+	out=$(vm_run a --timeout 60 "$DRBDADM disconnect r0 && grep -o ' cs:[A-Za-z]*' /proc/drbd") ||
+		{ say "  drbdadm disconnect failed: $out"; return 1; }
+	randout_fio "$cfg" /dev/drbd0 || { vm_run a --timeout 60 "$DRBDADM connect r0" >/dev/null; return 1; }
+	out=$(vm_run a --timeout 30 'cat /proc/drbd')
+	oos=$(sed -n 's/.* oos:\([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
+	ns0=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$out" | head -n 1)
+	out=$(vm_run a --timeout 420 "$DRBDADM connect r0 && bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
+	ns1=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$(line_of "$out" status)")
+	if [[ -z $t || -z $oos || -z $ns0 || -z $ns1 ]]; then
+		say "  DRBD resync after the 4k random outage did not finish: $(line_of "$out" status)"
+		return 1
+	fi
+	randout_rec "$cfg" $((ns0 * 1024)) $((ns1 * 1024)) $((oos * 1024)) "$tc" "$t"
+}
+
 drbd_phase() {
 	local p=$1 cfg=drbd_$1 wl
 	[[ -z $DRBD_BROKEN ]] || return 1
@@ -444,6 +585,125 @@ drbd_phase() {
 		drain "$cfg" "$wl" drbd-drain || { drbd_skip "DRBD did not drain after $wl"; return 1; }
 	done
 	drbd_resync "$cfg" || rec "$cfg.resync.skipped" "resync measurement failed (see $LOG)"
+	drbd_randout "$cfg" || rec "$cfg.randout.skipped" "4k random outage measurement failed (see $LOG)"
+}
+
+# ------------------------------------------------------------------ fast link
+# Both ends of a pair on VM a, over 127.0.0.1, on loop devices backed by files in a's
+# tmpfs: no link shaping, no disk latency, so the engines' own costs show. CPU is a's.
+FP='' FPM='' FS='' FSM=''
+
+fast_skip() {
+	say "  fast case skipped: $*"
+	rec fast.skipped "$*"
+}
+
+fast_setup() {
+	local out
+	out=$(vm_run a --timeout 180 "set -e; cd /dev/shm
+		for f in fp fs; do fallocate -l ${FAST_MB}M \$f.img; fallocate -l 8M \$f.meta; done
+		for f in fp.img fp.meta fs.img fs.meta; do losetup -f --show /dev/shm/\$f; done | tr '\n' ' '") ||
+		{ fast_skip "loop devices on a's /dev/shm: $(tail -n 2 <<<"$out" | tr '\n' ' ')"; return 1; }
+	read -r FP FPM FS FSM <<<"$out"
+	[[ -n $FSM ]] || { fast_skip "losetup printed '$out'"; return 1; }
+}
+
+# fast_rcopy MODE: the pair fp0 (primary, on FP) -> fs0 (secondary, on FS), both on a
+fast_rcopy() {
+	local mode=$1 cfg=fast_rcopy_$1 out rc wl
+	[[ -z $RCOPY_BROKEN ]] || return 1
+	say "fast: rcopy $mode (/dev/mapper/fp0 -> fs0 on a, 127.0.0.1:$FAST_PORT)"
+	out=$(vm_run a --timeout 700 "dmsetup create fs0 --table \"0 \$(blockdev --getsz $FS) rcopy $FS $FSM 6 role secondary local 127.0.0.1:$FAST_PORT secret $SECRET\" || exit 98
+		dmsetup create fp0 --table \"0 \$(blockdev --getsz $FP) rcopy $FP $FPM 8 role primary peer 127.0.0.1:$FAST_PORT secret $SECRET mode $mode\" || exit 99
+		RC_DEV=fp0 bash $BENCH_HELPERS/watch.sh rcopy-sync 600 0.2")
+	rc=$?
+	case $rc in
+	0) say "  duplex after $(kv_of "$out" t_done) s" ;;
+	98 | 99)
+		rec "$cfg.skipped" "cannot create both ends in one kernel: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+		say "  cannot create both ends in one kernel: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+		vm_run a --timeout 60 'dmsetup remove fs0' >/dev/null 2>&1
+		return 1
+		;;
+	*) rcopy_fail "fast $mode pair did not reach duplex in 600 s: $(line_of "$out" status)"; return 1 ;;
+	esac
+	for wl in seq r16; do
+		run_fio "$cfg" "$wl" /dev/mapper/fp0 'dmsetup status fp0' || { rcopy_fail "fio on fp0 failed ($mode, $wl)"; return 1; }
+		drain "$cfg" "$wl" rcopy-drain RC_DEV=fp0 || { rcopy_fail "the fast $mode pair did not drain after $wl"; return 1; }
+	done
+	vm_run a --timeout 120 'dmsetup remove fp0 && dmsetup remove fs0' >/dev/null || rcopy_fail "cannot remove fp0/fs0"
+}
+
+# fast_drbd_conf RES PROTOCOL MINOR DISK META PORT PEER_MINOR PEER_DISK PEER_META PEER_PORT:
+# one resource of DRBD's loopback pair, in a file of its own (a resource cannot pair
+# with itself; two resources, fa and fb, with swapped addresses can)
+fast_drbd_conf() {
+	cat <<EOF
+global { usage-count no; }
+resource $1 {
+	protocol $2;
+	disk { c-plan-ahead 0; resync-rate 1000M; }
+	on a { device /dev/drbd$3; disk $4; address 127.0.0.1:$6; meta-disk $5; }
+	on peer-of-$1 { device /dev/drbd$7; disk $8; address 127.0.0.1:${10}; meta-disk $9; }
+}
+EOF
+}
+FAST_DRBD_UP=
+
+# fast_drbd C|A: /dev/drbd1 (resource fa, primary, on FP) -> /dev/drbd2 (fb, on FS), on a
+fast_drbd() {
+	local p=$1 cfg=fast_drbd_$1 out wl sh
+	local fa="drbdadm -c /tmp/fa.conf" fb="drbdadm -c /tmp/fb.conf"
+	say "fast: DRBD 8.4 protocol $p (/dev/drbd1 -> /dev/drbd2 on a, 127.0.0.1:7800/7801)"
+	sh=$(vm_share_dir a)
+	fast_drbd_conf fa "$p" 1 "$FP" "$FPM" 7800 2 "$FS" "$FSM" 7801 >"$sh/fa.conf"
+	fast_drbd_conf fb "$p" 2 "$FS" "$FSM" 7801 1 "$FP" "$FPM" 7800 >"$sh/fb.conf"
+	if [[ -z $FAST_DRBD_UP ]]; then
+		out=$(vm_run a --timeout 180 "cp /run/vm/share/fa.conf /run/vm/share/fb.conf /tmp/ &&
+			$fa -- --force create-md fa </dev/null && $fb -- --force create-md fb </dev/null &&
+			$fb up fb && $fa up fa") ||
+			{ fast_skip "DRBD loopback pair: create-md/up failed: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
+		vm_wait_until a 60 "grep -q ' 1: cs:Connected' /proc/drbd" >/dev/null ||
+			{ fast_skip "the DRBD loopback pair did not connect in 60 s: $(vm_run a 'cat /proc/drbd' | tail -n 4 | tr '\n' ' ')"; return 1; }
+		out=$(vm_run a --timeout 60 "$fa -- --clear-bitmap new-current-uuid fa") ||
+			{ fast_skip "DRBD loopback pair: new-current-uuid failed: $out"; return 1; }
+		FAST_DRBD_UP=1
+	else
+		out=$(vm_run a --timeout 180 "$fa down fa && $fb down fb && cp /run/vm/share/fa.conf /run/vm/share/fb.conf /tmp/ &&
+			$fb up fb && $fa up fa") ||
+			{ fast_skip "DRBD loopback pair: down/up for protocol $p failed: $(tail -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
+	fi
+	vm_wait_until a 120 "grep -q ' 1: cs:Connected.*ds:UpToDate/UpToDate' /proc/drbd" >/dev/null ||
+		{ fast_skip "DRBD loopback pair not in sync: $(vm_run a 'cat /proc/drbd' | tail -n 4 | tr '\n' ' ')"; return 1; }
+	out=$(vm_run a --timeout 60 "$fa primary fa && grep -o ' 1: cs:.*' /proc/drbd") ||
+		{ fast_skip "DRBD loopback pair: primary failed: $out"; return 1; }
+	[[ $out == *" $p r"* ]] || { fast_skip "DRBD loopback pair runs '$out', not protocol $p"; return 1; }
+	for wl in seq r16; do
+		run_fio "$cfg" "$wl" /dev/drbd1 "grep -A1 ' 1: cs' /proc/drbd" || { fast_skip "fio on drbd1 failed (protocol $p)"; return 1; }
+		drain "$cfg" "$wl" drbd-drain DRBD_MINOR=1 || { fast_skip "the DRBD loopback pair did not drain after $wl"; return 1; }
+	done
+}
+
+fast_phase() {
+	local wl
+	if ((FAST_MB == 0)); then
+		rec fast.skipped "BENCH_FAST_MB=0"
+		return 0
+	fi
+	say "fast link: pairs with both ends on a over 127.0.0.1, ${FAST_MB} MiB loop devices in a's tmpfs"
+	fast_setup || return 1
+	CPU_VMS=a
+	say "fast: raw loop device ($FP)"
+	for wl in seq r16; do run_fio fast_raw "$wl" "$FP"; done
+	fast_rcopy sync
+	fast_rcopy async
+	if [[ -n $DRBD_BROKEN || -z $DRBD_UP ]]; then
+		rec fast_drbd.skipped "DRBD was skipped above"
+	else
+		fast_drbd C && fast_drbd A
+		vm_run a --timeout 120 'drbdadm -c /tmp/fa.conf down fa; drbdadm -c /tmp/fb.conf down fb' >/dev/null 2>&1
+	fi
+	CPU_VMS="a b"
 }
 
 # ------------------------------------------------------------------ run
@@ -456,6 +716,8 @@ rcopy_mode sync rcopy_sync_alcold al_extents 7 al_extent_size 65536
 drbd_phase C
 rcopy_mode async
 drbd_phase A
+# the engines' own costs, without the link or the disks in the way
+fast_phase
 
 # ------------------------------------------------------------------ wrap up
 say "link again"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarise a bench run (scripts/bench.sh): read RAW_DIR/kv and RAW_DIR/fio/*.json,
-print the comparison table, write it as JSON.
+print the comparison table, write it as JSON. Every row tolerates configurations that
+lack a measurement (skipped, failed, or not made for that configuration): it prints "-".
 
     report.py RAW_DIR JSON_OUT
 
@@ -27,6 +28,17 @@ WORKLOADS = [  # (key, title, metric)
     ("r1", "rand 4k write QD1 (lat ms)", "lat_ms"),
 ]
 PAIRS = [("rcopy_sync", "drbd_C"), ("rcopy_async", "drbd_A")]
+# the fast case: both ends of each pair on VM a over 127.0.0.1, loop devices in tmpfs
+FAST_CONFIGS = [
+    ("fast_raw", "raw loop"),
+    ("fast_rcopy_sync", "rcopy sync"),
+    ("fast_rcopy_async", "rcopy async"),
+    ("fast_drbd_C", "DRBD C"),
+    ("fast_drbd_A", "DRBD A"),
+]
+FAST_WORKLOADS = [w for w in WORKLOADS if w[0] in ("seq", "r16")]
+# the configurations with the 4k random outage measurement
+RANDOUT_CONFIGS = ["rcopy_sync", "drbd_C", "rcopy_async", "drbd_A"]
 
 
 def read_kv(path):
@@ -77,6 +89,35 @@ def fio_summary(path):
     }
 
 
+def cpu_cost(kv, cfg, wl, io_bytes, hz):
+    """CPU time charged to one fio job: busy ticks of /proc/stat on each VM measured
+    (bench.sh cpu_mark: 0 before the job, 1 right after it, 2 once drained)."""
+    out = {}
+    per_vm = {}
+    for v in ("a", "b"):
+        t0 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_0"))
+        t1 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_1"))
+        t2 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_2"))
+        if t0 is None or t1 is None:
+            continue
+        per_vm[v] = ((t1 - t0) * 1000.0 / hz, ((t2 if t2 is not None else t1) - t0) * 1000.0 / hz)
+    if not per_vm:
+        return out
+    mib = io_bytes / 1048576 if io_bytes else 0
+    for v, (job, drained) in per_vm.items():
+        out[f"cpu_{v}_ms"] = drained
+        out[f"cpu_{v}_ms_per_mib"] = drained / mib if mib else None
+    tot_job = sum(j for j, _ in per_vm.values())
+    tot = sum(d for _, d in per_vm.values())
+    out["cpu_vms"] = "+".join(sorted(per_vm))
+    out["cpu_ms_job"] = tot_job
+    out["cpu_ms"] = tot
+    out["cpu_ms_per_mib_job"] = tot_job / mib if mib else None
+    # until drained (the replica's work on data still queued when fio ended included)
+    out["cpu_ms_per_mib"] = tot / mib if mib else None
+    return out
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -101,7 +142,8 @@ def main():
     raw_dir, out_path = sys.argv[1], sys.argv[2]
     kv = read_kv(os.path.join(raw_dir, "kv"))
     res = {}
-    for cfg, _ in CONFIGS:
+    hz = num(kv.get("meta.user_hz")) or 100.0
+    for cfg, _ in CONFIGS + FAST_CONFIGS:
         res[cfg] = {}
         for wl, _, _ in WORKLOADS:
             s = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-{wl}.json"))
@@ -117,6 +159,7 @@ def main():
                 s["sustained_iops"] = s["ios"] / t
             else:
                 s["sustained_mbps"] = s["sustained_iops"] = None
+            s.update(cpu_cost(kv, cfg, wl, s["io_bytes"], hz))
             res[cfg][wl] = s
 
     def m(cfg, wl, key=None):
@@ -124,6 +167,13 @@ def main():
         if s is None:
             return None
         return s.get(key or dict((w, k) for w, _, k in WORKLOADS)[wl])
+
+    def safe(f, c):
+        """f(c), or None when the configuration lacks what f looks at"""
+        try:
+            return f(c)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+            return None
 
     link = {k: num(kv.get("link." + k)) for k in (
         "ping_min_ms", "ping_avg_ms", "ping_median_ms", "ping_max_ms", "iperf_mbps", "iperf_end_mbps")}
@@ -171,6 +221,32 @@ def main():
                        "mbps": (b / t / 1e6) if b and t else None}
         sync_info[cfg] = d
 
+    def si(cfg, what, key):
+        return (sync_info.get(cfg) or {}).get(what, {}).get(key)
+
+    # the 4k random outage: resync bytes sent per byte written
+    randout = {}
+    for cfg in RANDOUT_CONFIGS:
+        w = num(kv.get(f"{cfg}.randout_written_bytes"))
+        fs = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-randout.json"))
+        if fs and fs.get("io_bytes"):
+            w = float(fs["io_bytes"])
+        sent = num(kv.get(f"{cfg}.randout_sent_bytes"))
+        if sent is None:
+            w = None
+        randout[cfg] = {
+            "written_bytes": w,
+            "dirty_bytes": num(kv.get(f"{cfg}.randout_dirty_bytes")),
+            "sent_bytes": sent,
+            "sent_per_written": ratio(sent, w),
+            "connect_s": num(kv.get(f"{cfg}.randout_connect_s")),
+            "insync_s": num(kv.get(f"{cfg}.randout_insync_s")),
+            "outage_fio_iops": fs.get("iops") if fs else None,
+        }
+
+    def ro(cfg, key):
+        return (randout.get(cfg) or {}).get(key)
+
     raw_seq = m("raw", "seq")
     best_resync_bound = min(x for x in (raw_seq, lk) if x) if (raw_seq or lk) else None
 
@@ -188,8 +264,8 @@ def main():
         if k.endswith(".skipped") or k.endswith(".failed") or k.startswith("note."):
             L.append(f"NOTE {k}: {kv[k]}")
     L.append("")
-    w0 = 30
-    cw = 12
+    w0 = 34
+    cw = 13
     L.append(" " * w0 + "".join(t.rjust(cw) for _, t in CONFIGS))
     for wl, title, key in WORKLOADS:
         L.append(title.ljust(w0) + "".join(fmt(m(c, wl)).rjust(cw) for c, _ in CONFIGS))
@@ -204,14 +280,25 @@ def main():
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "left_after_mib"))).rjust(cw) for c, _ in CONFIGS))
         L.append("  drain after job (s)".ljust(w0) +
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "drain_s"))).rjust(cw) for c, _ in CONFIGS))
-    def row(title, f):
-        L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fmt(f(c))).rjust(cw) for c, _ in CONFIGS))
+        L.append("  CPU ms/MiB (a+b)".ljust(w0) +
+                 "".join(fmt(m(c, wl, "cpu_ms_per_mib")).rjust(cw) for c, _ in CONFIGS))
 
-    row(f"resync after cut (MB/s)", lambda c: sync_info[c]["resync"]["mbps"])
-    row("  resynced (MiB)", lambda c: (sync_info[c]["resync"]["bytes"] or 0) / 1048576 or None)
-    row("  reconnect before it (s)", lambda c: sync_info[c]["resync"]["connect_s"])
-    row("initial copy (MB/s)", lambda c: sync_info[c]["copy"]["mbps"])
-    row("ping avg before QD1 job (ms)", lambda c: phase_ping[c])
+    def row(title, f, fm=fmt):
+        L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fm(safe(f, c))).rjust(cw) for c, _ in CONFIGS))
+
+    row("resync after cut (MB/s)", lambda c: si(c, "resync", "mbps"))
+    row("  resynced (MiB)", lambda c: (si(c, "resync", "bytes") or 0) / 1048576 or None)
+    row("  reconnect before it (s)", lambda c: si(c, "resync", "connect_s"))
+    L.append(f"4k random outage: {kv.get('meta.randout_mb', '?')} MiB of 4k random writes during a cut")
+    row("  written (MiB)", lambda c: ro(c, "written_bytes") / 1048576)
+    row("  resync sent (MiB)", lambda c: ro(c, "sent_bytes") / 1048576)
+    row("  resync bytes / written", lambda c: ro(c, "sent_per_written"), fx)
+    row("  link up to reconnected (s)", lambda c: ro(c, "connect_s"))
+    row("  link up to in sync (s)", lambda c: ro(c, "insync_s"))
+    row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
+    row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
+    L.append("CPU ms/MiB: busy CPU of a and b (/proc/stat) from before the job until drained, per MiB "
+             "fio wrote; the raw column's b share is an idle VM's")
 
     # ----------------------------------------------------------------- ratios
     ratios = {}
@@ -226,7 +313,7 @@ def main():
     ]
     for title, a, b in rows:
         r = {wl: ratio(m(a, wl), m(b, wl)) for wl, _, _ in WORKLOADS}
-        r["resync"] = ratio(sync_info[a]["resync"]["mbps"], sync_info.get(b, {}).get("resync", {}).get("mbps")) if b != "raw" else None
+        r["resync"] = ratio(si(a, "resync", "mbps"), si(b, "resync", "mbps")) if b != "raw" else None
         ratios[f"{a}/{b}"] = r
         L.append(title.ljust(w0) + "".join(fx(r[k]).rjust(cw) for k in ("seq", "r16", "r1", "resync")))
     L.append("")
@@ -237,7 +324,7 @@ def main():
         vals = [ratio(m(c, "seq", key), lk) for c, _ in CONFIGS[1:]]
         vs[key] = dict(zip([c for c, _ in CONFIGS[1:]], vals))
         L.append(("  " + lab).ljust(w0) + "".join(fx(v).rjust(cw) for v in vals))
-    rs = [ratio(sync_info[c]["resync"]["mbps"], best_resync_bound) for c, _ in CONFIGS[1:]]
+    rs = [ratio(si(c, "resync", "mbps"), best_resync_bound) for c, _ in CONFIGS[1:]]
     vs["resync_vs_min_disk_link"] = dict(zip([c for c, _ in CONFIGS[1:]], rs))
     L.append("  resync / min(disk, link)".ljust(w0) + "".join(fx(v).rjust(cw) for v in rs))
     ratios["vs_link"] = vs
@@ -259,6 +346,38 @@ def main():
                  f"{fx(ratio(lat, b))}")
     ratios["sync_lat_vs_raw_plus_rtt"] = {"rcopy_sync": ratio(sync_lat, bound),
                                           "drbd_C": ratio(drbd_lat, bound_for("drbd_C")), "bound_ms": bound}
+
+    # ----------------------------------------------------------------- fast link
+    fast = {c: res.get(c, {}) for c, _ in FAST_CONFIGS}
+    if any(fast.values()) or any(k.startswith("fast") for k in kv):
+        L.append("")
+        L.append(f"fast link: both ends on VM a over 127.0.0.1, {kv.get('meta.fast_mb', '?')} MiB loop "
+                 "devices in a's tmpfs, link unshaped; CPU is a's")
+        L.append(" " * w0 + "".join(t.rjust(cw) for _, t in FAST_CONFIGS))
+        for wl, title, key in FAST_WORKLOADS:
+            L.append(title.ljust(w0) + "".join(fmt(m(c, wl)).rjust(cw) for c, _ in FAST_CONFIGS))
+            if key == "mbps":
+                L.append("  IOPS".ljust(w0) + "".join(fmt(m(c, wl, "iops")).rjust(cw) for c, _ in FAST_CONFIGS))
+            else:
+                L.append("  MB/s".ljust(w0) + "".join(fmt(m(c, wl, "mbps")).rjust(cw) for c, _ in FAST_CONFIGS))
+            sk = "sustained_mbps" if key == "mbps" else "sustained_iops"
+            L.append("  incl. drain afterwards".ljust(w0) + "".join(
+                ("-" if c == "fast_raw" else fmt(m(c, wl, sk))).rjust(cw) for c, _ in FAST_CONFIGS))
+            L.append("  CPU ms/MiB (a)".ljust(w0) +
+                     "".join(fmt(m(c, wl, "cpu_ms_per_mib")).rjust(cw) for c, _ in FAST_CONFIGS))
+        fr = {}
+        L.append(" " * w0 + "".join(t.rjust(cw) for t in ("seq MB/s", "IOPS QD16", "CPU seq", "CPU r16")))
+        for title, a, b in (("rcopy sync / DRBD C", "fast_rcopy_sync", "fast_drbd_C"),
+                            ("rcopy async / DRBD A", "fast_rcopy_async", "fast_drbd_A"),
+                            ("rcopy sync / raw loop", "fast_rcopy_sync", "fast_raw"),
+                            ("rcopy async / raw loop", "fast_rcopy_async", "fast_raw")):
+            r = {"seq": ratio(m(a, "seq"), m(b, "seq")), "r16": ratio(m(a, "r16"), m(b, "r16")),
+                 "seq_cpu": ratio(m(a, "seq", "cpu_ms_per_mib"), m(b, "seq", "cpu_ms_per_mib")),
+                 "r16_cpu": ratio(m(a, "r16", "cpu_ms_per_mib"), m(b, "r16", "cpu_ms_per_mib"))}
+            fr[f"{a}/{b}"] = r
+            L.append(("  " + title).ljust(w0) +
+                     "".join(fx(r[x]).rjust(cw) for x in ("seq", "r16", "seq_cpu", "r16_cpu")))
+        ratios["fast"] = fr
 
     # ----------------------------------------------------------------- targets
     targets = []
@@ -283,12 +402,15 @@ def main():
            1.1 * raw_lat if raw_lat is not None else None, ok_if_ge=False)
     target("sync QD1 latency <= 1.1 x (raw + ping avg) (ms)", sync_lat,
            1.1 * bound if bound is not None else None, ok_if_ge=False)
-    target("resync MB/s >= 0.9 x min(disk, link)", sync_info["rcopy_sync"]["resync"]["mbps"],
+    target("resync MB/s >= 0.9 x min(disk, link)", si("rcopy_sync", "resync", "mbps"),
            0.9 * best_resync_bound if best_resync_bound else None)
+    for c in ("rcopy_sync", "rcopy_async"):
+        target(f"{c} resync bytes / written after a 4k random outage <= 1.5",
+               ro(c, "sent_per_written"), 1.5, ok_if_ge=False)
     for a, b in PAIRS:
         for wl, title, key in WORKLOADS:
             target(f"{a} {wl} beats {b}", m(a, wl), m(b, wl), ok_if_ge=(key != "lat_ms"))
-        target(f"{a} resync beats {b}", sync_info[a]["resync"]["mbps"], sync_info[b]["resync"]["mbps"])
+        target(f"{a} resync beats {b}", si(a, "resync", "mbps"), si(b, "resync", "mbps"))
     L.append("")
     L.append("targets (mission.md, informational; the bench never fails on speed):")
     for t in targets:
@@ -302,6 +424,7 @@ def main():
         "link": link,
         "fio": res,
         "copy_and_resync": sync_info,
+        "randout": randout,
         "ratios": ratios,
         "targets": targets,
         "table": L,

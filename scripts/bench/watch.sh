@@ -20,6 +20,8 @@
 #   status=       the status line at the end
 #   ok=1|0
 # Exit 0 when the condition held, 1 after TIMEOUT_S (default 300).
+# Environment: RC_DEV (the rcopy device, default r0), DRBD_MINOR (default 0): the fast
+# case watches fp0 and drbd1.
 kind=${1:?usage: watch.sh KIND [TIMEOUT] [INTERVAL]}
 timeout=${2:-300}
 interval=${3:-0.1}
@@ -39,8 +41,21 @@ conn_status=
 st=
 deadline=$((SECONDS + timeout))
 
-rcopy_status() { dmsetup status r0 2>&1 | tr '\n' ' '; }
-drbd_status() { local s; s=$(</proc/drbd); s=${s#*$'\n'*$'\n'}; printf '%s' "${s//$'\n'/ }"; }
+rc_dev=${RC_DEV:-r0}
+minor=${DRBD_MINOR:-0}
+rcopy_status() { dmsetup status "$rc_dev" 2>&1 | tr '\n' ' '; }
+# the lines of /proc/drbd about one minor, joined by spaces
+drbd_status() {
+	local line s='' in=0
+	while IFS= read -r line; do
+		if [[ $line =~ ^\ *([0-9]+): ]]; then
+			in=0
+			[[ ${BASH_REMATCH[1]} == "$minor" ]] && in=1
+		fi
+		((in)) && s+="$line "
+	done </proc/drbd
+	printf '%s' "$s"
+}
 
 while :; do
 	case $kind in
