@@ -685,6 +685,10 @@ impl Pair {
         }
         if self.held_off.xchg(0, Relaxed) != 0 {
             pr_info!("{}: reconnecting at the operator's request\n", self.name());
+            // Under `sh`, so the main thread is either waiting (woken) or has not
+            // yet re-checked `held_off` (and sees it clear).
+            let _sh = self.sh.lock();
+            self.wake.notify_all();
         }
         Ok(())
     }

@@ -61,8 +61,13 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
     let (mut rtt_ms, mut timeouts) = (0u32, 0u32);
     while !p.stopping() {
         if p.held_off.load(Relaxed) != 0 {
-            // Disconnected by the operator: stay away until `connect`.
-            kthread::nap_ms(500);
+            // Disconnected by the operator: stay away until `connect` (which wakes us).
+            let mut sh = p.sh.lock();
+            if p.held_off.load(Relaxed) != 0 {
+                let _ = p
+                    .wake
+                    .wait_interruptible_timeout(&mut sh, kthread::jiffies(500));
+            }
             continue;
         }
         let wait = attempt_ms(rtt_ms, timeouts, p.timeout_ms());

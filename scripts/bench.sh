@@ -21,13 +21,16 @@
 # including that drain. Then a resync after a link cut: rcopy via vm_link down (the
 # primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB written
 # meanwhile; the rate is the resynced bytes over the time from reconnection to in sync.
-# Then a second cut of the same kind, with BENCH_RANDOUT_MB of 4 KiB random writes during
-# the outage instead (fio randwrite, direct, QD16, offsets over the whole device from
+# (A cable cut also costs rcopy the guest's ARP recovery: the neighbour entry failed
+# while the link was down, and is probed again only every second.)
+# Then a second outage, by the operator for both products (rcopy: `dmsetup message r0 0
+# disconnect`/`connect`; DRBD: `drbdadm disconnect`/`connect`), with BENCH_RANDOUT_MB of
+# 4 KiB random writes during it (fio randwrite, direct, QD16, offsets over the whole device from
 # fio's random map, so no block twice, seeded with BENCH_RANDOUT_SEED: every product gets
 # the same offsets); the resync's cost is the bytes the primary sent from just before
-# the link comes back until in sync (rcopy: delta of sent_bytes in `dmsetup status`;
+# the reconnection until in sync (rcopy: delta of sent_bytes in `dmsetup status`;
 # DRBD: the ns: KiB counter of /proc/drbd, which 8.4 zeroes at connect), per byte
-# written, with the times from the link coming back to reconnection and to in sync.
+# written, with the times from the reconnection request to reconnected and to in sync.
 # CPU cost: around every fio job the busy ticks of /proc/stat's first line (user, nice,
 # system, irq, softirq, steal) on a and b, before the job, after it and once drained;
 # the table shows (a+b) ms per MiB fio wrote, until drained (the replica's work on data
@@ -407,23 +410,26 @@ randout_rec() {
 		"($(awk -v a="$sent" -v b="$w" 'BEGIN { printf "%.2f", a / b }') x written): reconnected after $5 s, in sync after $6 s"
 }
 
-# rcopy_randout CONFIG: cut the link as rcopy_resync does, write RANDOUT_MB of 4k random
-# blocks, restore it; resync bytes = the primary's sent_bytes from just before the link
-# comes back to duplex
+# rcopy_randout CONFIG: disconnect the pair by the operator's message (`disconnect`, as
+# DRBD's measurement uses `drbdadm disconnect`), write RANDOUT_MB of 4k random blocks,
+# reconnect (`connect`); resync bytes = the primary's sent_bytes from just before the
+# reconnection to duplex. (The other resync row cuts the cable; see its note.)
 rcopy_randout() {
 	local cfg=$1 out dirty sent0 sent1 job t tc
-	vm_link a down || { say "  vm_link failed"; return 1; }
+	vm_run a --timeout 30 'dmsetup message r0 0 disconnect' >/dev/null || { say "  disconnect failed"; return 1; }
 	if ! vm_wait_until a 60 "dmsetup status r0 | grep -q 'state=suspended '" >/dev/null; then
-		vm_link a up
-		rcopy_fail "primary did not notice the link cut in 60 s: $(rstatus a)"
+		vm_run a --timeout 30 'dmsetup message r0 0 connect' >/dev/null
+		rcopy_fail "primary did not go suspended after disconnect: $(rstatus a)"
 		return 1
 	fi
-	randout_fio "$cfg" /dev/mapper/r0 || { vm_link a up; rcopy_fail "4k random writes while the link is down failed"; return 1; }
+	randout_fio "$cfg" /dev/mapper/r0 || {
+		vm_run a --timeout 30 'dmsetup message r0 0 connect' >/dev/null
+		rcopy_fail "4k random writes while disconnected failed"
+		return 1
+	}
 	out=$(rstatus a)
 	dirty=$(kv_of "$out" dirty_bytes) sent0=$(kv_of "$out" sent_bytes)
-	job=$(vm_spawn a --timeout 400 "bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
-	wait_until 30 grep -q started= "$(_vm_dir a)/ctl/jobs/out.$job"
-	vm_link a up
+	job=$(vm_spawn a --timeout 400 "dmsetup message r0 0 connect && bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
 	out=$(vm_wait a "$job" 420)
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	sent1=$(kv_of "$(line_of "$out" status)" sent_bytes)

@@ -286,15 +286,15 @@ def main():
     def row(title, f, fm=fmt):
         L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fm(safe(f, c))).rjust(cw) for c, _ in CONFIGS))
 
-    row("resync after cut (MB/s)", lambda c: si(c, "resync", "mbps"))
+    row("resync after a cable cut (MB/s)", lambda c: si(c, "resync", "mbps"))
     row("  resynced (MiB)", lambda c: (si(c, "resync", "bytes") or 0) / 1048576 or None)
     row("  reconnect before it (s)", lambda c: si(c, "resync", "connect_s"))
-    L.append(f"4k random outage: {kv.get('meta.randout_mb', '?')} MiB of 4k random writes during a cut")
+    L.append(f"4k random outage: {kv.get('meta.randout_mb', '?')} MiB of 4k random writes while disconnected (rcopy: message disconnect/connect; DRBD: drbdadm disconnect/connect)")
     row("  written (MiB)", lambda c: ro(c, "written_bytes") / 1048576)
     row("  resync sent (MiB)", lambda c: ro(c, "sent_bytes") / 1048576)
     row("  resync bytes / written", lambda c: ro(c, "sent_per_written"), fx)
-    row("  link up to reconnected (s)", lambda c: ro(c, "connect_s"))
-    row("  link up to in sync (s)", lambda c: ro(c, "insync_s"))
+    row("  reconnect request to reconnected (s)", lambda c: ro(c, "connect_s"))
+    row("  reconnect request to in sync (s)", lambda c: ro(c, "insync_s"))
     row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
     row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
     L.append("CPU ms/MiB: busy CPU of a and b (/proc/stat) from before the job until drained, per MiB "
