@@ -18,9 +18,24 @@ struct Start<T: Send + Sync + 'static> {
 /// A running kernel thread. Dropping it stops it (`kthread_stop`) and waits for it.
 ///
 /// Invariant: `task` is a thread made by [`Thread::spawn`] that does not exit before
-/// `kthread_stop` is called on it, so the task stays valid until then.
+/// `kthread_stop` is called on it, so the task stays valid until then. `start` is
+/// the `Start<T>` handed to it and `free` drops one: the thread takes it when its
+/// function starts, and if it is stopped before that (the kernel then never calls
+/// the function), `Drop` frees it.
 pub(crate) struct Thread {
     task: *mut bindings::task_struct,
+    start: *mut ffi::c_void,
+    free: unsafe fn(*mut ffi::c_void),
+}
+
+/// Drops a `Start<T>` that its thread never took.
+///
+/// # Safety
+///
+/// `data` comes from `KBox::into_raw` of a `Start<T>` that nothing else owns.
+unsafe fn free_start<T: Send + Sync + 'static>(data: *mut ffi::c_void) {
+    // SAFETY: guaranteed by the caller.
+    drop(unsafe { KBox::from_raw(data.cast::<Start<T>>()) });
 }
 
 // SAFETY: `kthread_stop` may be called from any thread.
@@ -108,7 +123,11 @@ impl Thread {
         }
         // SAFETY: `task` is a new, not yet started kthread.
         unsafe { bindings::wake_up_process(task) };
-        Ok(Thread { task })
+        Ok(Thread {
+            task,
+            start: data,
+            free: free_start::<T>,
+        })
     }
 }
 
@@ -122,6 +141,14 @@ impl Thread {
 impl Drop for Thread {
     fn drop(&mut self) {
         // SAFETY: the task is valid until this call (type invariant).
-        unsafe { bindings::kthread_stop(self.task) };
+        let r = unsafe { bindings::kthread_stop(self.task) };
+        // `thread_main` always returns 0; -EINTR means the kernel stopped the thread
+        // before calling it, so it never took its state (whose `Arc` would leak,
+        // with everything it holds: seen with connections that ended at once).
+        if r == -(bindings::EINTR as i32) {
+            // SAFETY: `thread_main` never ran, so `start` is still unowned (type
+            // invariant), and the thread is gone.
+            unsafe { (self.free)(self.start) };
+        }
     }
 }
