@@ -76,6 +76,8 @@ struct Slot {
     seq: AtomicU64,
     /// The [`ApplyShared`] this slot belongs to, for the completion.
     owner: AtomicPtr<ApplyShared>,
+    /// Its index in `slots` (its bit in `busy`).
+    index: usize,
 }
 
 /// The state of one connection's apply.
@@ -112,12 +114,13 @@ impl Applier {
     /// Allocates the buffers and starts the acker for `link`. Thread context.
     pub(crate) fn new(name: &str, link: &Arc<Link>) -> Result<Applier> {
         let mut slots = KVec::with_capacity(SLOTS, GFP_KERNEL)?;
-        for _ in 0..SLOTS {
+        for index in 0..SLOTS {
             slots.push(
                 Slot {
                     buf: UnsafeCell::new(blk::iobuf(proto::MAX_PAYLOAD as usize)?),
                     seq: AtomicU64::new(0),
                     owner: AtomicPtr::new(core::ptr::null_mut()),
+                    index,
                 },
                 GFP_KERNEL,
             )?;
@@ -373,12 +376,7 @@ unsafe extern "C" fn end_write(bio: *mut bindings::bio) {
     unsafe { bindings::bio_put(bio) };
     // SAFETY: set before any write was submitted; the owner outlives its writes.
     let sh = unsafe { &*slot.owner.load(Ordering::Acquire) };
-    let i = sh
-        .slots
-        .iter()
-        .position(|s| core::ptr::eq(s, slot))
-        .unwrap_or(SLOTS - 1);
-    sh.completed(i, slot.seq.load(Ordering::Relaxed), errno);
+    sh.completed(slot.index, slot.seq.load(Ordering::Relaxed), errno);
 }
 
 /// Sends an ACK for the applied prefix whenever it grows, until the connection is
