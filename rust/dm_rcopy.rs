@@ -52,6 +52,7 @@ impl kernel::Module for RcopyModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         registry::init();
         link::check_crc32c()?;
+        link::choose_crc32c();
         let bioset = blk::BioSet::new()?;
         let reg = dm::Registration::new::<target::Rcopy>(module)?;
         let snap = dm::Registration::new::<snaptarget::RcopySnap>(module)?;
