@@ -30,7 +30,9 @@
 # the same offsets); the resync's cost is the bytes the primary sent from just before
 # the reconnection until in sync (rcopy: delta of sent_bytes in `dmsetup status`;
 # DRBD: the ns: KiB counter of /proc/drbd, which 8.4 zeroes at connect), per byte
-# written, with the times from the reconnection request to reconnected and to in sync.
+# written, with the times from the reconnection request (taken just before the command
+# that makes it, so the time the command itself takes counts for both) to reconnected and
+# to in sync.
 # CPU cost: around every fio job the busy ticks of /proc/stat's first line (user, nice,
 # system, irq, softirq, steal) on a and b, before the job, after it and once drained;
 # the table shows (a+b) ms per MiB fio wrote, until drained (the replica's work on data
@@ -60,7 +62,10 @@
 # Exit status: 0 unless the VMs cannot boot or rcopy fails functionally (never on speed;
 # a DRBD problem is reported in one line and skipped).
 #
-# Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
+# Rounds: every fio job runs BENCH_ROUNDS times in a row (each drained before the next;
+# the cold-AL variant once), and the table shows the median round (its CPU and drain
+# figures with it) and the spread of the rounds.
+# Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_ROUNDS (3), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
 # BENCH_RANDOUT_MB (8), BENCH_RANDOUT_SEED (4242), BENCH_FAST_MB (256), BENCH_OUT,
 # BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log; 0 keeps
 # the test kernel's jiffies clock), KDIR, RCOPY_KERNEL, RCOPY_MODULE, KEEP_VMS=1.
@@ -74,6 +79,7 @@ RESYNC_MB=${BENCH_RESYNC_MB:-64}
 RANDOUT_MB=${BENCH_RANDOUT_MB:-8}
 RANDOUT_SEED=${BENCH_RANDOUT_SEED:-4242}
 FAST_MB=${BENCH_FAST_MB:-256}
+ROUNDS=${BENCH_ROUNDS:-3}
 FAST_PORT=7790
 BENCH_HELPERS=$RCOPY_ROOT/scripts/bench
 MODULE=${RCOPY_MODULE:-$RCOPY_ROOT/rust/dm_rcopy.ko}
@@ -93,6 +99,7 @@ LOG=$RAW/trace.log
 ((RESYNC_MB * 2 <= DISK_MB)) || die "BENCH_RESYNC_MB must be at most half of BENCH_DISK_MB"
 [[ $RANDOUT_MB =~ ^[1-9][0-9]*$ && $RANDOUT_SEED =~ ^[0-9]+$ && $FAST_MB =~ ^[0-9]+$ ]] ||
 	die "BENCH_RANDOUT_MB must be a positive integer, BENCH_RANDOUT_SEED and BENCH_FAST_MB integers"
+[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "BENCH_ROUNDS must be an integer from 1 to 99"
 ((RANDOUT_MB * 2 <= DISK_MB)) || die "BENCH_RANDOUT_MB must be at most half of BENCH_DISK_MB"
 [[ -f $MODULE ]] || die "no module at $MODULE: run 'make module'"
 for t in fio ping iperf3 python3 dmsetup; do
@@ -124,6 +131,7 @@ rcopy_fail() {
 T_START=$SECONDS
 rec meta.date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 rec meta.runtime_s "$RT"
+rec meta.rounds "$ROUNDS"
 rec meta.disk_mb "$DISK_MB"
 rec meta.resync_mb "$RESYNC_MB"
 rec meta.randout_mb "$RANDOUT_MB"
@@ -180,6 +188,9 @@ rec meta.user_hz "$(vm_run a --timeout 30 'getconf CLK_TCK')"
 
 for v in a b; do
 	vm_run "$v" --timeout 60 "insmod $MODULE" || { rcopy_fail "insmod dm_rcopy failed on $v"; }
+	# what a MiB of CRC-32C (the kernel's and the table) and of memcpy costs this guest,
+	# and which CRC the module chose (timed at load)
+	rec "meta.byte_costs_$v" "$(vm_run "$v" --timeout 30 "dmesg | sed -n 's/.*rcopy: cost per MiB on this CPU: //p' | tail -n 1")"
 	# the VM sees the host's root, but /var/cache (where the kernel tree lives) is a
 	# tmpfs inside: hand the DRBD modules over through the share directory
 	cp "$KTREE/lib/lru_cache.ko" "$KTREE/drivers/block/drbd/drbd.ko" "$(vm_share_dir "$v")/" 2>/dev/null
@@ -192,22 +203,36 @@ done
 CPU_VMS="a b"
 # cpu_mark CONFIG WORKLOAD PHASE: busy CPU ticks (USER_HZ) of each VM in CPU_VMS, from the
 # first line of /proc/stat: user+nice+system+irq+softirq+steal. PHASE 0 before the fio
-# job, 1 right after it, 2 once drained. Recorded as CONFIG.WORKLOAD.cpu_<vm>_<PHASE>.
+# job, 1 right after it, 2 once drained. Recorded as CONFIG.WORKLOAD.cpu_<vm>_<PHASE>,
+# and all ticks (idle and iowait too) as CONFIG.WORKLOAD.all_<vm>_<PHASE>, for how busy
+# each VM's one vCPU was during the job.
 cpu_mark() {
 	local v t
 	for v in $CPU_VMS; do
-		t=$(vm_run "$v" --timeout 30 "awk '/^cpu /{print \$2+\$3+\$4+\$7+\$8+\$9; exit}' /proc/stat")
-		[[ $t =~ ^[0-9]+$ ]] && rec "$1.$2.cpu_${v}_$3" "$t"
+		t=$(vm_run "$v" --timeout 30 "awk '/^cpu /{print \$2+\$3+\$4+\$7+\$8+\$9, \$2+\$3+\$4+\$5+\$6+\$7+\$8+\$9; exit}' /proc/stat")
+		[[ $t =~ ^[0-9]+\ [0-9]+$ ]] || continue
+		rec "$1.$2.cpu_${v}_$3" "${t% *}"
+		rec "$1.$2.all_${v}_$3" "${t#* }"
 	done
 }
 
-# run_fio CONFIG WORKLOAD DEVICE [AFTER_SCRIPT]: one fio job on a; its JSON lands in
+# rounds_of "WORKLOAD..." [N]: each workload N (default BENCH_ROUNDS) times: seq seq@2 ...
+rounds_of() {
+	local wl r n=${2:-$ROUNDS}
+	for wl in $1; do
+		for ((r = 1; r <= n; r++)); do
+			if ((r == 1)); then printf '%s ' "$wl"; else printf '%s@%d ' "$wl" "$r"; fi
+		done
+	done
+}
+
+# run_fio CONFIG WORKLOAD[@ROUND] DEVICE [AFTER_SCRIPT]: one fio job on a; its JSON lands in
 # $RAW/fio/CONFIG-WORKLOAD.json; AFTER_SCRIPT's output (the device's state right after
 # the job) in the kv file.
 run_fio() {
 	local cfg=$1 wl=$2 dev=$3 after=${4:-true} args out tag=$1-$2
 	cpu_mark "$cfg" "$wl" 0
-	case $wl in
+	case ${wl%@*} in
 	seq) args="--rw=write --bs=1M --iodepth=8" ;;
 	r16) args="--rw=randwrite --bs=4k --iodepth=16" ;;
 	r1) args="--rw=randwrite --bs=4k --iodepth=1" ;;
@@ -312,7 +337,7 @@ iperf link.iperf_mbps
 
 # ------------------------------------------------------------------ raw
 say "raw disk (/dev/vde on a)"
-for wl in seq r16 r1; do run_fio raw "$wl" /dev/vde; done
+for wl in $(rounds_of "seq r16 r1"); do run_fio raw "$wl" /dev/vde; done
 
 # ------------------------------------------------------------------ rcopy
 rstatus() { vm_run "$1" --timeout 30 'dmsetup status r0'; }
@@ -429,7 +454,7 @@ rcopy_randout() {
 	}
 	out=$(rstatus a)
 	dirty=$(kv_of "$out" dirty_bytes) sent0=$(kv_of "$out" sent_bytes)
-	job=$(vm_spawn a --timeout 400 "dmsetup message r0 0 connect && bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
+	job=$(vm_spawn a --timeout 400 "t0=\$EPOCHREALTIME; dmsetup message r0 0 connect && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
 	out=$(vm_wait a "$job" 420)
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	sent1=$(kv_of "$(line_of "$out" status)" sent_bytes)
@@ -453,7 +478,8 @@ rcopy_mode() {
 	[[ -z $RCOPY_BROKEN ]] || return 1
 	say "rcopy $mode mode${3:+ with ${*:3}} (/dev/mapper/r0 on a, secondary on b)"
 	rcopy_pair "$mode" "$cfg" "${@:3}" || return 1
-	for wl in seq r16 r1; do
+	# a variant (the cold activity log) runs each job once
+	for wl in $(rounds_of "seq r16 r1" "$([[ -n ${2:-} ]] && echo 1)"); do
 		[[ $wl == r1 ]] && ping_stats "$cfg"
 		run_fio "$cfg" "$wl" /dev/mapper/r0 'dmsetup status r0' || { rcopy_fail "fio on r0 failed ($mode, $wl)"; return 1; }
 		drain "$cfg" "$wl" rcopy-drain || { rcopy_fail "the $mode pair did not drain after $wl"; return 1; }
@@ -546,7 +572,7 @@ drbd_resync() {
 	vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/drbd0 bs=1M seek=$RESYNC_MB oflag=direct conv=fsync status=none" ||
 		{ say "  write while disconnected failed"; return 1; }
 	oos=$(vm_run a --timeout 30 "sed -n 's/.* oos:\([0-9]*\).*/\1/p' /proc/drbd")
-	out=$(vm_run a --timeout 420 "$DRBDADM connect r0 && bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	out=$(vm_run a --timeout 420 "t0=\$EPOCHREALTIME; $DRBDADM connect r0 && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	if [[ -z $t || -z $oos ]]; then
 		say "  DRBD resync did not finish: $(line_of "$out" status)"
@@ -570,7 +596,7 @@ drbd_randout() {
 	out=$(vm_run a --timeout 30 'cat /proc/drbd')
 	oos=$(sed -n 's/.* oos:\([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
 	ns0=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$out" | head -n 1)
-	out=$(vm_run a --timeout 420 "$DRBDADM connect r0 && bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	out=$(vm_run a --timeout 420 "t0=\$EPOCHREALTIME; $DRBDADM connect r0 && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	ns1=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$(line_of "$out" status)")
 	if [[ -z $t || -z $oos || -z $ns0 || -z $ns1 ]]; then
@@ -585,7 +611,7 @@ drbd_phase() {
 	[[ -z $DRBD_BROKEN ]] || return 1
 	say "DRBD 8.4 protocol $p (/dev/drbd0 on a, secondary on b)"
 	drbd_protocol "$p" || return 1
-	for wl in seq r16 r1; do
+	for wl in $(rounds_of "seq r16 r1"); do
 		[[ $wl == r1 ]] && ping_stats "$cfg"
 		run_fio "$cfg" "$wl" /dev/drbd0 "tail -n 2 /proc/drbd" || { drbd_skip "fio on drbd0 failed (protocol $p)"; return 1; }
 		drain "$cfg" "$wl" drbd-drain || { drbd_skip "DRBD did not drain after $wl"; return 1; }
@@ -633,7 +659,7 @@ fast_rcopy() {
 		;;
 	*) rcopy_fail "fast $mode pair did not reach duplex in 600 s: $(line_of "$out" status)"; return 1 ;;
 	esac
-	for wl in seq r16; do
+	for wl in $(rounds_of "seq r16"); do
 		run_fio "$cfg" "$wl" /dev/mapper/fp0 'dmsetup status fp0' || { rcopy_fail "fio on fp0 failed ($mode, $wl)"; return 1; }
 		drain "$cfg" "$wl" rcopy-drain RC_DEV=fp0 || { rcopy_fail "the fast $mode pair did not drain after $wl"; return 1; }
 	done
@@ -684,7 +710,7 @@ fast_drbd() {
 	out=$(vm_run a --timeout 60 "$fa primary fa && grep -o ' 1: cs:.*' /proc/drbd") ||
 		{ fast_skip "DRBD loopback pair: primary failed: $out"; return 1; }
 	[[ $out == *" $p r"* ]] || { fast_skip "DRBD loopback pair runs '$out', not protocol $p"; return 1; }
-	for wl in seq r16; do
+	for wl in $(rounds_of "seq r16"); do
 		run_fio "$cfg" "$wl" /dev/drbd1 "grep -A1 ' 1: cs' /proc/drbd" || { fast_skip "fio on drbd1 failed (protocol $p)"; return 1; }
 		drain "$cfg" "$wl" drbd-drain DRBD_MINOR=1 || { fast_skip "the DRBD loopback pair did not drain after $wl"; return 1; }
 	done
@@ -700,7 +726,7 @@ fast_phase() {
 	fast_setup || return 1
 	CPU_VMS=a
 	say "fast: raw loop device ($FP)"
-	for wl in seq r16; do run_fio fast_raw "$wl" "$FP"; done
+	for wl in $(rounds_of "seq r16"); do run_fio fast_raw "$wl" "$FP"; done
 	fast_rcopy sync
 	fast_rcopy async
 	if [[ -n $DRBD_BROKEN || -z $DRBD_UP ]]; then

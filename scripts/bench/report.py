@@ -107,6 +107,13 @@ def cpu_cost(kv, cfg, wl, io_bytes, hz):
     for v, (job, drained) in per_vm.items():
         out[f"cpu_{v}_ms"] = drained
         out[f"cpu_{v}_ms_per_mib"] = drained / mib if mib else None
+        # how busy the VM's one vCPU was during the job (busy ticks over all ticks)
+        b0 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_0"))
+        b1 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_1"))
+        a0 = num(kv.get(f"{cfg}.{wl}.all_{v}_0"))
+        a1 = num(kv.get(f"{cfg}.{wl}.all_{v}_1"))
+        if None not in (a0, a1, b0, b1) and a1 > a0:
+            out[f"busy_{v}_pct"] = 100.0 * (b1 - b0) / (a1 - a0)
     tot_job = sum(j for j, _ in per_vm.values())
     tot = sum(d for _, d in per_vm.values())
     out["cpu_vms"] = "+".join(sorted(per_vm))
@@ -143,23 +150,43 @@ def main():
     kv = read_kv(os.path.join(raw_dir, "kv"))
     res = {}
     hz = num(kv.get("meta.user_hz")) or 100.0
+    rounds = int(num(kv.get("meta.rounds")) or 1)
+
+    def one_round(cfg, key):
+        """one fio job (KEY: workload, or workload@round) with its drain and CPU"""
+        s = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-{key}.json"))
+        if s is None:
+            return None
+        drain = num(kv.get(f"{cfg}.{key}.drain_s"))
+        s["drain_s"] = drain
+        s["after"] = kv.get(f"{cfg}.{key}.after")
+        # what the replica really absorbed: everything written, until drained
+        if drain is not None and s["runtime_s"] > 0:
+            t = s["runtime_s"] + drain
+            s["sustained_mbps"] = s["io_bytes"] / t / 1e6
+            s["sustained_iops"] = s["ios"] / t
+        else:
+            s["sustained_mbps"] = s["sustained_iops"] = None
+        s.update(cpu_cost(kv, cfg, key, s["io_bytes"], hz))
+        return s
+
     for cfg, _ in CONFIGS + FAST_CONFIGS:
         res[cfg] = {}
-        for wl, _, _ in WORKLOADS:
-            s = fio_summary(os.path.join(raw_dir, "fio", f"{cfg}-{wl}.json"))
-            if s is None:
+        for wl, _, metric in WORKLOADS:
+            keys = [wl] + [f"{wl}@{r}" for r in range(2, rounds + 1)]
+            got = [(k, one_round(cfg, k)) for k in keys]
+            got = [(k, s) for k, s in got if s is not None and s.get(metric) is not None]
+            if not got:
                 continue
-            drain = num(kv.get(f"{cfg}.{wl}.drain_s"))
-            s["drain_s"] = drain
-            s["after"] = kv.get(f"{cfg}.{wl}.after")
-            # what the replica really absorbed: everything written, until drained
-            if drain is not None and s["runtime_s"] > 0:
-                t = s["runtime_s"] + drain
-                s["sustained_mbps"] = s["io_bytes"] / t / 1e6
-                s["sustained_iops"] = s["ios"] / t
-            else:
-                s["sustained_mbps"] = s["sustained_iops"] = None
-            s.update(cpu_cost(kv, cfg, wl, s["io_bytes"], hz))
+            # the median round (for an even count, the better of the two middle ones),
+            # with that round's drain and CPU figures
+            got.sort(key=lambda ks: ks[1][metric], reverse=(metric != "lat_ms"))
+            k, s = got[(len(got) - 1) // 2]
+            vals = [x[metric] for _, x in got]
+            s["round"] = k
+            s["rounds"] = len(got)
+            s["round_values"] = vals
+            s["round_min"], s["round_max"] = min(vals), max(vals)
             res[cfg][wl] = s
 
     def m(cfg, wl, key=None):
@@ -167,6 +194,12 @@ def main():
         if s is None:
             return None
         return s.get(key or dict((w, k) for w, _, k in WORKLOADS)[wl])
+
+    def spread(cfg, wl):
+        s = res.get(cfg, {}).get(wl)
+        if s is None or s.get("rounds", 1) < 2:
+            return "-"
+        return f"{fmt(s['round_min'])}-{fmt(s['round_max'])}"
 
     def safe(f, c):
         """f(c), or None when the configuration lacks what f looks at"""
@@ -260,6 +293,11 @@ def main():
              f"(best of {fmt(link['iperf_mbps'])} at start, {fmt(link['iperf_end_mbps'])} at end)")
     L.append(f"host: {kv.get('meta.host', '?')}, load average {kv.get('meta.load_start', '?')} at start, "
              f"{kv.get('meta.load_end', '?')} at end")
+    L.append(f"each fio job: the median of {rounds} round(s) in a row (the cold-AL variant: one); "
+             "'rounds' rows show the lowest and highest")
+    for v in ("a", "b"):
+        if kv.get(f"meta.byte_costs_{v}"):
+            L.append(f"guest {v}, per MiB (timed by the module at load): {kv[f'meta.byte_costs_{v}']}")
     for k in sorted(kv):
         if k.endswith(".skipped") or k.endswith(".failed") or k.startswith("note."):
             L.append(f"NOTE {k}: {kv[k]}")
@@ -280,8 +318,15 @@ def main():
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "left_after_mib"))).rjust(cw) for c, _ in CONFIGS))
         L.append("  drain after job (s)".ljust(w0) +
                  "".join(("-" if c == "raw" else fmt(m(c, wl, "drain_s"))).rjust(cw) for c, _ in CONFIGS))
+        L.append("  rounds (min-max)".ljust(w0) + "".join(spread(c, wl).rjust(cw) for c, _ in CONFIGS))
         L.append("  CPU ms/MiB (a+b)".ljust(w0) +
                  "".join(fmt(m(c, wl, "cpu_ms_per_mib")).rjust(cw) for c, _ in CONFIGS))
+        L.append("  CPU ms/MiB on a / on b".ljust(w0) + "".join(
+            f"{fmt(m(c, wl, 'cpu_a_ms_per_mib'))}/{fmt(m(c, wl, 'cpu_b_ms_per_mib'))}".rjust(cw)
+            for c, _ in CONFIGS))
+        L.append("  busy % of a's vCPU / b's".ljust(w0) + "".join(
+            f"{fmt(m(c, wl, 'busy_a_pct'), 0)}/{fmt(m(c, wl, 'busy_b_pct'), 0)}".rjust(cw)
+            for c, _ in CONFIGS))
 
     def row(title, f, fm=fmt):
         L.append(title.ljust(w0) + "".join(("-" if c == "raw" else fm(safe(f, c))).rjust(cw) for c, _ in CONFIGS))
@@ -298,7 +343,7 @@ def main():
     row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
     row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
     L.append("CPU ms/MiB: busy CPU of a and b (/proc/stat) from before the job until drained, per MiB "
-             "fio wrote; the raw column's b share is an idle VM's")
+             "fio wrote; the raw column's b share is an idle VM's; busy %: during the job itself")
 
     # ----------------------------------------------------------------- ratios
     ratios = {}
@@ -363,6 +408,7 @@ def main():
             sk = "sustained_mbps" if key == "mbps" else "sustained_iops"
             L.append("  incl. drain afterwards".ljust(w0) + "".join(
                 ("-" if c == "fast_raw" else fmt(m(c, wl, sk))).rjust(cw) for c, _ in FAST_CONFIGS))
+            L.append("  rounds (min-max)".ljust(w0) + "".join(spread(c, wl).rjust(cw) for c, _ in FAST_CONFIGS))
             L.append("  CPU ms/MiB (a)".ljust(w0) +
                      "".join(fmt(m(c, wl, "cpu_ms_per_mib")).rjust(cw) for c, _ in FAST_CONFIGS))
         fr = {}

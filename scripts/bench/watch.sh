@@ -21,7 +21,7 @@
 #   ok=1|0
 # Exit 0 when the condition held, 1 after TIMEOUT_S (default 300).
 # Environment: RC_DEV (the rcopy device, default r0), DRBD_MINOR (default 0): the fast
-# case watches fp0 and drbd1.
+# case watches fp0 and drbd1; WATCH_T0 ($EPOCHREALTIME taken earlier): times count from it.
 kind=${1:?usage: watch.sh KIND [TIMEOUT] [INTERVAL]}
 timeout=${2:-300}
 interval=${3:-0.1}
@@ -34,7 +34,8 @@ nap() { read -r -t "$interval" -u "$fd" _ || true; }
 now() { printf '%s' "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
-t0=$(now)
+# WATCH_T0: the start, if taken earlier (before the command that makes the request)
+t0=${WATCH_T0:-$(now)}
 echo started=1
 t_conn=
 conn_status=
