@@ -462,6 +462,7 @@ rcopy_randout() {
 		rcopy_fail "no resync to duplex within 360 s after the 4k random outage: $(line_of "$out" status)"
 		return 1
 	fi
+	rec "$cfg.randout_polls" "$(kv_of "$out" polls)"
 	randout_rec "$cfg" "${sent0:-0}" "${sent1:-0}" "${dirty:-0}" "$tc" "$t"
 }
 
@@ -603,6 +604,7 @@ drbd_randout() {
 		say "  DRBD resync after the 4k random outage did not finish: $(line_of "$out" status)"
 		return 1
 	fi
+	rec "$cfg.randout_polls" "$(kv_of "$out" polls)"
 	randout_rec "$cfg" $((ns0 * 1024)) $((ns1 * 1024)) $((oos * 1024)) "$tc" "$t"
 }
 

@@ -274,6 +274,7 @@ def main():
             "sent_per_written": ratio(sent, w),
             "connect_s": num(kv.get(f"{cfg}.randout_connect_s")),
             "insync_s": num(kv.get(f"{cfg}.randout_insync_s")),
+            "polls": num(kv.get(f"{cfg}.randout_polls")),
             "outage_fio_iops": fs.get("iops") if fs else None,
         }
 
@@ -340,6 +341,9 @@ def main():
     row("  resync bytes / written", lambda c: ro(c, "sent_per_written"), fx)
     row("  reconnect request to reconnected (s)", lambda c: ro(c, "connect_s"))
     row("  reconnect request to in sync (s)", lambda c: ro(c, "insync_s"))
+    # rcopy's state is read with a dmsetup fork+exec, DRBD's from /proc/drbd without one:
+    # the period bounds how late a change is seen
+    row("  state poll period (ms)", lambda c: 1000 * ro(c, "insync_s") / ro(c, "polls"))
     row("initial copy (MB/s)", lambda c: si(c, "copy", "mbps"))
     row("ping avg before QD1 job (ms)", lambda c: phase_ping.get(c))
     L.append("CPU ms/MiB: busy CPU of a and b (/proc/stat) from before the job until drained, per MiB "

@@ -18,6 +18,9 @@
 #   t_done=S      seconds from start until the condition held
 #   conn_status=  the status when the link was first seen up
 #   status=       the status line at the end
+#   polls=N       how many times the state was read (t_done / polls is the poll period:
+#                 rcopy's costs a dmsetup fork+exec, DRBD's a read of /proc/drbd without one,
+#                 so an rcopy time is coarser by up to one such period)
 #   ok=1|0
 # Exit 0 when the condition held, 1 after TIMEOUT_S (default 300).
 # Environment: RC_DEV (the rcopy device, default r0), DRBD_MINOR (default 0): the fast
@@ -41,6 +44,7 @@ t_conn=
 conn_status=
 st=
 deadline=$((SECONDS + timeout))
+polls=0
 
 rc_dev=${RC_DEV:-r0}
 minor=${DRBD_MINOR:-0}
@@ -59,6 +63,7 @@ drbd_status() {
 }
 
 while :; do
+	polls=$((polls + 1))
 	case $kind in
 	rcopy-*)
 		st=$(rcopy_status)
@@ -91,6 +96,7 @@ while :; do
 		echo "t_done=$t_done"
 		echo "conn_status=$conn_status"
 		echo "status=$st"
+		echo "polls=$polls"
 		echo ok=1
 		exit 0
 	fi
@@ -99,6 +105,7 @@ while :; do
 		echo "t_done="
 		echo "conn_status=$conn_status"
 		echo "status=$st"
+		echo "polls=$polls"
 		echo ok=0
 		exit 1
 	fi
