@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Repeats the crash tests of scripts/vmtests/tests/40-safety.sh (a SIGKILL of the
-# primary while connected, sync and async, and a power loss of the secondary's disk),
+# primary while connected, sync and async, and during a resync, and a power loss of the
+# secondary's disk),
 # of 70-snapshots.sh (a secondary frozen and killed in consistency-point mode) and of
 # 75-split.sh (a standalone device frozen and killed while its split copy splits)
 # ROUNDS times (default 100), each round with fresh VMs, and ends with the line
@@ -18,7 +19,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-100}
 KILLS=${TORTURE_KILLS:-1}
-TESTS=${TORTURE_TESTS:-'(40-safety\.sh:test_(primary_crash_while_connected_(sync|async)|secondary_power_loss)|70-snapshots\.sh:test_consistency_points_survive_a_frozen_killed_secondary|75-split\.sh:test_crash_during_splitting)$'}
+TESTS=${TORTURE_TESTS:-'(40-safety\.sh:test_(primary_crash_while_connected_(sync|async)|primary_crash_during_resync|secondary_power_loss)|70-snapshots\.sh:test_consistency_points_survive_a_frozen_killed_secondary|75-split\.sh:test_crash_during_splitting)$'}
 LOGS=${TORTURE_LOGS:-$(mktemp -d /tmp/rcopy-torture.XXXXXX)}
 mkdir -p "$LOGS"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 2; }
