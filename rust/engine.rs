@@ -199,6 +199,8 @@ pub(crate) struct Pair {
     pub(crate) verify_taint: Atomic<u32>,
     #[pin]
     pub(crate) listener: Mutex<Option<Arc<Socket>>>,
+    /// The `dep` of the next shipped write: the highest seq of a shipped write that
+    /// completed locally, or of a resync copy claimed ([`Pair::raise_max_completed`]).
     pub(crate) max_completed: Atomic<u64>,
     pub(crate) shipping: Atomic<u32>,
     stopping: Atomic<u32>,
@@ -771,6 +773,27 @@ impl Pair {
         self.ship(bio, pb)
     }
 
+    /// Raises `max_completed` to `seq` (never lowers it). Any context.
+    ///
+    /// Called when a shipped write completes locally, and by the copier when it claims
+    /// a run (under `sh`, so every write that takes a seq after the claim sees it):
+    /// a write issued after a copy's claim then depends on the copy, so the peer
+    /// applies it after the copy. Without that, a write issued between the claim and
+    /// the copy's read, still in flight during the read, could be applied on the peer
+    /// before the copy, which would then overwrite it with the older data it read (the
+    /// parallel apply, `apply.rs`, submits a write once its `dep` is applied). The
+    /// model test `resync_copies_converge_with_concurrent_writes` (rcopy-core
+    /// `tests/order.rs`) checks the rule, and that without it the disks can differ.
+    pub(crate) fn raise_max_completed(&self, seq: u64) {
+        let mut cur = self.max_completed.load(Relaxed);
+        while cur < seq {
+            match self.max_completed.cmpxchg(cur, seq, Relaxed) {
+                Ok(_) => break,
+                Err(v) => cur = v,
+            }
+        }
+    }
+
     /// Ships a write, or marks it. Called by `map`, and by the metadata thread for
     /// a bio held with `PB_HELD`. `Defer` means the bio now belongs to the metadata
     /// thread (held, or waiting for its bits).
@@ -933,13 +956,7 @@ impl Pair {
             return Completion::Later;
         }
         if f & PB_SHIPPED != 0 {
-            let mut cur = self.max_completed.load(Relaxed);
-            while cur < pb.seq {
-                match self.max_completed.cmpxchg(cur, pb.seq, Relaxed) {
-                    Ok(_) => break,
-                    Err(v) => cur = v,
-                }
-            }
+            self.raise_max_completed(pb.seq);
         }
         if pb.flags.fetch_or(PB_LOCAL, Ordering::AcqRel) & PB_REMOTE != 0 {
             Completion::Done

@@ -411,8 +411,9 @@ const MAX_RUN: usize = 16;
 ///
 /// A run with a shipped write still in flight locally is skipped for now: the read
 /// could miss that write and overwrite it on the peer, which applies the copy later.
-/// Writes that take a sequence number after the run's are applied after it on the
-/// peer too, so they need no wait.
+/// Writes that take a sequence number after the run's depend on it (the claim raises
+/// `max_completed`, see [`Pair::raise_max_completed`]), so the peer applies them after
+/// it and they need no wait.
 ///
 /// What if the machine dies here: the bits are cleared in memory only; on disk they
 /// stay set until the peer confirmed everything (`Metadata::clear_synced`), so a
@@ -504,6 +505,9 @@ fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<
     });
     // Everything queued before was sent (checked above), so these are next on the wire.
     sh.unsent = sh.tail;
+    // Writes that take a seq from now on depend on these copies: the peer applies
+    // them after the copies, which may read data older than they write.
+    p.raise_max_completed(sh.next_seq - 1);
     drop(sh);
     let fail = |e: Error| {
         pr_err!(
