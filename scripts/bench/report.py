@@ -101,19 +101,17 @@ def cpu_cost(kv, cfg, wl, io_bytes, hz):
         if t0 is None or t1 is None:
             continue
         per_vm[v] = ((t1 - t0) * 1000.0 / hz, ((t2 if t2 is not None else t1) - t0) * 1000.0 / hz)
+        # how busy the VM's one vCPU was during the job (busy ticks over all ticks)
+        a0 = num(kv.get(f"{cfg}.{wl}.all_{v}_0"))
+        a1 = num(kv.get(f"{cfg}.{wl}.all_{v}_1"))
+        if a0 is not None and a1 is not None and a1 > a0:
+            out[f"busy_{v}_pct"] = 100.0 * (t1 - t0) / (a1 - a0)
     if not per_vm:
         return out
     mib = io_bytes / 1048576 if io_bytes else 0
     for v, (job, drained) in per_vm.items():
         out[f"cpu_{v}_ms"] = drained
         out[f"cpu_{v}_ms_per_mib"] = drained / mib if mib else None
-        # how busy the VM's one vCPU was during the job (busy ticks over all ticks)
-        b0 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_0"))
-        b1 = num(kv.get(f"{cfg}.{wl}.cpu_{v}_1"))
-        a0 = num(kv.get(f"{cfg}.{wl}.all_{v}_0"))
-        a1 = num(kv.get(f"{cfg}.{wl}.all_{v}_1"))
-        if None not in (a0, a1, b0, b1) and a1 > a0:
-            out[f"busy_{v}_pct"] = 100.0 * (b1 - b0) / (a1 - a0)
     tot_job = sum(j for j, _ in per_vm.values())
     tot = sum(d for _, d in per_vm.values())
     out["cpu_vms"] = "+".join(sorted(per_vm))
