@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Synchronous block I/O on a lower device, for the threads that resync and apply
+//! Block I/O on a lower device (synchronous, or a read the caller waits for later), for the threads that resync and apply
 //! replicated writes, and copying data out of a bio.
 
 use crate::dm::{Bio, DmDev};
 use crate::rcore::geometry::SECTOR_SHIFT;
 use core::ptr;
+use core::sync::atomic::{AtomicI32, Ordering};
 use kernel::alloc::allocator::Vmalloc;
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::sync::Completion;
 
 /// Largest single I/O: 256 pages, the most one bio holds.
 pub(crate) const MAX_IO: usize = 1 << 20;
@@ -235,10 +237,31 @@ impl Bdev {
         private: *mut core::ffi::c_void,
         end_io: unsafe extern "C" fn(*mut bindings::bio),
     ) -> Result {
+        let opf = bindings::req_op_REQ_OP_WRITE | (1 << bindings::req_flag_bits___REQ_SYNC);
+        // SAFETY: the caller's contract is `submit`'s.
+        unsafe { self.submit(opf, sector, buf, len, private, end_io) }
+    }
+
+    /// Submits a bio of `opf` for `len` bytes at `buf` and `sector`; see
+    /// [`Bdev::submit_write`].
+    ///
+    /// # Safety
+    ///
+    /// `buf` must be `len` bytes of vmalloc memory that stays valid (and unchanged
+    /// for a write, unaliased for a read), and `private` valid, until `end_io` has
+    /// run.
+    unsafe fn submit(
+        &self,
+        opf: u32,
+        sector: u64,
+        buf: *mut u8,
+        len: usize,
+        private: *mut core::ffi::c_void,
+        end_io: unsafe extern "C" fn(*mut bindings::bio),
+    ) -> Result {
         if len == 0 || len > MAX_IO {
             return Err(EINVAL);
         }
-        let opf = bindings::req_op_REQ_OP_WRITE | (1 << bindings::req_flag_bits___REQ_SYNC);
         let pages = len.div_ceil(4096) as u16;
         // SAFETY: `bioset()` is initialised; the device is open.
         let bio = unsafe { bindings::bio_alloc_bioset(self.raw, pages, opf, GFP_NOIO, bioset()) };
@@ -258,6 +281,47 @@ impl Bdev {
             bindings::submit_bio(bio);
         }
         Ok(())
+    }
+
+    /// Starts reading `len` bytes at `sector` into the front of `buf`, and returns
+    /// at once: [`PendingRead::wait`] waits for the data and gives the buffer back.
+    ///
+    /// Context: an rcopy thread (may sleep to allocate; `PF_MEMALLOC_NOIO` set).
+    pub(crate) fn read_async<'a>(
+        &self,
+        sector: u64,
+        buf: &'a mut IoBuf,
+        len: usize,
+    ) -> Result<PendingRead<'a>> {
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        let done = KBox::pin_init(
+            pin_init!(ReadDone {
+                done <- Completion::new(),
+                errno: AtomicI32::new(0),
+            }),
+            // NOIO in effect: rcopy's threads run with `PF_MEMALLOC_NOIO` (`kthread.rs`).
+            GFP_KERNEL,
+        )?;
+        let private = ptr::from_ref::<ReadDone>(&done).cast_mut().cast();
+        // SAFETY: `buf` is vmalloc memory of at least `len` bytes, borrowed mutably by
+        // the result until `wait` (or drop) has seen the completion; `done` is pinned
+        // in the result, which frees it only after that (see `PendingRead`).
+        unsafe {
+            self.submit(
+                bindings::req_op_REQ_OP_READ,
+                sector,
+                buf.as_mut_ptr(),
+                len,
+                private,
+                end_read,
+            )?;
+        }
+        Ok(PendingRead {
+            done,
+            buf: Some(buf),
+        })
     }
 
     /// Reads `len` bytes at `sector` into the front of `buf`.
@@ -336,4 +400,65 @@ pub(crate) fn copy_bio_data(bio: &Bio<'_>) -> Result<NoIoBuf> {
     }
     // INVARIANT: all `len` bytes were written above.
     Ok(NoIoBuf { ptr: dst, len })
+}
+
+/// Where an asynchronous read reports its end.
+#[pin_data]
+struct ReadDone {
+    #[pin]
+    done: Completion,
+    /// The read's result: 0 or a negative errno, set before `done` completes.
+    errno: AtomicI32,
+}
+
+/// A read [`Bdev::read_async`] started into a borrowed buffer.
+///
+/// Invariant: the bio's `bi_private` is `done`, and the bio reads into `buf`; both
+/// stay valid until `done` completes, which `wait` and `drop` wait for. (The borrow
+/// only ends through one of them: the crate never forgets a `PendingRead`.)
+pub(crate) struct PendingRead<'a> {
+    done: Pin<KBox<ReadDone>>,
+    buf: Option<&'a mut IoBuf>,
+}
+
+impl<'a> PendingRead<'a> {
+    /// Waits for the read; returns its result and the buffer.
+    ///
+    /// Context: process context; sleeps.
+    pub(crate) fn wait(mut self) -> (Result, Option<&'a mut IoBuf>) {
+        self.done.done.wait_for_completion();
+        let r = errno(self.done.errno.load(Ordering::Acquire));
+        (r, self.buf.take())
+    }
+}
+
+impl Drop for PendingRead<'_> {
+    fn drop(&mut self) {
+        // The bio may still write into the buffer and signal `done`: wait for it
+        // (at once if `wait` already did: the completion stays done).
+        self.done.done.wait_for_completion();
+    }
+}
+
+/// An asynchronous read's bio completed (any context, usually interrupt).
+///
+/// # Safety
+///
+/// `bio` is one [`Bdev::read_async`] submitted: `bi_private` is its live `ReadDone`.
+unsafe extern "C" fn end_read(bio: *mut bindings::bio) {
+    // SAFETY: per the contract, `bi_private` is the `ReadDone` its `PendingRead`
+    // keeps until `done` completes, which happens last below.
+    let (done, status) = unsafe { (&*(*bio).bi_private.cast::<ReadDone>(), (*bio).bi_status) };
+    let e = if status != 0 {
+        // SAFETY: a plain conversion of the bio's status.
+        unsafe { bindings::blk_status_to_errno(status) }
+    } else {
+        0
+    };
+    // SAFETY: the bio is ours and complete.
+    unsafe { bindings::bio_put(bio) };
+    done.errno.store(e, Ordering::Release);
+    // After this the waiter may free `done`: it returns only once `complete_all`
+    // released the completion's lock, and nothing here touches `done` afterwards.
+    done.done.complete_all();
 }

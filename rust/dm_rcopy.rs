@@ -24,6 +24,7 @@ mod primary;
 #[path = "core/mod.rs"]
 mod rcore;
 mod registry;
+mod resync;
 mod secondary;
 mod snapshot;
 mod snaptarget;

@@ -202,6 +202,10 @@ pub(crate) struct Pair {
     /// The `dep` of the next shipped write: the highest seq of a shipped write that
     /// completed locally, or of a resync copy claimed ([`Pair::raise_max_completed`]).
     pub(crate) max_completed: Atomic<u64>,
+    /// The `dep` of the next resync copy: the highest seq of a shipped write that
+    /// completed locally (copies do not raise it: two copies never overlap, so one
+    /// need not wait for another on the peer; see `resync.rs`).
+    pub(crate) max_written: Atomic<u64>,
     pub(crate) shipping: Atomic<u32>,
     stopping: Atomic<u32>,
     /// The operator disconnected the pair (`suspend`/`disconnect` message).
@@ -315,6 +319,7 @@ impl Pair {
                     tail: 0,
                     cache_bytes: 0,
                     copy_cursor: 0,
+                    copy_floor: 0,
                     barrier_seq: 0,
                     gap: false,
                     need_done: false,
@@ -334,6 +339,7 @@ impl Pair {
                 verify_taint: Atomic::new(0),
                 listener <- kernel::new_mutex!(None),
                 max_completed: Atomic::new(0),
+                max_written: Atomic::new(0),
                 shipping: Atomic::new(0),
                 stopping: Atomic::new(0),
                 held_off: Atomic::new(0),
@@ -785,13 +791,7 @@ impl Pair {
     /// model test `resync_copies_converge_with_concurrent_writes` (rcopy-core
     /// `tests/order.rs`) checks the rule, and that without it the disks can differ.
     pub(crate) fn raise_max_completed(&self, seq: u64) {
-        let mut cur = self.max_completed.load(Relaxed);
-        while cur < seq {
-            match self.max_completed.cmpxchg(cur, seq, Relaxed) {
-                Ok(_) => break,
-                Err(v) => cur = v,
-            }
-        }
+        raise(&self.max_completed, seq);
     }
 
     /// Ships a write, or marks it. Called by `map`, and by the metadata thread for
@@ -942,6 +942,15 @@ impl Pair {
     /// A bio's local write completed (interrupt context: atomics only).
     pub(crate) fn end_io(&self, bio: &Bio<'_>, pb: &PerBio, ok: bool) -> Completion {
         let f = pb.flags.load(Ordering::Acquire);
+        if f & PB_SHIPPED != 0 {
+            // Before the write leaves `inflight`: whoever finds its range free (an
+            // overlapping write that was held back, a copier claiming the track, on
+            // another CPU) must also see its seq in the deps it takes, or the peer
+            // could apply the two in the other order. (`inflight.sub` is a release,
+            // `busy` an acquire.)
+            self.raise_max_completed(pb.seq);
+            raise(&self.max_written, pb.seq);
+        }
         if f & PB_COUNTED != 0
             && pb.flags.fetch_and(!PB_COUNTED, Ordering::AcqRel) & PB_COUNTED != 0
         {
@@ -954,9 +963,6 @@ impl Pair {
             // Complete only once the bits are on disk.
             self.defer(bio, pb, PB_DEFER_ENDIO);
             return Completion::Later;
-        }
-        if f & PB_SHIPPED != 0 {
-            self.raise_max_completed(pb.seq);
         }
         if pb.flags.fetch_or(PB_LOCAL, Ordering::AcqRel) & PB_REMOTE != 0 {
             Completion::Done
@@ -1463,6 +1469,17 @@ fn watchdog_main(p: &Arc<Pair>) {
                 l.kill();
                 p.wake.notify_all();
             }
+        }
+    }
+}
+
+/// Raises `a` to `v` (never lowers it). Any context.
+fn raise(a: &Atomic<u64>, v: u64) {
+    let mut cur = a.load(Relaxed);
+    while cur < v {
+        match a.cmpxchg(cur, v, Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
         }
     }
 }

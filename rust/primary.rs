@@ -9,16 +9,15 @@
 //! an entry, so everything it lost is still marked on the primary when the link drops.
 
 use crate::blk::{self, IoBuf};
-use crate::engine::{log_link_end, state_word, Entry, Pair};
+use crate::engine::{log_link_end, state_word, Pair};
 use crate::kthread::{self, Thread};
 use crate::link::{now_ns, now_real_ns, Link, LinkError, D};
 use crate::net::Socket;
 use crate::rcore::gens::{self, Decision, GenInfo};
-use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
-use crate::rcore::submap;
-use crate::tlog::MarkOutcome;
+use crate::resync;
+use crate::tlog::{MarkOutcome, Shared};
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
@@ -53,9 +52,10 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         Ok(b) => b,
         Err(_) => return,
     };
-    let mut copy_buf = match blk::iobuf(blk::MAX_IO) {
-        Ok(b) => b,
-        Err(_) => return,
+    // Two copy buffers: the resync reads into one while it sends the other.
+    let mut copy_bufs = match (blk::iobuf(blk::MAX_IO), blk::iobuf(blk::MAX_IO)) {
+        (Ok(a), Ok(b)) => [a, b],
+        _ => return,
     };
     let mut quiet = false;
     let (mut rtt_ms, mut timeouts) = (0u32, 0u32);
@@ -163,7 +163,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             primary_rx_main,
         );
         let r = match rx {
-            Ok(_) => send_loop(p, &link, &mut copy_buf),
+            Ok(_) => send_loop(p, &link, &mut copy_bufs),
             Err(e) => Err(LinkError::Io(e)),
         };
         link.kill();
@@ -253,16 +253,44 @@ fn join(
     Ok(())
 }
 
-/// Ships log entries in order; copies dirty tracks when the log is idle; adds
-/// barriers so the peer confirms what it holds as durable.
+/// Ships log entries in order; copies dirty tracks when the log is idle (the next
+/// run's read in flight while one is sent, `resync.rs`); adds barriers so the peer
+/// confirms what it holds as durable.
 ///
 /// Context: the pair's main thread, while connected.
-fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), LinkError> {
+fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(), LinkError> {
     let ping_ns = u64::from(p.ping_ms()) * 1_000_000;
     let mut last_tx = now_ns();
     // A copy or resync runs (its counters are set).
     let mut copying = false;
+    let mut bufs = resync::Bufs::new(copy_bufs);
+    // A claimed run whose read is in flight: its frames go out before anything
+    // queued after its claim. (Dropping it on an error waits for the read.)
+    let mut pending: Option<resync::Copy<'_>> = None;
+    let chunk = blk::MAX_IO as u64;
+    {
+        // Copies of an earlier connection are confirmed or marked again; still, the
+        // first claim of this one depends on everything before it.
+        let mut sh = p.sh.lock();
+        sh.copy_floor = sh.next_seq - 1;
+    }
     while !p.stopping() && !link.is_dead() {
+        if let Some(cur) = pending.take() {
+            // Read ahead: claim the next run and start its read before sending this
+            // one, if nothing else is queued (`claim` checks) and the copy may go on.
+            if copy_allowed(p, copying) {
+                if let Some(buf) = bufs.take() {
+                    let from = p.sh.lock().copy_cursor;
+                    match resync::claim(p, from, chunk) {
+                        Some(c) => pending = Some(resync::start(p, c, buf)?),
+                        None => bufs.put(buf),
+                    }
+                }
+            }
+            bufs.put(resync::finish(p, link, cur)?);
+            last_tx = now_ns();
+            continue;
+        }
         let mut sh = p.sh.lock();
         // 0. the peer must hear it is no longer a prefix before anything later
         if sh.gap {
@@ -307,9 +335,8 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
         // 2. copy a dirty track while the log has room (and `resync_rate` allows:
         //    the sender never sleeps for it, so host writes are never held back)
         let dirty = p.bitmap().count() > 0;
-        let room = (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16;
         let throttled_ms = if copying { throttle_ms(p) } else { 0 };
-        if dirty && room && sh.cache_bytes < p.cfg.cache_size && throttled_ms == 0 {
+        if dirty && room_to_copy(p, &sh) && throttled_ms == 0 {
             let from = sh.copy_cursor;
             if !copying {
                 // The peer is told the copy is done when it ends.
@@ -324,7 +351,18 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
                 p.sync_done.store(0, Relaxed);
                 p.publish(Some(link));
             }
-            if !copy_track(p, link, from, copy_buf)? {
+            let claimed = match resync::claim(p, from, chunk) {
+                Some(c) => match bufs.take() {
+                    Some(buf) => {
+                        pending = Some(resync::start(p, c, buf)?);
+                        true
+                    }
+                    // Both buffers are free here (no copy is pending).
+                    None => false,
+                },
+                None => false,
+            };
+            if !claimed {
                 // Nothing copyable now (writes in flight on it, or no room left by
                 // unconfirmed entries): ask the peer to confirm, then wait a little.
                 let mut sh = p.sh.lock();
@@ -399,195 +437,17 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_buf: &mut IoBuf) -> Result<(), Lin
     }
 }
 
-/// Tracks a copy run spans at most when sixteenths are used (their entries are
-/// taken into an array of this size on the stack).
-const MAX_RUN: usize = 16;
-
-/// Copies the next run of dirty tracks at or after `from` (up to 1 MiB of them, so
-/// the disk and the link see large I/O): test-and-clear their bits, take their
-/// sub-track entries, take sequence numbers, read, send. A track with an entry sends
-/// only its written sixteenths (`dirty.rs`); the others are sent whole. On failure
-/// the tracks are marked again. Returns whether it copied anything.
-///
-/// A run with a shipped write still in flight locally is skipped for now: the read
-/// could miss that write and overwrite it on the peer, which applies the copy later.
-/// Writes that take a sequence number after the run's depend on it (the claim raises
-/// `max_completed`, see [`Pair::raise_max_completed`]), so the peer applies them after
-/// it and they need no wait.
-///
-/// What if the machine dies here: the bits are cleared in memory only; on disk they
-/// stay set until the peer confirmed everything (`Metadata::clear_synced`), so a
-/// restart copies these tracks again. The link drops: the run's log entries are not
-/// confirmed, so `fail_inflight` marks their ranges again.
-fn copy_track(p: &Arc<Pair>, link: &Link, from: u64, buf: &mut IoBuf) -> Result<bool, LinkError> {
-    let Some(track) = p.bitmap().next_set(from) else {
-        return Ok(false);
-    };
-    let ts = u64::from(p.cfg.track_size);
-    let chunk = buf.len() as u64;
-    let mut max_tracks = (chunk / ts).max(1);
-    let mut sh = p.sh.lock();
-    let free = (sh.ring.len() as u64) - (sh.tail - sh.head);
-    if free < chunk.div_ceil(ts).max(16) || sh.unsent != sh.tail {
-        return Ok(false);
-    }
-    if p.sub_part != 0 {
-        // A track's sixteenths make at most 8 runs, one log entry each.
-        max_tracks = max_tracks.min(MAX_RUN as u64).min(free / 8);
-    }
-    let mut n = 0;
-    while n < max_tracks && p.bitmap().test(track + n) {
-        n += 1;
-    }
-    let sectors = |n: u64| ((track + n) * ts).min(p.cfg.size_bytes) / 512 - track * ts / 512;
-    if p.inflight.busy(track * ts / 512, sectors(n)) {
-        n = 1;
-        if p.inflight.busy(track * ts / 512, sectors(1)) {
-            sh.copy_cursor = track + 1;
-            return Ok(false);
-        }
-    }
-    // Clear the run's bits before reading: a write that sets one again after this
-    // point is copied again later.
-    let mut got = 0;
-    while got < n && p.bitmap().test_and_clear(track + got) {
-        got += 1;
-    }
-    let n = got;
-    if n == 0 {
-        return Ok(false);
-    }
-    let start = track * ts;
-    let end = ((track + n) * ts).min(p.cfg.size_bytes);
-    sh.copy_cursor = track + n;
-    let mut parts = [None; MAX_RUN];
-    let parts = if p.sub_part != 0 {
-        let parts = &mut parts[..n as usize];
-        p.take_parts(track, parts);
-        parts
-    } else {
-        &mut parts[..0]
-    };
-    // The extents to send, in order: (offset, length), each at most `chunk`.
-    let each = |f: &mut dyn FnMut(u64, u64)| {
-        if parts.is_empty() {
-            let mut off = start;
-            while off < end {
-                let len = (end - off).min(chunk);
-                f(off, len);
-                off += len;
-            }
-        } else {
-            for_extents(p, track, parts, f);
-        }
-    };
-    let first_seq = sh.next_seq;
-    let (mut lo, mut hi) = (u64::MAX, 0);
-    each(&mut |off, len| {
-        let seq = sh.next_seq;
-        sh.next_seq += 1;
-        lo = lo.min(off);
-        hi = hi.max(off + len);
-        sh.push(Entry {
-            seq,
-            dep: seq - 1,
-            sector: off >> 9,
-            nr_sectors: (len >> 9) as u32,
-            flags: proto::WRITE_COPY,
-            len: len as u32,
-            data: None,
-            bio: None,
-            tracks: geometry::track_range(off, len, p.cfg.track_size),
-            al: 0..0,
-            issued_ns: now_ns(),
-            mark: None,
-        });
-    });
-    // Everything queued before was sent (checked above), so these are next on the wire.
-    sh.unsent = sh.tail;
-    // Writes that take a seq from now on depend on these copies: the peer applies
-    // them after the copies, which may read data older than they write.
-    p.raise_max_completed(sh.next_seq - 1);
-    drop(sh);
-    let fail = |e: Error| {
-        pr_err!(
-            "{}: reading tracks {}..{} for the copy failed: errno {}\n",
-            p.name(),
-            track,
-            track + n,
-            -e.to_errno()
-        );
-        p.mark_whole(track..track + n);
-        LinkError::Io(e)
-    };
-    // One read covers the sixteenths' extents (they lie within one chunk).
-    let whole_read = !parts.is_empty() && hi > lo && hi - lo <= chunk;
-    if whole_read {
-        p.data
-            .read(lo >> 9, buf, (hi - lo) as usize)
-            .map_err(fail)?;
-    }
-    let mut seq = first_seq;
-    let mut r = Ok(());
-    each(&mut |off, len| {
-        if r.is_err() {
-            return;
-        }
-        let data = if whole_read {
-            (off - lo) as usize..(off - lo + len) as usize
-        } else {
-            if let Err(e) = p.data.read(off >> 9, buf, len as usize) {
-                r = Err(fail(e));
-                return;
-            }
-            0..len as usize
-        };
-        let h = Header::write(seq, seq - 1, off >> 9, (len >> 9) as u32, proto::WRITE_COPY);
-        seq += 1;
-        r = link.send(&h, &buf[data]);
-        if r.is_ok() {
-            p.sent_bytes.fetch_add(len, Relaxed);
-        }
-    });
-    r?;
-    p.sync_done.fetch_add(end - start, Relaxed);
-    Ok(true)
+/// Whether the log has room for a copy run: free slots, and the cache below its
+/// size. Context: `sh` held.
+fn room_to_copy(p: &Pair, sh: &Shared) -> bool {
+    (sh.ring.len() as u64) - (sh.tail - sh.head) >= 16 && sh.cache_bytes < p.cfg.cache_size
 }
 
-/// Calls `f(offset, length)` for the extents a copy of tracks `track..` sends, given
-/// their sub-track entries (`None`: the whole track), adjacent extents merged.
-fn for_extents(p: &Pair, track: u64, parts: &[Option<u16>], f: &mut dyn FnMut(u64, u64)) {
-    let ts = u64::from(p.cfg.track_size);
-    let size = p.cfg.size_bytes;
-    let (mut cur, mut cur_len) = (0u64, 0u64);
-    let mut add = |off: u64, len: u64| {
-        if cur_len > 0 && cur + cur_len == off {
-            cur_len += len;
-        } else {
-            if cur_len > 0 {
-                f(cur, cur_len);
-            }
-            (cur, cur_len) = (off, len);
-        }
-    };
-    for (i, m) in parts.iter().enumerate() {
-        let t = track + i as u64;
-        match m {
-            Some(mask) => {
-                submap::runs(*mask, t, p.sub_part, size, &mut add);
-            }
-            None => {
-                let off = t * ts;
-                let end = (off + ts).min(size);
-                if off < end {
-                    add(off, end - off);
-                }
-            }
-        }
-    }
-    if cur_len > 0 {
-        f(cur, cur_len);
-    }
+/// Whether the copy may claim another run now: tracks are dirty, the log has room,
+/// and `resync_rate` allows (`copying`: a copy runs, its counters are set).
+/// Context: the pair's main thread; takes `sh`.
+fn copy_allowed(p: &Pair, copying: bool) -> bool {
+    copying && p.bitmap().count() > 0 && throttle_ms(p) == 0 && room_to_copy(p, &p.sh.lock())
 }
 
 /// Milliseconds until the copy may go on at `resync_rate` bytes per second (0: now).

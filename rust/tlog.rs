@@ -113,7 +113,12 @@ pub(crate) struct Shared {
     pub(crate) tail: u64,
     /// Payload bytes not yet acknowledged.
     pub(crate) cache_bytes: u64,
+    /// Where the copier looks for the next dirty track (it wraps to 0 at the end).
     pub(crate) copy_cursor: u64,
+    /// The last seq of the copies claimed before the copier's latest wrap (or this
+    /// connection): a later copy may overlap them, so it depends on them. Copies
+    /// claimed between two wraps never overlap (`resync::claim`).
+    pub(crate) copy_floor: u64,
     /// Sequence number of the last barrier queued.
     pub(crate) barrier_seq: u64,
     /// A write was marked instead of shipped while connected: the peer must hear it

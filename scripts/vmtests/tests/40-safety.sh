@@ -6,11 +6,11 @@
 # load during an outage, link flaps over a slow local disk (dm-delay), the consistency
 # flag during an async cache overflow, a failing disk under the secondary
 # (dm-flakey), and large configurations.
-# ROUNDS (default 3) is the number of kill moments of each crash test;
+# ROUNDS (default 2) is the number of kill moments of each crash test;
 # scripts/torture.sh repeats those tests.
 
 TEST_TIMEOUT=600
-CRASH_ROUNDS=${ROUNDS:-3}
+CRASH_ROUNDS=${ROUNDS:-2}
 TIMEOUT_test_primary_crash_while_connected_sync=$((240 + CRASH_ROUNDS * 150))
 TIMEOUT_test_primary_crash_while_connected_async=$((240 + CRASH_ROUNDS * 150))
 TIMEOUT_test_primary_crash_during_resync=$((240 + ${ROUNDS:-1} * 240))

@@ -310,19 +310,25 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// Resync copies among host writes (primary.rs `copy_track`, engine.rs `ship`).
+// Resync copies among host writes (resync.rs `claim`, engine.rs `ship`).
 //
 // A model of one connected resync over a few blocks: host writes take a seq and
-// `dep = max_completed` (the highest seq completed locally), wait while an
-// overlapping write is in flight, and complete locally later; the copier claims a
-// block with no write in flight (seq `c`, `dep = c - 1`), reads it some time later,
-// and its frame goes on the wire in seq order; nothing is marked (writes are shipped).
-// The secondary applies through the real `ApplyGate`, writes completing in any
-// order. Both disks must end equal. The rule under test: a claim raises
-// `max_completed` to the copy's seq, so a write issued after it depends on the copy;
-// without it, a write issued between the claim and the read, still in flight during
-// the read, can be applied on the secondary before the copy, which then overwrites
-// it with the older data it read.
+// `dep = max_completed` (the highest seq completed locally, or claimed by a copy),
+// wait while an overlapping write is in flight, and complete locally later; a host
+// write may also be marked instead of shipped (it changes the primary's block and
+// sets its bit again, as a write that overflows the async cache does). The copier
+// walks the bits with a cursor that wraps; it claims a block with no write in flight
+// (seq `c`, `dep = max(max_written, floor)`: the host writes completed, and the
+// copies claimed before its last wrap), reads it some time later, and its frame goes
+// on the wire in seq order. The secondary applies through the real `ApplyGate`,
+// writes completing in any order. Both disks must end equal.
+//
+// The rules under test: a claim raises `max_completed` to the copy's seq, so a write
+// issued after it depends on the copy (without it, a write issued between the claim
+// and the read, still in flight during the read, can be applied before the copy,
+// which then overwrites it with older data); and a wrap raises the floor, so a second
+// copy of a block depends on the first (without it, the first, older copy can be
+// applied last).
 
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -333,8 +339,9 @@ struct Frame {
     value: Option<u64>,
 }
 
-/// Runs one random history; returns the two disks at the end.
-fn resync_history(seed: u64, rule: bool) -> Result<(Vec<u64>, Vec<u64>), String> {
+/// Runs one random history; returns the two disks at the end. `rule`: a claim
+/// raises `max_completed`; `floor`: a wrap makes later copies depend on earlier ones.
+fn resync_history(seed: u64, rule: bool, floor: bool) -> Result<(Vec<u64>, Vec<u64>), String> {
     const BLOCKS: usize = 3;
     let mut rng = Rng(seed | 1);
     let mut a = vec![0u64; BLOCKS];
@@ -345,6 +352,9 @@ fn resync_history(seed: u64, rule: bool) -> Result<(Vec<u64>, Vec<u64>), String>
     let mut to_copy: Vec<usize> = (0..BLOCKS).collect();
     let mut frames: Vec<Frame> = Vec::new(); // index = seq - 1
     let mut max_completed = 0u64;
+    let mut max_written = 0u64;
+    let (mut cursor, mut copy_floor) = (0usize, 0u64);
+    let mut marks_left = 3;
     let mut next_value = 1u64;
     // primary: host writes in flight (frame index), copies claimed but not read
     let mut local: Vec<usize> = Vec::new();
@@ -367,6 +377,9 @@ fn resync_history(seed: u64, rule: bool) -> Result<(Vec<u64>, Vec<u64>), String>
         }
         if !to_copy.is_empty() && unread.is_empty() {
             acts.push(2); // the copier claims a block
+        }
+        if marks_left > 0 {
+            acts.push(7); // a host write marked instead of shipped
         }
         if !unread.is_empty() {
             acts.push(3); // the copier reads it
@@ -406,18 +419,29 @@ fn resync_history(seed: u64, rule: bool) -> Result<(Vec<u64>, Vec<u64>), String>
                 let i = local.swap_remove(rng.below(local.len()));
                 a[frames[i].block] = frames[i].value.unwrap_or(0);
                 max_completed = max_completed.max(frames[i].seq);
+                max_written = max_written.max(frames[i].seq);
             }
             2 => {
-                let k = rng.below(to_copy.len());
-                let blk = to_copy[k];
+                // the next set bit at or after the cursor, wrapping
+                let next = |from: usize| to_copy.iter().copied().filter(|&b| b >= from).min();
+                let blk = match next(cursor) {
+                    Some(b) => b,
+                    None => {
+                        if floor {
+                            copy_floor = frames.len() as u64;
+                        }
+                        next(0).unwrap_or(0)
+                    }
+                };
+                cursor = blk + 1;
                 if busy(blk, &local, &frames) {
                     continue; // a write in flight there: skipped for now
                 }
-                to_copy.swap_remove(k);
+                to_copy.retain(|&b| b != blk);
                 let seq = frames.len() as u64 + 1;
                 frames.push(Frame {
                     seq,
-                    dep: seq - 1,
+                    dep: max_written.max(copy_floor).min(seq - 1),
                     block: blk,
                     value: None,
                 });
@@ -443,11 +467,21 @@ fn resync_history(seed: u64, rule: bool) -> Result<(Vec<u64>, Vec<u64>), String>
                 let k = ok[rng.below(ok.len())];
                 disk_q.push(waiting.swap_remove(k));
             }
-            _ => {
+            6 => {
                 let i = disk_q.swap_remove(rng.below(disk_q.len()));
                 b[frames[i].block] = frames[i].value.unwrap_or(0);
                 gate.applied(frames[i].seq).map_err(|e| e.to_string())?;
             }
+            7 => {
+                marks_left -= 1;
+                let blk = rng.below(BLOCKS);
+                a[blk] = next_value;
+                next_value += 1;
+                if !to_copy.contains(&blk) {
+                    to_copy.push(blk);
+                }
+            }
+            _ => unreachable!(),
         }
     }
     if received != frames.len() {
@@ -465,7 +499,7 @@ proptest! {
     /// With the rule, every history ends with equal disks.
     #[test]
     fn resync_copies_converge_with_concurrent_writes(seed in any::<u64>()) {
-        let (a, b) = resync_history(seed, true).map_err(TestCaseError::fail)?;
+        let (a, b) = resync_history(seed, true, true).map_err(TestCaseError::fail)?;
         prop_assert_eq!(a, b);
     }
 }
@@ -475,9 +509,21 @@ proptest! {
 #[test]
 fn resync_without_the_rule_can_diverge() {
     let diverged =
-        (1..20_000u64).any(|seed| resync_history(seed, false).is_ok_and(|(a, b)| a != b));
+        (1..20_000u64).any(|seed| resync_history(seed, false, true).is_ok_and(|(a, b)| a != b));
     assert!(
         diverged,
         "no history without the rule diverged: the model is too weak"
+    );
+}
+
+/// Without the floor (a second copy of a block not depending on the first) some
+/// history leaves the secondary with the first copy's older data.
+#[test]
+fn resync_without_the_floor_can_diverge() {
+    let diverged =
+        (1..20_000u64).any(|seed| resync_history(seed, true, false).is_ok_and(|(a, b)| a != b));
+    assert!(
+        diverged,
+        "no history without the floor diverged: the model is too weak"
     );
 }
