@@ -207,13 +207,25 @@ impl Link {
 
     /// Sends one frame.
     pub(crate) fn send(&self, h: &Header, payload: &[u8]) -> Result<(), LinkError> {
+        self.send_then(h, payload, false)
+    }
+
+    /// Like [`Link::send`]; `more`: the caller sends another frame at once, so TCP
+    /// may hold a partial segment for it (`MSG_MORE`). The last frame of a batch must
+    /// be sent without it, or its tail could wait for the cork timer.
+    pub(crate) fn send_then(
+        &self,
+        h: &Header,
+        payload: &[u8],
+        more: bool,
+    ) -> Result<(), LinkError> {
         let hdr = h.encode_with_crc(
             h.crc_state_for_send()
                 .update_with(payload, frame_crc32c)
                 .finish(),
         );
         let _g = self.send_lock.lock();
-        self.sock.send_all(&[&hdr, payload]).map_err(|e| {
+        self.sock.send_all(&[&hdr, payload], more).map_err(|e| {
             self.kill();
             LinkError::Io(e)
         })

@@ -312,6 +312,9 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
             }
             let pos = sh.unsent;
             sh.unsent += 1;
+            // More entries queued: this frame's tail may share a segment with the
+            // next (the last one is sent without `MSG_MORE`, so nothing waits).
+            let more = sh.unsent < sh.tail;
             let next = sh.slot(pos).and_then(|s| s.as_mut()).map(|e| match e.mark {
                 Some(m) => (Header::mark(e.seq, e.dep, e.sector), None, Some(m.encode())),
                 None => (
@@ -326,7 +329,7 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
                     Some(m) => &m[..],
                     None => data.as_deref().unwrap_or(&[]),
                 };
-                link.send(&h, payload)?;
+                link.send_then(&h, payload, more)?;
                 p.sent_bytes.fetch_add(payload.len() as u64, Relaxed);
                 last_tx = now_ns();
             }

@@ -42,12 +42,13 @@ nap() { read -r -t "$interval" -u "$fd" _ || true; }
 # a link or copy event for it (`connected to`, `peer is in sync`, ...), then every
 # 50 ms for half a second (the status follows the message), and otherwise once a
 # second in case a message is missed. KMSG_WATCH=0 polls as before.
-km=
-if [[ $kind == rcopy-sync && ${KMSG_WATCH:-1} == 1 ]] && exec {km}</dev/kmsg 2>/dev/null; then
-	# skip the backlog: the first state read below covers what it said
-	while read -r -t 0.01 -u "$km" _; do :; done
-else
-	km=
+km= kpid=
+if [[ $kind == rcopy-sync && ${KMSG_WATCH:-1} == 1 ]]; then
+	# only new messages (the backlog can be thousands of lines: reading it took
+	# seconds); the first state read below covers anything logged before
+	exec {km}< <(exec dmesg -W 2>/dev/null)
+	kpid=$!
+	trap '[[ -n $kpid ]] && kill "$kpid" 2>/dev/null' EXIT
 fi
 fast=0
 knap() {
@@ -58,7 +59,12 @@ knap() {
 		return
 	fi
 	while ((SECONDS <= deadline)); do
-		read -r -t 1 -u "$km" rec || return
+		read -r -t 1 -u "$km" rec
+		case $? in
+		0) ;;
+		1) km= && return ;; # dmesg -W ended (unsupported?): poll as before
+		*) return ;;        # a second without a message: read the state anyway
+		esac
 		if [[ $rec == *"dm_rcopy: ${rc_dev}: "* ]]; then
 			fast=10
 			return
