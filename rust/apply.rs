@@ -365,15 +365,9 @@ impl ApplyShared {
 unsafe extern "C" fn end_write(bio: *mut bindings::bio) {
     // SAFETY: per the contract, `bi_private` is a slot of a live `ApplyShared`,
     // which dropping the `Applier` keeps alive until this completion has run.
-    let (slot, status) = unsafe { (&*(*bio).bi_private.cast::<Slot>(), (*bio).bi_status) };
-    let errno = if status != 0 {
-        // SAFETY: a plain conversion of the bio's status.
-        unsafe { bindings::blk_status_to_errno(status) }
-    } else {
-        0
-    };
-    // SAFETY: the bio is ours and complete.
-    unsafe { bindings::bio_put(bio) };
+    let slot = unsafe { &*(*bio).bi_private.cast::<Slot>() };
+    // SAFETY: the bio is ours and complete; not used below.
+    let errno = unsafe { blk::put_completed(bio) };
     // SAFETY: set before any write was submitted; the owner outlives its writes.
     let sh = unsafe { &*slot.owner.load(Ordering::Acquire) };
     sh.completed(slot.index, slot.seq.load(Ordering::Relaxed), errno);

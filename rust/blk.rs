@@ -448,17 +448,30 @@ impl Drop for PendingRead<'_> {
 unsafe extern "C" fn end_read(bio: *mut bindings::bio) {
     // SAFETY: per the contract, `bi_private` is the `ReadDone` its `PendingRead`
     // keeps until `done` completes, which happens last below.
-    let (done, status) = unsafe { (&*(*bio).bi_private.cast::<ReadDone>(), (*bio).bi_status) };
-    let e = if status != 0 {
+    let done = unsafe { &*(*bio).bi_private.cast::<ReadDone>() };
+    // SAFETY: the bio is ours and complete; not used below.
+    let e = unsafe { put_completed(bio) };
+    done.errno.store(e, Ordering::Release);
+    // After this the waiter may free `done`: it returns only once `complete_all`
+    // released the completion's lock, and nothing here touches `done` afterwards.
+    done.done.complete_all();
+}
+
+/// Puts a completed bio; returns the errno it ended with (0 or negative).
+///
+/// # Safety
+///
+/// `bio` is a completed bio the caller owns (in its `bi_end_io`), not used after.
+pub(crate) unsafe fn put_completed(bio: *mut bindings::bio) -> i32 {
+    // SAFETY: the bio is live until the `bio_put` below (the caller's contract).
+    let status = unsafe { (*bio).bi_status };
+    let errno = if status != 0 {
         // SAFETY: a plain conversion of the bio's status.
         unsafe { bindings::blk_status_to_errno(status) }
     } else {
         0
     };
-    // SAFETY: the bio is ours and complete.
+    // SAFETY: the bio is the caller's and complete.
     unsafe { bindings::bio_put(bio) };
-    done.errno.store(e, Ordering::Release);
-    // After this the waiter may free `done`: it returns only once `complete_all`
-    // released the completion's lock, and nothing here touches `done` afterwards.
-    done.done.complete_all();
+    errno
 }

@@ -202,9 +202,10 @@ pub(crate) struct Pair {
     /// The `dep` of the next shipped write: the highest seq of a shipped write that
     /// completed locally, or of a resync copy claimed ([`Pair::raise_max_completed`]).
     pub(crate) max_completed: Atomic<u64>,
-    /// The `dep` of the next resync copy: the highest seq of a shipped write that
-    /// completed locally (copies do not raise it: two copies never overlap, so one
-    /// need not wait for another on the peer; see `resync.rs`).
+    /// With `copy_floor` (`tlog::Shared`), the `dep` of the next resync copy: the
+    /// highest seq of a shipped write that completed locally. Copies do not raise it:
+    /// copies claimed between two wraps of the copier never overlap, so one need not
+    /// wait for another on the peer (`resync::claim`).
     pub(crate) max_written: Atomic<u64>,
     pub(crate) shipping: Atomic<u32>,
     stopping: Atomic<u32>,

@@ -279,13 +279,8 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
             // Read ahead: claim the next run and start its read before sending this
             // one, if nothing else is queued (`claim` checks) and the copy may go on.
             if copy_allowed(p, copying) {
-                if let Some(buf) = bufs.take() {
-                    let from = p.sh.lock().copy_cursor;
-                    match resync::claim(p, from, chunk) {
-                        Some(c) => pending = Some(resync::start(p, c, buf)?),
-                        None => bufs.put(buf),
-                    }
-                }
+                let from = p.sh.lock().copy_cursor;
+                pending = resync::claim_and_start(p, &mut bufs, from, chunk)?;
             }
             bufs.put(resync::finish(p, link, cur)?);
             last_tx = now_ns();
@@ -354,18 +349,8 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
                 p.sync_done.store(0, Relaxed);
                 p.publish(Some(link));
             }
-            let claimed = match resync::claim(p, from, chunk) {
-                Some(c) => match bufs.take() {
-                    Some(buf) => {
-                        pending = Some(resync::start(p, c, buf)?);
-                        true
-                    }
-                    // Both buffers are free here (no copy is pending).
-                    None => false,
-                },
-                None => false,
-            };
-            if !claimed {
+            pending = resync::claim_and_start(p, &mut bufs, from, chunk)?;
+            if pending.is_none() {
                 // Nothing copyable now (writes in flight on it, or no room left by
                 // unconfirmed entries): ask the peer to confirm, then wait a little.
                 let mut sh = p.sh.lock();

@@ -105,7 +105,7 @@ enum Io<'a> {
 /// after it and they need no wait.
 ///
 /// Context: the pair's main thread while connected; takes `sh`.
-pub(crate) fn claim(p: &Pair, from: u64, chunk: u64) -> Option<Claim> {
+fn claim(p: &Pair, from: u64, chunk: u64) -> Option<Claim> {
     let track = p.bitmap().next_set(from)?;
     let ts = u64::from(p.cfg.track_size);
     let mut max_tracks = (chunk / ts).max(1);
@@ -223,7 +223,7 @@ fn read_failed(p: &Pair, c: &Claim, e: Error) -> LinkError {
 /// Starts reading a claimed run into `buf` (at least `chunk` bytes).
 ///
 /// Context: the pair's main thread; does not wait for the disk.
-pub(crate) fn start<'a>(p: &Pair, c: Claim, buf: &'a mut IoBuf) -> Result<Copy<'a>, LinkError> {
+fn start<'a>(p: &Pair, c: Claim, buf: &'a mut IoBuf) -> Result<Copy<'a>, LinkError> {
     let io = if c.one_read() {
         let r = p.data.read_async(c.lo >> 9, buf, (c.hi - c.lo) as usize);
         Io::Reading(r.map_err(|e| read_failed(p, &c, e))?)
@@ -231,6 +231,29 @@ pub(crate) fn start<'a>(p: &Pair, c: Claim, buf: &'a mut IoBuf) -> Result<Copy<'
         Io::Later(buf)
     };
     Ok(Copy { claim: c, io })
+}
+
+/// Claims the next run at or after `from` and starts its read into a free buffer;
+/// `None`: no buffer is free, or nothing is copyable now (see [`claim`]). A run is
+/// claimed only with a buffer in hand, so a claimed run is always read and sent.
+///
+/// Context: the pair's main thread while connected; takes `sh`.
+pub(crate) fn claim_and_start<'a>(
+    p: &Pair,
+    bufs: &mut Bufs<'a>,
+    from: u64,
+    chunk: u64,
+) -> Result<Option<Copy<'a>>, LinkError> {
+    let Some(buf) = bufs.take() else {
+        return Ok(None);
+    };
+    match claim(p, from, chunk) {
+        Some(c) => start(p, c, buf).map(Some),
+        None => {
+            bufs.put(buf);
+            Ok(None)
+        }
+    }
 }
 
 /// Waits for a copy's read and sends its frames; gives its buffer back.

@@ -21,7 +21,8 @@
 #   polls=N       how many times the state was read (t_done / polls is the poll period:
 #                 rcopy's costs a dmsetup fork+exec, DRBD's a read of /proc/drbd without one;
 #                 rcopy-sync reads it when the kernel logs an event for the device, see
-#                 knap, so its times are as fine as the log and its reads few)
+#                 knap: its reads are few, and its times as coarse as they are; the
+#                 kernel log's own timestamps are exact, README "Performance")
 #   ok=1|0
 # Exit 0 when the condition held, 1 after TIMEOUT_S (default 300).
 # Environment: RC_DEV (the rcopy device, default r0), DRBD_MINOR (default 0): the fast
