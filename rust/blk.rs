@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Block I/O on a lower device (synchronous, or a read the caller waits for later), for the threads that resync and apply
-//! replicated writes, and copying data out of a bio.
+//! Block I/O on a lower device (synchronous, or a read the caller waits for later),
+//! for the threads that resync and apply replicated writes.
 
-use crate::dm::{Bio, DmDev};
+use crate::dm::DmDev;
 use crate::rcore::geometry::SECTOR_SHIFT;
 use core::ptr;
 use core::sync::atomic::{AtomicI32, Ordering};
@@ -19,54 +19,6 @@ pub(crate) const MAX_IO: usize = 1 << 20;
 /// I/O path). The kernel crate has no constant for it.
 pub(crate) const GFP_NOIO: bindings::gfp_t =
     (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) | (1 << bindings::___GFP_KSWAPD_RECLAIM_BIT);
-
-/// A buffer allocated with `kvmalloc(GFP_NOIO)`, freed on drop.
-///
-/// Invariant: `ptr` points to `len` initialised bytes owned by this value.
-pub(crate) struct NoIoBuf {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the buffer is plain memory owned by this value.
-unsafe impl Send for NoIoBuf {}
-
-impl NoIoBuf {
-    /// Allocates `len` (> 0) bytes, uninitialised: only [`copy_bio_data`] makes one,
-    /// and it fills every byte before the buffer is handed out.
-    fn alloc_uninit(len: usize) -> Result<*mut u8> {
-        // SAFETY: allocating has no preconditions.
-        let ptr = unsafe {
-            bindings::kvrealloc_node_align_noprof(
-                core::ptr::null(),
-                len.max(1),
-                1,
-                GFP_NOIO,
-                bindings::NUMA_NO_NODE,
-            )
-        };
-        if ptr.is_null() {
-            Err(ENOMEM)
-        } else {
-            Ok(ptr.cast())
-        }
-    }
-}
-
-impl core::ops::Deref for NoIoBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr` holds `len` initialised bytes (type invariant).
-        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl Drop for NoIoBuf {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from kvmalloc and is freed once.
-        unsafe { bindings::kvfree(self.ptr.cast()) };
-    }
-}
 
 /// A lower block device used from engine threads.
 ///
@@ -370,36 +322,6 @@ pub(crate) fn copy(
         done += n as u64;
     }
     Ok(())
-}
-
-/// Copies the data a write bio carries into a new buffer.
-pub(crate) fn copy_bio_data(bio: &Bio<'_>) -> Result<NoIoBuf> {
-    let len = bio.size() as usize;
-    let dst = NoIoBuf::alloc_uninit(len)?;
-    let mut at = 0usize;
-    let r = bio.for_each_segment(|page, offset, seg_len| {
-        let seg = seg_len as usize;
-        if at + seg > len {
-            return Err(EINVAL);
-        }
-        // SAFETY: the bio's pages are alive while it is in flight; `kmap_local_page`
-        // maps one page for the copy; `dst` has room for `len` bytes and
-        // `at + seg <= len`.
-        unsafe {
-            let base = bindings::kmap_local_page(page).cast::<u8>();
-            core::ptr::copy_nonoverlapping(base.add(offset as usize), dst.add(at), seg);
-            bindings::kunmap_local(base.cast());
-        }
-        at += seg;
-        Ok(())
-    });
-    if r.is_err() || at != len {
-        // SAFETY: `dst` came from kvmalloc and was never handed out.
-        unsafe { bindings::kvfree(dst.cast()) };
-        return Err(EINVAL);
-    }
-    // INVARIANT: all `len` bytes were written above.
-    Ok(NoIoBuf { ptr: dst, len })
 }
 
 /// Where an asynchronous read reports its end.

@@ -19,6 +19,7 @@ mod link;
 mod mdthread;
 mod metadata;
 mod net;
+mod pagebuf;
 mod primary;
 #[allow(dead_code, unreachable_pub)]
 #[path = "core/mod.rs"]

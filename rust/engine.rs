@@ -36,13 +36,14 @@ pub(crate) use crate::config::Config;
 pub(crate) use crate::tlog::{BioRef, Entry, Shared};
 
 use crate::activity::ActivityLog;
-use crate::blk::{self, Bdev};
+use crate::blk::Bdev;
 use crate::dm::{Bio, BioList, Op, TableRef};
 use crate::inflight::Inflight;
 use crate::kthread::{self, Thread};
 use crate::link::{now_ns, Identity, Link, LinkError, D};
 use crate::metadata::Metadata;
 use crate::net::Socket;
+use crate::pagebuf::PageBuf;
 use crate::rcore::addr::SockAddr;
 use crate::rcore::bitmap::TrackBitmap;
 use crate::rcore::format;
@@ -836,7 +837,7 @@ impl Pair {
             flags = proto::WRITE_PREFLUSH;
         }
         let data = if op == Op::Write && size > 0 {
-            match blk::copy_bio_data(bio) {
+            match PageBuf::from_bio(bio) {
                 Ok(d) => Some(d),
                 Err(_) => {
                     self.al.release(al);

@@ -7,6 +7,7 @@
 //! before any of it is used; any error ends the connection.
 
 use crate::net::Socket;
+use crate::pagebuf::PageBuf;
 use crate::rcore::addr::SockAddr;
 use crate::rcore::gens::GenInfo;
 use crate::rcore::proto::{self, Header, Hello, Kind, ProtoError, RejectReason, HEADER_LEN};
@@ -226,6 +227,32 @@ impl Link {
         );
         let _g = self.send_lock.lock();
         self.sock.send_all(&[&hdr, payload], more).map_err(|e| {
+            self.kill();
+            LinkError::Io(e)
+        })
+    }
+
+    /// Like [`Link::send_then`] with a write's payload in pages: a large one is
+    /// handed to TCP without copying ([`Socket::send_pages`]), a small one copied in
+    /// the same `sendmsg` as the header. The CRC is computed first, over the pages as
+    /// they are and stay (`pagebuf.rs`).
+    pub(crate) fn send_pages(
+        &self,
+        h: &Header,
+        buf: &PageBuf,
+        more: bool,
+    ) -> Result<(), LinkError> {
+        let mut crc = h.crc_state_for_send();
+        buf.for_each_chunk(|c| {
+            crc.update_with(c, frame_crc32c);
+        });
+        let hdr = h.encode_with_crc(crc.finish());
+        let _g = self.send_lock.lock();
+        match buf.bytes() {
+            Some(b) => self.sock.send_all(&[&hdr, b], more),
+            None => self.sock.send_pages(&hdr, buf, more),
+        }
+        .map_err(|e| {
             self.kill();
             LinkError::Io(e)
         })

@@ -5,6 +5,7 @@
 //! from another thread (the link's watchdog), which is how timeouts are enforced.
 
 use crate::dm::raw;
+use crate::pagebuf::PageBuf;
 use crate::rcore::addr::{Ip, SockAddr};
 use core::ptr;
 use kernel::bindings;
@@ -263,6 +264,77 @@ impl Socket {
                 }
             }
         }
+    }
+
+    /// Sends `hdr` (copied, as [`Socket::send_all`]), then the pages of `buf` without
+    /// copying them (`MSG_SPLICE_PAGES`: TCP takes a reference on each page and
+    /// reads it when it builds segments; see `pagebuf.rs` for why that is safe).
+    /// `more` as for [`Socket::send_all`]. Calling context: process context, the
+    /// link's send lock held (frames must not interleave).
+    pub(crate) fn send_pages(&self, hdr: &[u8], buf: &PageBuf, more: bool) -> Result {
+        const BATCH: usize = 16;
+        self.send_all(&[hdr], true)?;
+        let mut segs = buf.segments().peekable();
+        // The unsent tail of the current page: `skip` bytes of it are sent.
+        let mut skip = 0usize;
+        while segs.peek().is_some() {
+            let empty = bindings::bio_vec {
+                bv_page: ptr::null_mut(),
+                bv_len: 0,
+                bv_offset: 0,
+            };
+            let mut bv = [empty; BATCH];
+            let (mut nr, mut total) = (0usize, 0usize);
+            for (k, (page, n)) in segs.clone().take(BATCH).enumerate() {
+                let from = if k == 0 { skip } else { 0 };
+                bv[nr] = bindings::bio_vec {
+                    bv_page: page,
+                    bv_len: (n - from) as u32,
+                    bv_offset: from as u32,
+                };
+                nr += 1;
+                total += n - from;
+            }
+            let last = segs.clone().nth(nr).is_none();
+            // SAFETY: an all-zero `msghdr` is a valid empty message header.
+            let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+            msg.msg_flags = bindings::MSG_SPLICE_PAGES
+                | bindings::MSG_NOSIGNAL
+                | if more || !last { bindings::MSG_MORE } else { 0 };
+            // SAFETY: `bv[..nr]` describes `total` bytes of pages `buf` holds a
+            // reference on (alive for the call); TCP takes its own references on the
+            // pages it keeps.
+            let n = check(unsafe {
+                bindings::iov_iter_bvec(
+                    &mut msg.msg_iter,
+                    bindings::ITER_SOURCE,
+                    bv.as_ptr(),
+                    nr,
+                    total,
+                );
+                bindings::sock_sendmsg(self.raw, &mut msg)
+            })?;
+            if n == 0 {
+                return Err(EPIPE);
+            }
+            // Skip the `n` bytes sent.
+            let mut n = n as usize;
+            while n > 0 {
+                let Some(&(_, plen)) = segs.peek() else {
+                    return Err(EINVAL);
+                };
+                let left = plen - skip;
+                if n >= left {
+                    n -= left;
+                    skip = 0;
+                    segs.next();
+                } else {
+                    skip += n;
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Fills `buf` completely. A closed connection is `ECONNRESET`.

@@ -320,12 +320,14 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
             });
             drop(sh);
             if let Some((h, data, mark)) = next {
-                let payload = match &mark {
-                    Some(m) => &m[..],
-                    None => data.as_deref().unwrap_or(&[]),
-                };
-                link.send_then(&h, payload, more)?;
-                p.sent_bytes.fetch_add(payload.len() as u64, Relaxed);
+                // A write's pages go to TCP without a copy; `data` (our reference on
+                // them) is dropped after the send, TCP keeps its own until it is done.
+                let sent = match (&mark, &data) {
+                    (Some(m), _) => link.send_then(&h, &m[..], more).map(|()| m.len()),
+                    (None, Some(d)) => link.send_pages(&h, d, more).map(|()| d.len()),
+                    (None, None) => link.send_then(&h, &[], more).map(|()| 0),
+                }?;
+                p.sent_bytes.fetch_add(sent as u64, Relaxed);
                 last_tx = now_ns();
             }
             continue;

@@ -9,8 +9,8 @@
 //! tracks and drops its activity-log references. What if the machine dies: the
 //! entries are lost with it, and the activity log and the bitmap say what to resync.
 
-use crate::blk;
 use crate::link::{now_ns, Link};
+use crate::pagebuf::PageBuf;
 use crate::rcore::proto;
 use crate::rcore::status::{Conn, Mode, State};
 use core::ops::Range;
@@ -26,7 +26,7 @@ pub(crate) struct Entry {
     pub(crate) flags: u16,
     pub(crate) len: u32,
     /// The payload, until it is sent.
-    pub(crate) data: Option<blk::NoIoBuf>,
+    pub(crate) data: Option<PageBuf>,
     /// Sync mode: the bio waiting for this entry's ACK.
     pub(crate) bio: Option<BioRef>,
     /// Tracks to mark if the peer never confirms the entry durable.
