@@ -331,9 +331,53 @@ print(round(d["end"]["sum_received"]["bits_per_second"] / 8e6, 2))' "$share/iper
 	fi
 }
 
-say "link: ping and iperf3 a -> b"
+# pipe KEY: RESYNC_MB from a's /dev/vda to b's /dev/vda over TCP with no replication
+# engine (scripts/bench/pipe.py: O_DIRECT reads ahead on a, writes behind on b, fsync,
+# one byte back), records KEY in MB/s: min(disk, link) as it is when a's disk, both
+# network stacks and b's disk work at once on this host, the ceiling for a resync.
+# Used while no pair holds vda (before the first rcopy pair, after the last).
+pipe() {
+	local job out mbps
+	job=$(vm_spawn b --timeout 200 "exec python3 $BENCH_HELPERS/pipe.py recv 10.77.0.2 7798 /dev/vda $((RESYNC_MB << 20))") &&
+		wait_until 60 grep -q listening "$(_vm_dir b)/ctl/jobs/out.$job" &&
+		out=$(vm_run a --timeout 200 "python3 $BENCH_HELPERS/pipe.py send 10.77.0.2 7798 /dev/vda $((RESYNC_MB << 20))") &&
+		vm_wait b "$job" 30 >/dev/null
+	mbps=$(kv_of "$out" mbps)
+	if [[ -n $mbps ]]; then
+		rec "$1" "$mbps"
+		say "  disk a -> TCP -> disk b, $RESYNC_MB MiB, no engine: $mbps MB/s"
+	else
+		[[ -n $job ]] && vm_job_kill b "$job" 2>/dev/null
+		rec "note.$1" "the disk-to-disk pipe did not measure: ${out:-no output}"
+		say "  the disk-to-disk pipe did not measure: ${out:-no output}"
+	fi
+}
+
+# rtt4k KEY: 200 round trips of a 4 KiB request and a 32-byte answer between two
+# processes on a and b over TCP (pipe.py rtt/echo); records KEY_median_ms and
+# KEY_mean_ms: a replicated 4 KiB write's round trip before disk or engine work
+rtt4k() {
+	local job out
+	job=$(vm_spawn b --timeout 120 "exec python3 $BENCH_HELPERS/pipe.py echo 10.77.0.2 7797") &&
+		wait_until 60 grep -q listening "$(_vm_dir b)/ctl/jobs/out.$job" &&
+		out=$(vm_run a --timeout 100 "python3 $BENCH_HELPERS/pipe.py rtt 10.77.0.2 7797 200")
+	[[ -n $job ]] && ! vm_wait b "$job" 10 >/dev/null 2>&1 && vm_job_kill b "$job"
+	if [[ -n $(kv_of "$out" median_ms) ]]; then
+		rec "$1_median_ms" "$(kv_of "$out" median_ms)"
+		rec "$1_mean_ms" "$(kv_of "$out" mean_ms)"
+		say "  4 KiB request, 32-byte answer over TCP a -> b -> a: median $(kv_of "$out" median_ms) ms, mean $(kv_of "$out" mean_ms) ms"
+	else
+		rec "note.$1" "the 4 KiB TCP round trip did not measure: ${out:-no output}"
+	fi
+}
+
+say "link: ping, iperf3, a 4 KiB TCP round trip and a disk-to-disk pipe a -> b"
 ping_stats link
 iperf link.iperf_mbps
+rtt4k link.rtt4k
+# real data to carry (the resync's), not a sparse file's zeros
+vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/vda bs=1M oflag=direct conv=fsync status=none" >/dev/null
+pipe link.pipe_mbps
 
 # ------------------------------------------------------------------ raw
 say "raw disk (/dev/vde on a)"
@@ -375,6 +419,13 @@ rcopy_pair() {
 		say "  note: b does not show duplex yet: $(rstatus b)"
 }
 
+# kmark LABEL: a command that writes "rcopy-bench: mark LABEL" into the guest's kernel
+# log, just before a reconnection (the request or the cable plugged back in).
+# report.py reads the kernel's own timestamps after it in the saved console (both
+# products log when they connect and when they are in sync): exact, and free of the
+# state polling's period and cost.
+kmark() { printf "echo 'rcopy-bench: mark %s' >/dev/kmsg" "$1"; }
+
 # rcopy_resync CONFIG: cut the link, write RESYNC_MB, restore it, time the resync
 rcopy_resync() {
 	local cfg=$1 out dirty job t tc
@@ -392,6 +443,7 @@ rcopy_resync() {
 	rec "$cfg.resync_dirty_bytes" "$dirty"
 	job=$(vm_spawn a --timeout 400 "bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
 	wait_until 30 grep -q started= "$(_vm_dir a)/ctl/jobs/out.$job"
+	vm_run a --timeout 30 "$(kmark "$cfg.resync")" >/dev/null
 	vm_link a up
 	out=$(vm_wait a "$job" 420)
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
@@ -454,7 +506,7 @@ rcopy_randout() {
 	}
 	out=$(rstatus a)
 	dirty=$(kv_of "$out" dirty_bytes) sent0=$(kv_of "$out" sent_bytes)
-	job=$(vm_spawn a --timeout 400 "t0=\$EPOCHREALTIME; dmsetup message r0 0 connect && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
+	job=$(vm_spawn a --timeout 400 "$(kmark "$cfg.randout"); t0=\$EPOCHREALTIME; dmsetup message r0 0 connect && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
 	out=$(vm_wait a "$job" 420)
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	sent1=$(kv_of "$(line_of "$out" status)" sent_bytes)
@@ -573,7 +625,7 @@ drbd_resync() {
 	vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/drbd0 bs=1M seek=$RESYNC_MB oflag=direct conv=fsync status=none" ||
 		{ say "  write while disconnected failed"; return 1; }
 	oos=$(vm_run a --timeout 30 "sed -n 's/.* oos:\([0-9]*\).*/\1/p' /proc/drbd")
-	out=$(vm_run a --timeout 420 "t0=\$EPOCHREALTIME; $DRBDADM connect r0 && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	out=$(vm_run a --timeout 420 "$(kmark "$cfg.resync"); t0=\$EPOCHREALTIME; $DRBDADM connect r0 && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	if [[ -z $t || -z $oos ]]; then
 		say "  DRBD resync did not finish: $(line_of "$out" status)"
@@ -597,7 +649,7 @@ drbd_randout() {
 	out=$(vm_run a --timeout 30 'cat /proc/drbd')
 	oos=$(sed -n 's/.* oos:\([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
 	ns0=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$out" | head -n 1)
-	out=$(vm_run a --timeout 420 "t0=\$EPOCHREALTIME; $DRBDADM connect r0 && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
+	out=$(vm_run a --timeout 420 "$(kmark "$cfg.randout"); t0=\$EPOCHREALTIME; $DRBDADM connect r0 && WATCH_T0=\$t0 bash $BENCH_HELPERS/watch.sh drbd-sync 360 0.1")
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)
 	ns1=$(sed -n 's/.* ns:\([0-9]*\) .*/\1/p' <<<"$(line_of "$out" status)")
 	if [[ -z $t || -z $oos || -z $ns0 || -z $ns1 ]]; then
@@ -756,6 +808,7 @@ fast_phase
 # ------------------------------------------------------------------ wrap up
 say "link again"
 iperf link.iperf_end_mbps
+if [[ -z $RCOPY_BROKEN ]]; then pipe link.pipe_end_mbps; fi
 rec meta.load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 for v in a b; do
 	cp "$(_vm_dir "$v")/console.log" "$RAW/console-$v.log" 2>/dev/null
