@@ -51,8 +51,8 @@
 # in-tree module of the test kernel, handed to the VMs through their share directories,
 # driven by drbd-utils' drbdadm-84 with -c /tmp/drbd.conf) skips its initial sync with
 # `drbdadm -- --clear-bitmap new-current-uuid` on the fresh pair, then switches protocols
-# by down/up with the same metadata; its resync is unthrottled (c-plan-ahead 0,
-# resync-rate 1000M), everything else is the 8.4 default.
+# by down/up with the same metadata, and is down while rcopy runs; its resync is
+# unthrottled (c-plan-ahead 0, resync-rate 1000M), everything else is the 8.4 default.
 # The guests get the host's TSC frequency on their command line (see "guest clock"),
 # otherwise the test kernel keeps a 4 ms jiffies clock and RTTs read 0 or 4 ms.
 #
@@ -598,14 +598,11 @@ drbd_protocol() {
 			{ drbd_skip "new-current-uuid --clear-bitmap failed: $out"; return 1; }
 		DRBD_UP=1
 	else
-		# another protocol: down both, up again with the new config (the metadata says
-		# both sides are in sync, so they reconnect without a full sync)
-		for v in a b; do
-			out=$(vm_run "$v" --timeout 120 "$DRBDADM down r0 && cp /run/vm/share/drbd.conf /tmp/drbd.conf") ||
-				{ drbd_skip "drbdadm down failed on $v: $out"; return 1; }
-		done
+		# another protocol: the last phase took the pair down (drbd_down); up again
+		# with the new config (the metadata says both sides are in sync, so they
+		# reconnect without a full sync)
 		for v in b a; do
-			out=$(vm_run "$v" --timeout 120 "$DRBDADM up r0") ||
+			out=$(vm_run "$v" --timeout 120 "cp /run/vm/share/drbd.conf /tmp/drbd.conf && $DRBDADM up r0") ||
 				{ drbd_skip "drbdadm up (protocol $p) failed on $v: $out"; return 1; }
 		done
 	fi
@@ -672,6 +669,19 @@ drbd_phase() {
 	done
 	drbd_resync "$cfg" || rec "$cfg.resync.skipped" "resync measurement failed (see $LOG)"
 	drbd_randout "$cfg" || rec "$cfg.randout.skipped" "4k random outage measurement failed (see $LOG)"
+	drbd_down
+}
+
+# drbd_down: takes the DRBD pair down on both VMs between its phases. Left connected, an
+# idle DRBD pair shares the link and the vCPUs with the next rcopy phase: a cable cut
+# there also broke DRBD's connection, and its reconnection (handshake, bitmap exchange,
+# a forked before-resync-source helper) ran during rcopy's timed resync.
+drbd_down() {
+	local v out
+	for v in a b; do
+		out=$(vm_run "$v" --timeout 120 "$DRBDADM down r0") ||
+			{ drbd_skip "drbdadm down failed on $v: $out"; return 1; }
+	done
 }
 
 # ------------------------------------------------------------------ fast link
