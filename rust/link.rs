@@ -226,36 +226,39 @@ impl Link {
                 .finish(),
         );
         let _g = self.send_lock.lock();
-        self.sock.send_all(&[&hdr, payload], more).map_err(|e| {
-            self.kill();
-            LinkError::Io(e)
-        })
+        self.sock
+            .send_all(&[&hdr, payload], more)
+            .map_err(|e| self.send_failed(e))
     }
 
-    /// Like [`Link::send_then`] with a write's payload in pages: a large one is
-    /// handed to TCP without copying ([`Socket::send_pages`]), a small one copied in
-    /// the same `sendmsg` as the header. The CRC is computed first, over the pages as
-    /// they are and stay (`pagebuf.rs`).
+    /// Like [`Link::send_then`] with a write's payload in a [`PageBuf`]: a small one
+    /// is copied in the same `sendmsg` as the header ([`Link::send_then`]), a large
+    /// one handed to TCP without copying ([`Socket::send_pages`]). The CRC is
+    /// computed first, over the pages as they are and stay (`pagebuf.rs`).
     pub(crate) fn send_pages(
         &self,
         h: &Header,
         buf: &PageBuf,
         more: bool,
     ) -> Result<(), LinkError> {
+        if let Some(b) = buf.bytes() {
+            return self.send_then(h, b, more);
+        }
         let mut crc = h.crc_state_for_send();
         buf.for_each_chunk(|c| {
             crc.update_with(c, frame_crc32c);
         });
         let hdr = h.encode_with_crc(crc.finish());
         let _g = self.send_lock.lock();
-        match buf.bytes() {
-            Some(b) => self.sock.send_all(&[&hdr, b], more),
-            None => self.sock.send_pages(&hdr, buf, more),
-        }
-        .map_err(|e| {
-            self.kill();
-            LinkError::Io(e)
-        })
+        self.sock
+            .send_pages(&hdr, buf, more)
+            .map_err(|e| self.send_failed(e))
+    }
+
+    /// A send failed: part of a frame may be on the wire, so the connection is over.
+    fn send_failed(&self, e: Error) -> LinkError {
+        self.kill();
+        LinkError::Io(e)
     }
 
     /// Receives one frame into `buf` (which must hold [`proto::MAX_PAYLOAD`] bytes);

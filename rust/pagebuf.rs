@@ -166,13 +166,6 @@ impl PageBuf {
         unsafe { core::slice::from_raw_parts(self.pages, self.len.div_ceil(PAGE)) }
     }
 
-    /// The linear buffer's bytes, if this is one.
-    fn linear(&self) -> Option<&[u8]> {
-        // SAFETY: a non-null `linear` holds `len` initialised bytes (type invariant).
-        (!self.linear.is_null())
-            .then(|| unsafe { core::slice::from_raw_parts(self.linear, self.len) })
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -191,12 +184,14 @@ impl PageBuf {
     /// A small payload's bytes (the link copies them into the socket); `None` for a
     /// large one, whose pages the link splices ([`PageBuf::segments`]).
     pub(crate) fn bytes(&self) -> Option<&[u8]> {
-        self.linear()
+        // SAFETY: a non-null `linear` holds `len` initialised bytes (type invariant).
+        (!self.linear.is_null())
+            .then(|| unsafe { core::slice::from_raw_parts(self.linear, self.len) })
     }
 
     /// Calls `f` on the bytes of each page in order (to checksum them).
     pub(crate) fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) {
-        if let Some(b) = self.linear() {
+        if let Some(b) = self.bytes() {
             return f(b);
         }
         for (page, n) in self.segments() {
