@@ -8,3 +8,7 @@
 #include <linux/tcp.h>
 /* The CRC-32C library function (arch-optimised), for the frames' payload CRC. */
 #include <linux/crc32.h>
+/* The way to the peer: route lookup, its device's carrier, an ARP request (rust/route.rs). */
+#include <net/route.h>
+#include <net/ip6_route.h>
+#include <net/arp.h>

@@ -26,6 +26,7 @@ mod primary;
 mod rcore;
 mod registry;
 mod resync;
+mod route;
 mod secondary;
 mod snapshot;
 mod snaptarget;

@@ -126,10 +126,10 @@ impl Socket {
         if r != -(bindings::EINPROGRESS as i32) {
             return Err(Error::from_errno(r));
         }
-        let mut waited = 0;
-        while waited < wait_ms {
+        // By the clock, not by counting naps: a nap lasts whole jiffies or more.
+        let end = crate::link::now_ns() + u64::from(wait_ms) * 1_000_000;
+        while crate::link::now_ns() < end {
             crate::kthread::nap_ms(10);
-            waited += 10;
             if s.peer().is_some() {
                 return Ok(s);
             }

@@ -17,6 +17,7 @@ use crate::rcore::gens::{self, Decision, GenInfo};
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
 use crate::resync;
+use crate::route::Route;
 use crate::tlog::{MarkOutcome, Shared};
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -30,6 +31,9 @@ const REFUSED_RETRY_MS: u32 = 3000;
 
 /// The shortest wait for one connection attempt; see [`attempt_ms`].
 const CONNECT_TRY_MS: u32 = 250;
+
+/// While the way to the peer has no carrier, how often the primary looks again.
+const CARRIER_POLL_MS: u32 = 20;
 
 /// How long one connection attempt waits for the peer's answer: a little more than
 /// 4 round trips (as the last connection measured them; none yet: 0), and twice
@@ -57,7 +61,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         (Ok(a), Ok(b)) => [a, b],
         _ => return,
     };
-    let mut quiet = false;
+    let (mut quiet, mut no_carrier) = (false, false);
     let (mut rtt_ms, mut timeouts) = (0u32, 0u32);
     while !p.stopping() {
         if p.held_off.load(Relaxed) != 0 {
@@ -70,6 +74,31 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             }
             continue;
         }
+        let way = Route::lookup(&peer);
+        if way.as_ref().is_some_and(|r| !r.has_carrier()) {
+            // Nothing can leave: a SYN now would only start a neighbour resolution
+            // that holds the first packets back after the carrier returns (see
+            // `route`). Look again shortly, and connect the moment it is back.
+            if !no_carrier {
+                pr_info!(
+                    "{}: no carrier on the way to {}: connecting when it returns\n",
+                    p.name(),
+                    D(&peer)
+                );
+                no_carrier = true;
+            }
+            kthread::nap_ms(CARRIER_POLL_MS);
+            continue;
+        }
+        if no_carrier {
+            // The carrier is back: ask for the next hop now rather than wait for a
+            // neighbour probe left from while it was away (see `route`).
+            if let Some(r) = &way {
+                r.solicit();
+            }
+            no_carrier = false;
+        }
+        drop(way);
         let wait = attempt_ms(rtt_ms, timeouts, p.timeout_ms());
         let t0 = now_ns();
         let sock = match Socket::connect_within(&peer, p.timeout_ms(), wait) {

@@ -21,8 +21,8 @@
 # including that drain. Then a resync after a link cut: rcopy via vm_link down (the
 # primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB written
 # meanwhile; the rate is the resynced bytes over the time from reconnection to in sync.
-# (A cable cut also costs rcopy the guest's ARP recovery: the neighbour entry failed
-# while the link was down, and is probed again only every second.)
+# (For that resync the kernel-log mark is the carrier's return as a's kernel sees it,
+# written by scripts/vmtests/lib/carrierwatch.py, not the QMP command before it.)
 # Then a second outage, by the operator for both products (rcopy: `dmsetup message r0 0
 # disconnect`/`connect`; DRBD: `drbdadm disconnect`/`connect`), with BENCH_RANDOUT_MB of
 # 4 KiB random writes during it (fio randwrite, direct, QD16, offsets over the whole device from
@@ -443,7 +443,12 @@ rcopy_resync() {
 	rec "$cfg.resync_dirty_bytes" "$dirty"
 	job=$(vm_spawn a --timeout 400 "bash $BENCH_HELPERS/watch.sh rcopy-sync 360 0.1")
 	wait_until 30 grep -q started= "$(_vm_dir a)/ctl/jobs/out.$job"
-	vm_run a --timeout 30 "$(kmark "$cfg.resync")" >/dev/null
+	# the mark is the carrier's return as a's kernel sees it (not the QMP command
+	# before it), so "cable back to connected" is the primary's own time
+	vm_run a --timeout 30 "nohup python3 $RCOPY_ROOT/scripts/vmtests/lib/carrierwatch.py eth0 $cfg \
+'rcopy-bench: mark $cfg.resync' >/dev/null 2>&1 & true" >/dev/null
+	vm_wait_until a 30 "dmesg | grep -q 'rcopy-test: watching $cfg\$'" >/dev/null ||
+		say "  the carrier watcher did not start: no kernel-log times for this resync"
 	vm_link a up
 	out=$(vm_wait a "$job" 420)
 	t=$(kv_of "$out" t_done) tc=$(kv_of "$out" t_conn)

@@ -22,6 +22,11 @@ allow+=" --blocklist-function dm_early_create" # uses uapi dm-ioctl types we do 
 allow+=" --allowlist-function sock_set_reuseaddr --allowlist-function tcp_sock_set_nodelay"
 allow+=" --allowlist-function sock_set_keepalive --allowlist-function tcp_sock_set_user_timeout"
 allow+=" --allowlist-function crc32c" # the frames' CRC, with the CPU's instruction
+allow+=" --allowlist-type dst_entry --allowlist-type rtable --allowlist-function ip_route_output_flow"
+allow+=" --allowlist-function ip6_route_output_flags --allowlist-function dst_release --allowlist-function arp_send"
+allow+=" --allowlist-function netif_get_flags" # the route to the peer and its device's carrier
+allow+=" --allowlist-type uncached_list --opaque-type uncached_list" # pointed to by dst_entry
+allow+=" --allowlist-type lwtunnel_state --opaque-type lwtunnel_state"
 cmd=${cmd/ -- / $allow -- }
 (cd "$KDIR" && eval "$cmd")
 mv "$OUT.tmp" "$OUT"
