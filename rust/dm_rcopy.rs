@@ -10,6 +10,7 @@ mod activity;
 mod apply;
 mod blk;
 mod config;
+mod connect;
 mod dirty;
 mod dm;
 mod engine;

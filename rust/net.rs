@@ -71,6 +71,20 @@ fn family(a: &SockAddr) -> i32 {
     }
 }
 
+/// `EPOLLERR` and `EPOLLHUP` (`include/uapi/linux/eventpoll.h`).
+const EPOLLERR: u32 = 0x08;
+const EPOLLHUP: u32 = 0x10;
+
+/// How a connection attempt stands ([`Socket::attempt`]).
+pub(crate) enum Attempt {
+    /// No answer yet.
+    Waiting,
+    /// Connected: the socket is ready for the handshake.
+    Connected,
+    /// Refused, unreachable, or timed out by TCP: the socket is closed.
+    Failed,
+}
+
 /// The most parts one [`Socket::send_all`] takes.
 pub(crate) const MAX_PARTS: usize = 4;
 
@@ -96,17 +110,12 @@ impl Socket {
         Ok(s)
     }
 
-    /// Connects to `addr` without blocking longer than about `wait_ms`: the SYN goes
-    /// out, and the caller's thread polls every 10 ms until the connection is up or
-    /// `wait_ms` passed (`ETIMEDOUT`; a refused attempt also ends so, as the socket's
-    /// error is not reachable from here). Retrying with a new socket then sends
-    /// a new SYN at once, where TCP's own retransmission waits 1 s, then 3 s, so a link
-    /// that comes back is found within about `wait_ms`. Thread context (sleeps).
-    pub(crate) fn connect_within(
-        addr: &SockAddr,
-        user_timeout_ms: u32,
-        wait_ms: u32,
-    ) -> Result<Socket> {
+    /// Starts connecting to `addr` and returns at once: the SYN is on its way (or
+    /// waits for the neighbour's address). [`Socket::attempt`] says how it goes.
+    /// An error here (no route, ...) ends the attempt before anything was sent.
+    ///
+    /// Context: process context (allocates).
+    pub(crate) fn connect_start(addr: &SockAddr, user_timeout_ms: u32) -> Result<Socket> {
         let s = Socket::new(family(addr))?;
         s.set_user_timeout(user_timeout_ms);
         let (mut sa, len) = sockaddr(addr);
@@ -120,24 +129,31 @@ impl Socket {
                 bindings::O_NONBLOCK as i32,
             )
         };
-        if r == 0 {
-            return Ok(s);
+        if r == 0 || r == -(bindings::EINPROGRESS as i32) {
+            Ok(s)
+        } else {
+            Err(Error::from_errno(r))
         }
-        if r != -(bindings::EINPROGRESS as i32) {
-            return Err(Error::from_errno(r));
-        }
-        // By the clock, not by counting naps: a nap lasts whole jiffies or more.
-        let end = crate::link::now_ns() + u64::from(wait_ms) * 1_000_000;
-        while crate::link::now_ns() < end {
-            crate::kthread::nap_ms(10);
-            if s.peer().is_some() {
-                return Ok(s);
+    }
+
+    /// Where an attempt from [`Socket::connect_start`] stands, without waiting.
+    pub(crate) fn attempt(&self) -> Attempt {
+        // SAFETY: a live socket (the invariant). TCP's `poll` only reads the
+        // socket's state; with no file and no poll table it registers no waiter.
+        let mask = unsafe {
+            match (*(*self.raw).ops).poll {
+                Some(poll) => poll(ptr::null_mut(), self.raw, ptr::null_mut()),
+                None => 0,
             }
-            if crate::kthread::should_stop() {
-                break;
-            }
+        };
+        // A refused or unreachable attempt is closed with an error (HUP, ERR).
+        if mask & (EPOLLERR | EPOLLHUP) != 0 {
+            Attempt::Failed
+        } else if self.peer().is_some() {
+            Attempt::Connected
+        } else {
+            Attempt::Waiting
         }
-        Err(ETIMEDOUT)
     }
 
     /// A listening socket bound to `addr`.
@@ -153,15 +169,21 @@ impl Socket {
         Ok(s)
     }
 
-    /// Waits for a connection. Ends with an error once the socket is shut down.
-    pub(crate) fn accept(&self) -> Result<Socket> {
+    /// A connection waiting to be accepted, if there is one; does not wait. Ends
+    /// with an error once the socket is shut down.
+    pub(crate) fn try_accept(&self) -> Result<Option<Socket>> {
         let mut raw: *mut bindings::socket = ptr::null_mut();
-        // SAFETY: a listening socket and a valid out pointer.
-        check(unsafe { bindings::kernel_accept(self.raw, &mut raw, 0) })?;
+        // SAFETY: a listening socket and a valid out pointer; O_NONBLOCK applies to
+        // this call only.
+        let r = unsafe { bindings::kernel_accept(self.raw, &mut raw, bindings::O_NONBLOCK as i32) };
+        if r == -(bindings::EAGAIN as i32) {
+            return Ok(None);
+        }
+        check(r)?;
         let s = Socket { raw };
         // SAFETY: the accepted socket is live.
         unsafe { raw::tcp_sock_set_nodelay((*s.raw).sk) };
-        Ok(s)
+        Ok(Some(s))
     }
 
     /// Bounds how long sent data may stay unacknowledged by the peer's TCP before the

@@ -9,15 +9,15 @@
 //! an entry, so everything it lost is still marked on the primary when the link drops.
 
 use crate::blk::{self, IoBuf};
+use crate::connect::{self, Connector};
 use crate::engine::{log_link_end, state_word, Pair};
 use crate::kthread::{self, Thread};
 use crate::link::{now_ns, now_real_ns, Link, LinkError, D};
-use crate::net::Socket;
 use crate::rcore::gens::{self, Decision, GenInfo};
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
 use crate::resync;
-use crate::route::Route;
+use crate::route::{Carrier, CarrierWatch};
 use crate::tlog::{MarkOutcome, Shared};
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -29,23 +29,8 @@ const BARRIER_AFTER_MS: u64 = 10;
 /// After a refused handshake, the primary tries again after this long.
 const REFUSED_RETRY_MS: u32 = 3000;
 
-/// The shortest wait for one connection attempt; see [`attempt_ms`].
-const CONNECT_TRY_MS: u32 = 250;
-
 /// While the way to the peer has no carrier, how often the primary looks again.
 const CARRIER_POLL_MS: u32 = 20;
-
-/// How long one connection attempt waits for the peer's answer: a little more than
-/// 4 round trips (as the last connection measured them; none yet: 0), and twice
-/// that after every 8 attempts in a row ran out (a longer path than measured), up to
-/// `timeout_ms`. Short attempts mean a new SYN every quarter second while the link
-/// is down, so the pair reconnects within about that of the link returning.
-fn attempt_ms(rtt_ms: u32, timeouts: u32, timeout_ms: u32) -> u32 {
-    let base = CONNECT_TRY_MS.saturating_add(rtt_ms.saturating_mul(4));
-    base.checked_shl(timeouts / 8)
-        .unwrap_or(u32::MAX)
-        .min(timeout_ms.max(CONNECT_TRY_MS))
-}
 
 /// Connects to the peer, over and over, until the pair stops.
 ///
@@ -61,11 +46,13 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         (Ok(a), Ok(b)) => [a, b],
         _ => return,
     };
-    let (mut quiet, mut no_carrier) = (false, false);
-    let (mut rtt_ms, mut timeouts) = (0u32, 0u32);
+    let mut quiet = false;
+    let mut carrier = CarrierWatch::new();
+    let mut attempts = Connector::new();
     while !p.stopping() {
         if p.held_off.load(Relaxed) != 0 {
             // Disconnected by the operator: stay away until `connect` (which wakes us).
+            attempts.clear();
             let mut sh = p.sh.lock();
             if p.held_off.load(Relaxed) != 0 {
                 let _ = p
@@ -74,44 +61,30 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
             }
             continue;
         }
-        let way = Route::lookup(&peer);
-        if way.as_ref().is_some_and(|r| !r.has_carrier()) {
-            // Nothing can leave: a SYN now would only start a neighbour resolution
-            // that holds the first packets back after the carrier returns (see
-            // `route`). Look again shortly, and connect the moment it is back.
-            if !no_carrier {
-                pr_info!(
-                    "{}: no carrier on the way to {}: connecting when it returns\n",
-                    p.name(),
-                    D(&peer)
-                );
-                no_carrier = true;
+        match carrier.check(&peer) {
+            Carrier::Up => {}
+            c => {
+                // Nothing can leave: a SYN now would only start a neighbour
+                // resolution that holds the first packets back after the carrier
+                // returns (see `route`). Look again shortly; once it is back,
+                // `check` asks for the next hop and the next step connects.
+                attempts.clear();
+                if c == Carrier::Lost {
+                    pr_info!(
+                        "{}: no carrier on the way to {}: connecting when it returns\n",
+                        p.name(),
+                        D(&peer)
+                    );
+                }
+                kthread::nap_ms(CARRIER_POLL_MS);
+                continue;
             }
-            kthread::nap_ms(CARRIER_POLL_MS);
-            continue;
         }
-        if no_carrier {
-            // The carrier is back: ask for the next hop now rather than wait for a
-            // neighbour probe left from while it was away (see `route`).
-            if let Some(r) = &way {
-                r.solicit();
-            }
-            no_carrier = false;
-        }
-        drop(way);
-        let wait = attempt_ms(rtt_ms, timeouts, p.timeout_ms());
-        let t0 = now_ns();
-        let sock = match Socket::connect_within(&peer, p.timeout_ms(), wait) {
-            Ok(s) => {
-                rtt_ms = ((now_ns() - t0) / 1_000_000) as u32;
-                timeouts = 0;
-                s
-            }
-            Err(e) if e == ETIMEDOUT => {
-                // The attempt waited its time: try again at once (a new SYN).
-                timeouts = timeouts.saturating_add(1);
-                if timeouts == 8 && !quiet {
-                    pr_info!("{}: no answer from {}; retrying\n", p.name(), D(&peer),);
+        let sock = match attempts.step(&peer, p.timeout_ms()) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                if attempts.take_unanswered() && !quiet {
+                    pr_info!("{}: no answer from {}; retrying\n", p.name(), D(&peer));
                     quiet = true;
                 }
                 continue;
@@ -126,7 +99,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
                     );
                     quiet = true;
                 }
-                kthread::sleep_ms(CONNECT_TRY_MS);
+                kthread::sleep_ms(connect::EVERY_MS);
                 continue;
             }
         };

@@ -151,3 +151,49 @@ impl Drop for Route {
         unsafe { raw::dst_release(self.dst) };
     }
 }
+
+/// What [`CarrierWatch::check`] found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Carrier {
+    /// The way to the peer has a carrier (or no route: trying says why).
+    Up,
+    /// No carrier, and there was one at the previous check.
+    Lost,
+    /// Still no carrier.
+    Down,
+}
+
+/// The carrier on the way to a peer, followed across calls.
+///
+/// Used by one thread only (the pair's main thread), so it needs no lock.
+pub(crate) struct CarrierWatch {
+    down: bool,
+}
+
+impl CarrierWatch {
+    pub(crate) fn new() -> CarrierWatch {
+        CarrierWatch { down: false }
+    }
+
+    /// Looks up the route to `addr` and reads its device's carrier. On the first
+    /// check that finds the carrier back after a loss, it also asks the next hop for
+    /// its address ([`Route::solicit`]).
+    ///
+    /// Context: process context, no lock held.
+    pub(crate) fn check(&mut self, addr: &SockAddr) -> Carrier {
+        let way = Route::lookup(addr);
+        if way.as_ref().is_some_and(|r| !r.has_carrier()) {
+            return if core::mem::replace(&mut self.down, true) {
+                Carrier::Down
+            } else {
+                Carrier::Lost
+            };
+        }
+        if core::mem::replace(&mut self.down, false) {
+            if let Some(r) = &way {
+                r.solicit();
+            }
+        }
+        Carrier::Up
+    }
+}

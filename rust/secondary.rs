@@ -34,9 +34,13 @@ use crate::rcore::gens::{self, Decision};
 use crate::rcore::geometry;
 use crate::rcore::proto::{self, Header, Kind};
 use crate::rcore::status::{Conn, State};
+use crate::route::CarrierWatch;
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
+
+/// How often a listening secondary looks for a connection (and at the carrier).
+const ACCEPT_POLL_MS: u32 = 20;
 
 /// Listens and serves one primary at a time, until the pair stops.
 ///
@@ -48,6 +52,8 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
         Err(_) => return,
     };
     let mut quiet = false;
+    // The last primary served, and the carrier on the way to it (see `route`).
+    let (mut primary, mut carrier) = (None, CarrierWatch::new());
     while !p.stopping() {
         let lsock = match Socket::listen(&local)
             .and_then(|s| Arc::new(s, GFP_KERNEL).map_err(Into::into))
@@ -73,7 +79,20 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
             break;
         }
         while !p.stopping() {
-            let Ok(sock) = lsock.accept() else { break };
+            let sock = match lsock.try_accept() {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    // Nobody yet: while waiting, ask for the last primary's address
+                    // as soon as a lost carrier returns, so its next SYN is answered
+                    // at once rather than after a pending neighbour probe.
+                    if let Some(a) = &primary {
+                        carrier.check(a);
+                    }
+                    kthread::nap_ms(ACCEPT_POLL_MS);
+                    continue;
+                }
+                Err(_) => break,
+            };
             let Ok(link) = Link::new(sock) else { continue };
             p.set_link(Some(link.clone()), Conn::Connecting);
             let me = p.identity();
@@ -88,6 +107,7 @@ pub(crate) fn secondary_main(p: &Arc<Pair>) {
                         p.publish(None);
                         continue;
                     }
+                    primary = link.peer;
                     p.sh.lock().peer_mode = Some(hello.mode);
                     p.peer_gen.store(hello.gens.current, Relaxed);
                     pr_info!(

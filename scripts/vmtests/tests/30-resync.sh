@@ -102,6 +102,21 @@ test_writes_during_resync() {
 	assert_pair_identical
 }
 
+# plug_back VM LABEL PATTERN: plugs VM's cable back in, waits for duplex, and prints
+# the seconds from the carrier's return (written into VM's kernel log by
+# carrierwatch.py) to the first line of VM's kernel log after it matching PATTERN
+plug_back() {
+	local vm=$1 label=$2 pattern=$3
+	vm_run "$vm" "nohup python3 $RCOPY_ROOT/scripts/vmtests/lib/carrierwatch.py eth0 $label >/dev/null 2>&1 & true"
+	vm_wait_until "$vm" 30 "dmesg | grep -q 'rcopy-test: watching $label\$'" ||
+		fail "the carrier watcher did not start"
+	vm_link "$vm" up
+	wait_state a duplex 60
+	vm_run "$vm" dmesg | awk -F'[][]' -v m="rcopy-test: carrier back $label" -v c="$pattern" '
+		$0 ~ (m "$") { b = $2 + 0 }
+		b && $0 ~ c { printf "%.3f", $2 - b; exit }'
+}
+
 # A cable pulled out of the primary and plugged back in: the primary sends nothing
 # while its carrier is down and, the moment the carrier returns, asks for the peer's
 # address itself. Before, its first packets waited for the kernel's next ARP probe,
@@ -116,19 +131,42 @@ test_cable_back_reconnects_at_once() {
 		cut_link
 		vm_run a 'dd if=/dev/urandom of=/dev/mapper/r0 bs=64k count=4 seek='$((i * 50))' oflag=direct status=none'
 		sleep 1
-		vm_run a "nohup python3 $RCOPY_ROOT/scripts/vmtests/lib/carrierwatch.py eth0 r$i >/dev/null 2>&1 & true"
-		vm_wait_until a 30 "dmesg | grep -q 'rcopy-test: watching r$i\$'" ||
-			fail "the carrier watcher did not start"
-		vm_link a up
-		wait_state a duplex 60
-		t=$(vm_run a dmesg | awk -F'[][]' -v m="rcopy-test: carrier back r$i" '
-			$0 ~ (m "$") { b = $2 + 0 }
-			b && / r0: connected to / { printf "%.3f", $2 - b; exit }')
+		t=$(plug_back a "r$i" ' r0: connected to ')
 		[[ -n $t ]] || fail "round $i: no carrier-back mark followed by a connection in the kernel log"
 		echo "round $i: connected $t s after the carrier returned"
 		awk -v t="$t" 'BEGIN { exit !(t < 0.4) }' || slow=$((slow + 1))
 	done
 	((slow == 0)) || fail "$slow of 3 reconnections took 0.4 s or more after the carrier returned"
+	wait_drained 300
+	assert_pair_identical
+}
+
+# The peer's cable pulled instead (the primary's carrier stays up, so it keeps
+# trying): however long the outage, the primary starts a new connection attempt
+# every 250 ms, each still waiting up to 4 s for a slow path. Before, an attempt
+# waited longer the longer the outage lasted (up to timeout_ms), with TCP's own SYN
+# retransmits inside it, so 20 s into an outage it started one about every 2 s.
+# Counted from /proc/net/snmp's ActiveOpens over 5 s, 15 s into each of two
+# outages; then each reconnection, timed on b's clock from its carrier's return to
+# "primary ... connected", within 0.6 s, and identical disks at the end.
+test_peer_cable_back_reconnects_at_once() {
+	setup_pair
+	local i n0 n1 t opens='awk '\''$1 == "Tcp:" && $6 ~ /^[0-9]+$/ { print $6 }'\'' /proc/net/snmp'
+	for i in 1 2; do
+		vm_link b down
+		wait_state a suspended 60
+		vm_run a 'dd if=/dev/urandom of=/dev/mapper/r0 bs=64k count=4 seek='$((i * 70))' oflag=direct status=none'
+		sleep 15
+		n0=$(vm_run a "$opens")
+		sleep 5
+		n1=$(vm_run a "$opens")
+		echo "round $i: $((n1 - n0)) connection attempts started in 5 s, 20 s into the outage"
+		((n1 - n0 >= 10)) || fail "round $i: only $((n1 - n0)) connection attempts in 5 s (expected about 20)"
+		t=$(plug_back b "p$i" ' r0: primary .* connected')
+		[[ -n $t ]] || fail "round $i: no carrier-back mark followed by a connection in b's kernel log"
+		echo "round $i: connected $t s after b's carrier returned"
+		awk -v t="$t" 'BEGIN { exit !(t < 0.6) }' || fail "round $i: connected $t s after b's carrier returned"
+	done
 	wait_drained 300
 	assert_pair_identical
 }
