@@ -573,7 +573,14 @@ fn marked(p: &Pair, seq: u64, result: u64) {
 
 /// The peer applied every entry up to `seq` (completing sync-mode writes); with
 /// `ACK_DURABLE`, they are also durable there, so they leave the log.
+///
+/// Wakes the sender only when something it may be waiting for changed: entries left
+/// the log (room for a copy run, the copy's end, the next barrier), the cache fell
+/// below its size (room for a copy run), or a failed write's tracks were marked. A
+/// plain ACK in sync mode changes none of these: waking the sender for it would cost
+/// a pair of context switches per replicated write for nothing.
 fn ack(p: &Pair, seq: u64, flags: u64, errno: u64) {
+    let mut wake = errno != 0;
     if errno != 0 {
         pr_err!(
             "{}: peer failed to apply write {}: errno {}; its tracks are marked\n",
@@ -600,7 +607,9 @@ fn ack(p: &Pair, seq: u64, flags: u64, errno: u64) {
         let bio = e.bio.take();
         let failed = (errno != 0 && e.seq == seq).then(|| e.tracks.clone());
         sh.applied += 1;
+        let was_full = sh.cache_bytes >= p.cfg.cache_size;
         sh.cache_bytes = sh.cache_bytes.saturating_sub(len);
+        wake |= was_full && sh.cache_bytes < p.cfg.cache_size;
         drop(sh);
         p.acked_bytes.fetch_add(len, Relaxed);
         if let Some(t) = failed {
@@ -618,11 +627,14 @@ fn ack(p: &Pair, seq: u64, flags: u64, errno: u64) {
                 break;
             };
             drop(sh);
+            wake = true;
             p.al.release(e.al);
         }
         if p.held.load(Relaxed) != 0 {
             p.wake_md();
         }
     }
-    p.wake.notify_one();
+    if wake {
+        p.wake.notify_one();
+    }
 }
