@@ -323,6 +323,7 @@ impl Pair {
                     copy_cursor: 0,
                     copy_floor: 0,
                     barrier_seq: 0,
+                    uncovered_ns: 0,
                     gap: false,
                     need_done: false,
                     await_adopt: false,
@@ -998,6 +999,7 @@ impl Pair {
                 sh.applied = sh.tail;
                 sh.unsent = sh.tail;
                 sh.cache_bytes = 0;
+                sh.uncovered_ns = 0;
                 return;
             };
             if sh.applied < sh.head {

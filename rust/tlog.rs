@@ -121,6 +121,12 @@ pub(crate) struct Shared {
     pub(crate) copy_floor: u64,
     /// Sequence number of the last barrier queued.
     pub(crate) barrier_seq: u64,
+    /// When the oldest entry queued after that barrier was issued (`now_ns`; 0:
+    /// none). The next barrier waits until this is old enough: entries before the
+    /// last barrier are already covered by it, so their age must not start another
+    /// one while it is on its way (that sent a barrier, a flush on the peer, after
+    /// nearly every write under load).
+    pub(crate) uncovered_ns: u64,
     /// A write was marked instead of shipped while connected: the peer must hear it
     /// is no longer a prefix before anything later is sent.
     pub(crate) gap: bool,
@@ -195,6 +201,9 @@ impl Shared {
     pub(crate) fn push(&mut self, e: Entry) {
         let tail = self.tail;
         self.cache_bytes += u64::from(e.len);
+        if self.uncovered_ns == 0 {
+            self.uncovered_ns = e.issued_ns.max(1);
+        }
         if let Some(slot) = self.slot(tail) {
             *slot = Some(e);
         }
@@ -219,5 +228,6 @@ impl Shared {
         self.next_seq += 1;
         self.barrier_seq = seq;
         self.push(Entry::barrier(seq));
+        self.uncovered_ns = 0;
     }
 }
