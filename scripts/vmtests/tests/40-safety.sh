@@ -307,7 +307,11 @@ test_overflow_consistent_means_prefix() {
 	sa=$(vm_run a 'dmsetup status r0')
 	dirty=$(status_key "$sa" dirty_bytes)
 	echo "writer done; primary: $sa"
-	((dirty > 0)) || fail "the 1 MiB cache never overflowed (dirty_bytes=$dirty): the test proves nothing"
+	# the overflow itself is the precondition (the primary logs its first marked
+	# write); whether tracks are still dirty when the writer ends depends only on how
+	# fast the copy keeps up, and an engine that sends fewer barriers catches up first
+	[[ $(vm_run a dmesg) == *"a write was marked instead of shipped"* ]] ||
+		fail "the 1 MiB cache never overflowed (no marked write in a's kernel log; dirty_bytes=$dirty): the test proves nothing"
 	for i in $(seq 5); do
 		sa=$(vm_run a 'dmsetup status r0')
 		cb=$(field b consistent)
