@@ -392,16 +392,10 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
         // 4. unconfirmed entries: a barrier once the oldest entry the last barrier
         //    does not cover has waited a little (or at once when a copy waits to
         //    finish)
+        //    (every entry goes through `Shared::push`, which sets `uncovered_ns`, so
+        //    it is set whenever an entry follows the last barrier)
         if sh.head < sh.tail && sh.barrier_seq + 1 != sh.next_seq {
-            let head = sh.head;
-            let since = match sh.uncovered_ns {
-                0 => sh
-                    .slot(head)
-                    .and_then(|e| e.as_ref())
-                    .map_or(0, |e| e.issued_ns),
-                t => t,
-            };
-            let age_ms = now_ns().saturating_sub(since) / 1_000_000;
+            let age_ms = now_ns().saturating_sub(sh.uncovered_ns) / 1_000_000;
             if age_ms >= BARRIER_AFTER_MS || (sh.need_done && !dirty) {
                 sh.push_barrier();
                 continue;
