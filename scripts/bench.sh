@@ -9,6 +9,7 @@
 # VM a (10.77.0.1) and VM b (10.77.0.2) on net n0. Disks (same on both, plus vde on a):
 #   vda rcopy data   vdb rcopy metadata   vdc DRBD data   vdd DRBD metadata (external)
 #   vde (a only) the raw-disk baseline, same size as the data disks
+#   the pipe disks, BENCH_RESYNC_MB each: vdf on a (the resync's data), vde on b
 # Steps: link (ping, iperf3), raw disk, rcopy sync, rcopy sync with a cold activity log,
 # DRBD protocol C, rcopy async, DRBD protocol A (same-protocol pairs next to each other in
 # time: the host may be shared), the fast case, link again (iperf3; the client starts once
@@ -21,6 +22,10 @@
 # including that drain. Then a resync after a link cut: rcopy via vm_link down (the
 # primary notices after timeout_ms), DRBD via `drbdadm disconnect`; BENCH_RESYNC_MB written
 # meanwhile; the rate is the resynced bytes over the time from reconnection to in sync.
+# Each resync has the disk-TCP-disk pipe (no engine) run just before and just after it
+# on the pipe disks, and is set against the mean of those two: the host's disk and
+# link speeds drift by a fifth or more over a run, so a pipe timed elsewhere in the
+# run is not the ceiling this resync had.
 # (For that resync the kernel-log mark is the carrier's return as a's kernel sees it,
 # written by scripts/vmtests/lib/carrierwatch.py, not the QMP command before it.)
 # Then a second outage, by the operator for both products (rcopy: `dmsetup message r0 0
@@ -64,7 +69,9 @@
 #
 # Rounds: every fio job runs BENCH_ROUNDS times in a row (each drained before the next;
 # the cold-AL variant once), and the table shows the median round (its CPU and drain
-# figures with it) and the spread of the rounds.
+# figures with it) and the spread of the rounds. Then the alternating phase: both
+# products up at once, their random 4k jobs (QD16, QD1) taken in turn, BENCH_ROUNDS
+# rounds each, so the ratio compares rounds of the same minutes (see alt_phase).
 # Settings: BENCH_RUNTIME (s per fio job, 10), BENCH_ROUNDS (3), BENCH_DISK_MB (256), BENCH_RESYNC_MB (64),
 # BENCH_RANDOUT_MB (8), BENCH_RANDOUT_SEED (4242), BENCH_FAST_MB (256), BENCH_OUT,
 # BENCH_TSC_KHZ (guest TSC frequency; default: the host's from its kernel log; 0 keeps
@@ -168,15 +175,15 @@ say "results: $BENCH_OUT (raw data and logs: $RAW)"
 say "booting VMs a and b (${DISK_MB} MiB data disks, runtime ${RT} s per fio job)"
 d="--disk $DISK_MB --disk 8 --disk $DISK_MB --disk 8"
 # a holds the fast case's four loop files in its tmpfs: give it that much more memory
-if ! vm_start_many "a $d --disk $DISK_MB --net n0 --ip 10.77.0.1/24 --mem $((VM_MEM + 2 * FAST_MB + 32)) ${APPEND[*]}" \
-	"b $d --net n0 --ip 10.77.0.2/24 ${APPEND[*]}"; then
+if ! vm_start_many "a $d --disk $DISK_MB --disk $RESYNC_MB --net n0 --ip 10.77.0.1/24 --mem $((VM_MEM + 2 * FAST_MB + 32)) ${APPEND[*]}" \
+	"b $d --disk $RESYNC_MB --net n0 --ip 10.77.0.2/24 ${APPEND[*]}"; then
 	say "the VMs did not boot (see $LOG)"
 	exit 1
 fi
 # Allocate the sparse disk files now, so no configuration pays the host's block
 # allocation on its first writes and another does not.
 for v in a b; do
-	for i in 0 1 2 3 4; do
+	for i in 0 1 2 3 4 5; do
 		f=$(vm_disk "$v" "$i")
 		[[ -f $f ]] && fallocate -l "$(stat -c %s "$f")" "$f" 2>/dev/null
 	done
@@ -331,16 +338,17 @@ print(round(d["end"]["sum_received"]["bits_per_second"] / 8e6, 2))' "$share/iper
 	fi
 }
 
-# pipe KEY: RESYNC_MB from a's /dev/vda to b's /dev/vda over TCP with no replication
-# engine (scripts/bench/pipe.py: O_DIRECT reads ahead on a, writes behind on b, fsync,
-# one byte back), records KEY in MB/s: min(disk, link) as it is when a's disk, both
-# network stacks and b's disk work at once on this host, the ceiling for a resync.
-# Used while no pair holds vda (before the first rcopy pair, after the last).
+# pipe KEY [A_DEV B_DEV]: RESYNC_MB from a's A_DEV to b's B_DEV (default: /dev/vda,
+# used while no pair holds it: before the first rcopy pair, after the last) over TCP
+# with no replication engine (scripts/bench/pipe.py: O_DIRECT reads ahead on a, writes
+# behind on b, fsync, one byte back), records KEY in MB/s: min(disk, link) as it is
+# when a's disk, both network stacks and b's disk work at once on this host, the
+# ceiling for a resync. `pipe_beside` runs it on the pipe disks next to a resync.
 pipe() {
-	local job out mbps
-	job=$(vm_spawn b --timeout 200 "exec python3 $BENCH_HELPERS/pipe.py recv 10.77.0.2 7798 /dev/vda $((RESYNC_MB << 20))") &&
+	local job out mbps src=${2:-/dev/vda} dst=${3:-/dev/vda}
+	job=$(vm_spawn b --timeout 200 "exec python3 $BENCH_HELPERS/pipe.py recv 10.77.0.2 7798 $dst $((RESYNC_MB << 20))") &&
 		wait_until 60 grep -q listening "$(_vm_dir b)/ctl/jobs/out.$job" &&
-		out=$(vm_run a --timeout 200 "python3 $BENCH_HELPERS/pipe.py send 10.77.0.2 7798 /dev/vda $((RESYNC_MB << 20))") &&
+		out=$(vm_run a --timeout 200 "python3 $BENCH_HELPERS/pipe.py send 10.77.0.2 7798 $src $((RESYNC_MB << 20))") &&
 		vm_wait b "$job" 30 >/dev/null
 	mbps=$(kv_of "$out" mbps)
 	if [[ -n $mbps ]]; then
@@ -352,6 +360,11 @@ pipe() {
 		say "  the disk-to-disk pipe did not measure: ${out:-no output}"
 	fi
 }
+
+# pipe_beside KEY: the pipe on the pipe disks (a's vdf, holding the resync's data, to
+# b's vde), which no pair uses: just before and just after a resync (KEY_before,
+# KEY_after), so the resync is set against the ceiling of its own minute
+pipe_beside() { pipe "$1" /dev/vdf /dev/vde; }
 
 # rtt4k KEY: 200 round trips of a 4 KiB request and a 32-byte answer between two
 # processes on a and b over TCP (pipe.py rtt/echo); records KEY_median_ms and
@@ -376,7 +389,9 @@ ping_stats link
 iperf link.iperf_mbps
 rtt4k link.rtt4k
 # real data to carry (the resync's), not a sparse file's zeros
-vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/vda bs=1M oflag=direct conv=fsync status=none" >/dev/null
+for d in /dev/vda /dev/vdf; do
+	vm_run a --timeout 120 "dd if=/tmp/resync.bin of=$d bs=1M oflag=direct conv=fsync status=none" >/dev/null
+done
 pipe link.pipe_mbps
 
 # ------------------------------------------------------------------ raw
@@ -429,6 +444,7 @@ kmark() { printf "echo 'rcopy-bench: mark %s' >/dev/kmsg" "$1"; }
 # rcopy_resync CONFIG: cut the link, write RESYNC_MB, restore it, time the resync
 rcopy_resync() {
 	local cfg=$1 out dirty job t tc
+	pipe_beside "$cfg.pipe_before_mbps"
 	vm_link a down || { say "  vm_link failed"; return 1; }
 	# the primary declares the link dead after timeout_ms (5 s) without frames
 	if ! vm_wait_until a 60 "dmsetup status r0 | grep -q 'state=suspended '" >/dev/null; then
@@ -460,6 +476,7 @@ rcopy_resync() {
 	rec "$cfg.resync_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
 	rec "$cfg.resync_connect_s" "$tc"
 	say "  resync of $((dirty >> 20)) MiB dirty: reconnected after $tc s, duplex after $t s"
+	pipe_beside "$cfg.pipe_after_mbps"
 }
 
 # randout_fio CONFIG DEVICE: the outage workload of the 4k random measurement: RANDOUT_MB
@@ -622,6 +639,7 @@ drbd_protocol() {
 
 drbd_resync() {
 	local cfg=$1 out oos t tc
+	pipe_beside "$cfg.pipe_before_mbps"
 	out=$(vm_run a --timeout 60 "$DRBDADM disconnect r0 && grep -o ' cs:[A-Za-z]*' /proc/drbd") ||
 		{ say "  drbdadm disconnect failed: $out"; return 1; }
 	vm_run a --timeout 120 "dd if=/tmp/resync.bin of=/dev/drbd0 bs=1M seek=$RESYNC_MB oflag=direct conv=fsync status=none" ||
@@ -638,6 +656,7 @@ drbd_resync() {
 	rec "$cfg.resync_s" "$(awk -v a="$t" -v b="$tc" 'BEGIN { printf "%.3f", a - b }')"
 	rec "$cfg.resync_connect_s" "$tc"
 	say "  resync of $((oos >> 10)) MiB out of sync: reconnected after $tc s, in sync after $t s"
+	pipe_beside "$cfg.pipe_after_mbps"
 }
 
 # drbd_randout CONFIG: like rcopy_randout, the link cut by `drbdadm disconnect`; resync
@@ -687,6 +706,42 @@ drbd_down() {
 		out=$(vm_run "$v" --timeout 120 "$DRBDADM down r0") ||
 			{ drbd_skip "drbdadm down failed on $v: $out"; return 1; }
 	done
+}
+
+# ------------------------------------------------------------------ alternating
+# alt_phase MODE PROTOCOL: rcopy in MODE (vda) and DRBD in PROTOCOL (vdc) both up, their
+# QD16 and QD1 random-write jobs taken in turn, round by round (rcopy first in odd
+# rounds, DRBD first in even ones), each drained before the next. The phases above run
+# one product's rounds after the other's, minutes apart; on a shared host their ratio
+# moved by a fifth or more between runs. Here every rcopy round has a DRBD round of
+# the same minutes beside it, and the report gives the median of the per-round ratios.
+# The idle pair only exchanges its pings meanwhile.
+alt_phase() {
+	local mode=$1 p=$2 rc=alt_rcopy_$1 dc=alt_drbd_$2 r wl w first
+	if [[ -n $RCOPY_BROKEN || -n $DRBD_BROKEN || -z $DRBD_UP ]]; then
+		rec "alt_$mode.skipped" "rcopy or DRBD was skipped above"
+		return 1
+	fi
+	say "alternating: rcopy $mode and DRBD protocol $p both up, random 4k QD16 and QD1 in turn"
+	rcopy_pair "$mode" "$rc" || return 1
+	drbd_protocol "$p" || { rcopy_unpair; return 1; }
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for wl in r16 r1; do
+			w=$wl
+			((r > 1)) && w=$wl@$r
+			for first in $( ((r % 2)) && echo "rcopy drbd" || echo "drbd rcopy"); do
+				if [[ $first == rcopy ]]; then
+					run_fio "$rc" "$w" /dev/mapper/r0 'dmsetup status r0' &&
+						drain "$rc" "$w" rcopy-drain || { rcopy_fail "alternating: rcopy $mode $w failed"; break 3; }
+				else
+					run_fio "$dc" "$w" /dev/drbd0 "tail -n 2 /proc/drbd" &&
+						drain "$dc" "$w" drbd-drain || { drbd_skip "alternating: DRBD $p $w failed"; break 3; }
+				fi
+			done
+		done
+	done
+	rcopy_unpair
+	drbd_down
 }
 
 # ------------------------------------------------------------------ fast link
@@ -817,6 +872,9 @@ rcopy_mode sync rcopy_sync_alcold al_extents 7 al_extent_size 65536
 drbd_phase C
 rcopy_mode async
 drbd_phase A
+# rcopy and DRBD rounds in turn, for the two rows that move most between runs
+alt_phase sync C
+alt_phase async A
 # the engines' own costs, without the link or the disks in the way
 fast_phase
 
