@@ -315,9 +315,10 @@ def main():
         d["resync"]["klog_mbps"] = b / k["resync_s"] / 1e6 if b and k.get("resync_s") else None
         # the pipe run on spare disks just before and just after this resync: the
         # ceiling of the same minute (the host drifts over a run)
-        beside = [x for x in (num(kv.get(f"{cfg}.pipe_before_mbps")), num(kv.get(f"{cfg}.pipe_after_mbps"))) if x]
-        d["resync"]["pipe_before_mbps"] = num(kv.get(f"{cfg}.pipe_before_mbps"))
-        d["resync"]["pipe_after_mbps"] = num(kv.get(f"{cfg}.pipe_after_mbps"))
+        before, after = num(kv.get(f"{cfg}.pipe_before_mbps")), num(kv.get(f"{cfg}.pipe_after_mbps"))
+        beside = [x for x in (before, after) if x]
+        d["resync"]["pipe_before_mbps"] = before
+        d["resync"]["pipe_after_mbps"] = after
         d["resync"]["pipe_beside_mbps"] = sum(beside) / len(beside) if beside else None
         sync_info[cfg] = d
 
@@ -415,7 +416,6 @@ def main():
     row("  connected to in sync (s)", lambda c: si(c, "resync", "klog_resync_s"))
     row("  pipe just before / after (MB/s)", lambda c: (
         f"{fmt(si(c, 'resync', 'pipe_before_mbps'))}/{fmt(si(c, 'resync', 'pipe_after_mbps'))}"), fm=str)
-    row("  resync / mean of those pipes", lambda c: ratio(rmb(c), si(c, "resync", "pipe_beside_mbps")), fm=fx)
     row("  cable back to connected (s)", lambda c: si(c, "resync", "klog_connect_s"))
     L.append(f"4k random outage: {kv.get('meta.randout_mb', '?')} MiB of 4k random writes while disconnected (rcopy: message disconnect/connect; DRBD: drbdadm disconnect/connect)")
     row("  written (MiB)", lambda c: ro(c, "written_bytes") / 1048576)
@@ -536,8 +536,8 @@ def main():
                 if a and b and a.get(metric) and b.get(metric):
                     per.append({"rcopy": a[metric], "drbd": b[metric], "ratio": a[metric] / b[metric]})
             if per:
-                rs = sorted(x["ratio"] for x in per)
-                alt[f"{rc}/{dc}.{wl}"] = {"rounds": per, "median_ratio": statistics.median(rs)}
+                alt[f"{rc}/{dc}.{wl}"] = {"rounds": per,
+                                          "median_ratio": statistics.median(x["ratio"] for x in per)}
     if alt:
         L.append("")
         L.append("alternating (both pairs up, one round of each in turn, each drained before the next):")
