@@ -41,8 +41,12 @@ nap() { read -r -t "$interval" -u "$fd" _ || true; }
 # took a third or more of the primary's CPU during the very resync it timed, while
 # DRBD's status is a read of /proc/drbd. It reads the device's state when rcopy logs
 # a link or copy event for it (`connected to`, `peer is in sync`, ...), then every
-# 50 ms for half a second (the status follows the message), and otherwise once a
-# second in case a message is missed. KMSG_WATCH=0 polls as before.
+# 50 ms for up to half a second until the state the message announced shows (the
+# status follows the message: connected, then in sync), and otherwise every 3 s in
+# case a message is missed. Each read is a dmsetup fork that takes the very vCPU the
+# primary's resync runs on: reading on for the rest of the half second after
+# `connected to` took about a second of it from the first seconds of the resync
+# it timed. KMSG_WATCH=0 polls as before.
 km= kpid=
 if [[ $kind == rcopy-sync && ${KMSG_WATCH:-1} == 1 ]]; then
 	# only new messages (the backlog can be thousands of lines: reading it took
@@ -53,18 +57,18 @@ if [[ $kind == rcopy-sync && ${KMSG_WATCH:-1} == 1 ]]; then
 fi
 fast=0
 knap() {
-	local rec deadline=$((SECONDS + 1))
+	local rec deadline=$((SECONDS + 3))
 	if ((fast > 0)); then
 		fast=$((fast - 1))
 		read -r -t 0.05 -u "$fd" _ || true
 		return
 	fi
 	while ((SECONDS <= deadline)); do
-		read -r -t 1 -u "$km" rec
+		read -r -t 3 -u "$km" rec
 		case $? in
 		0) ;;
 		1) km= && return ;; # dmesg -W ended (unsupported?): poll as before
-		*) return ;;        # a second without a message: read the state anyway
+		*) return ;;        # 3 s without a message: read the state anyway
 		esac
 		if [[ $rec == *"dm_rcopy: ${rc_dev}: "* ]]; then
 			fast=10
@@ -128,6 +132,7 @@ while :; do
 	if [[ $up == 1 && -z $t_conn ]]; then
 		t_conn=$(since "$t0")
 		conn_status=$st
+		fast=0 # what `connected to` announced: no more fast reads until the next message
 	fi
 	if [[ $done == 1 ]]; then
 		t_done=$(since "$t0")
