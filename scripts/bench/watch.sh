@@ -56,19 +56,20 @@ if [[ $kind == rcopy-sync && ${KMSG_WATCH:-1} == 1 ]]; then
 	trap '[[ -n $kpid ]] && kill "$kpid" 2>/dev/null' EXIT
 fi
 fast=0
+quiet_s=3 # how long without a message before the state is read anyway
 knap() {
-	local rec deadline=$((SECONDS + 3))
+	local rec deadline=$((SECONDS + quiet_s))
 	if ((fast > 0)); then
 		fast=$((fast - 1))
 		read -r -t 0.05 -u "$fd" _ || true
 		return
 	fi
 	while ((SECONDS <= deadline)); do
-		read -r -t 3 -u "$km" rec
+		read -r -t "$quiet_s" -u "$km" rec
 		case $? in
 		0) ;;
 		1) km= && return ;; # dmesg -W ended (unsupported?): poll as before
-		*) return ;;        # 3 s without a message: read the state anyway
+		*) return ;;        # quiet_s without a message: read the state anyway
 		esac
 		if [[ $rec == *"dm_rcopy: ${rc_dev}: "* ]]; then
 			fast=10
