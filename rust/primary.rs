@@ -42,9 +42,9 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         Err(_) => return,
     };
     // Two copy buffers: the resync reads into one while it sends the other.
-    let mut copy_bufs = match (blk::iobuf(blk::MAX_IO), blk::iobuf(blk::MAX_IO)) {
-        (Ok(a), Ok(b)) => [a, b],
-        _ => return,
+    let mut copy_bufs = match resync::alloc_bufs() {
+        Ok(b) => b,
+        Err(_) => return,
     };
     let mut quiet = false;
     let mut carrier = CarrierWatch::new();
@@ -256,20 +256,20 @@ fn join(
 }
 
 /// Ships log entries in order; copies dirty tracks when the log is idle (the next
-/// run's read in flight while one is sent, `resync.rs`); adds barriers so the peer
+/// runs' reads in flight while one is sent, `resync.rs`); adds barriers so the peer
 /// confirms what it holds as durable.
 ///
 /// Context: the pair's main thread, while connected.
-fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(), LinkError> {
+fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf]) -> Result<(), LinkError> {
     let ping_ns = u64::from(p.ping_ms()) * 1_000_000;
     let mut last_tx = now_ns();
     // A copy or resync runs (its counters are set).
     let mut copying = false;
     let mut bufs = resync::Bufs::new(copy_bufs);
-    // A claimed run whose read is in flight: its frames go out before anything
-    // queued after its claim. (Dropping it on an error waits for the read.)
-    let mut pending: Option<resync::Copy<'_>> = None;
-    let chunk = blk::MAX_IO as u64;
+    // Claimed runs whose reads are in flight: their frames go out, oldest first,
+    // before anything queued after their claims. (Dropping them on an error waits
+    // for the reads.)
+    let mut pending = resync::Queue::new();
     {
         // Copies of an earlier connection are confirmed or marked again; still, the
         // first claim of this one depends on everything before it.
@@ -277,12 +277,16 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
         sh.copy_floor = sh.next_seq - 1;
     }
     while !p.stopping() && !link.is_dead() {
-        if let Some(cur) = pending.take() {
-            // Read ahead: claim the next run and start its read before sending this
-            // one, if nothing else is queued (`claim` checks) and the copy may go on.
-            if copy_allowed(p, copying) {
+        if let Some(cur) = pending.pop() {
+            // Read ahead: claim the next runs and start their reads before sending
+            // this one, while a buffer is free, nothing else is queued (`claim`
+            // checks) and the copy may go on.
+            while copy_allowed(p, copying) {
                 let from = p.sh.lock().copy_cursor;
-                pending = resync::claim_and_start(p, &mut bufs, from, chunk)?;
+                match resync::claim_and_start(p, &mut bufs, from)? {
+                    Some(next) => pending.push(next),
+                    None => break,
+                }
             }
             bufs.put(resync::finish(p, link, cur)?);
             last_tx = now_ns();
@@ -353,8 +357,9 @@ fn send_loop(p: &Arc<Pair>, link: &Link, copy_bufs: &mut [IoBuf; 2]) -> Result<(
                 p.sync_done.store(0, Relaxed);
                 p.publish(Some(link));
             }
-            pending = resync::claim_and_start(p, &mut bufs, from, chunk)?;
-            if pending.is_none() {
+            if let Some(c) = resync::claim_and_start(p, &mut bufs, from)? {
+                pending.push(c);
+            } else {
                 // Nothing copyable now (writes in flight on it, or no room left by
                 // unconfirmed entries): ask the peer to confirm, then wait a little.
                 let mut sh = p.sh.lock();

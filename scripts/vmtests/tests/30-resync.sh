@@ -102,6 +102,35 @@ test_writes_during_resync() {
 	assert_pair_identical
 }
 
+# Writes during the resync of scattered 4 KiB blocks: the copier then has up to 16
+# short runs claimed, their reads in flight (`rust/resync.rs`), while fio rewrites and
+# verifies the same area. A write issued after a claim must reach the peer after that
+# copy, or the copy's older data overwrites it there. fio verifies as it goes (a
+# backlog), so it writes until it ends; the primary's kernel log must show the link
+# back while fio ran (else the test proved nothing), and the disks end identical.
+test_writes_during_scattered_resync() {
+	setup_pair
+	cut_link
+	vm_run a --timeout 600 -- fio --name=outage --filename=/dev/mapper/r0 --rw=randwrite \
+		--bs=4k --io_size=16M --size=64M --ioengine=libaio --iodepth=8 --direct=1 \
+		--randseed=11 --output=/dev/null || fail "fio during the outage failed"
+	local job out log
+	job=$(vm_spawn a --timeout 600 "echo 'rcopy-test: fio starts' >/dev/kmsg; fio --name=during \
+--filename=/dev/mapper/r0 --rw=randwrite --bs=4k --size=16M --offset=8M --ioengine=libaio \
+--iodepth=8 --direct=1 --verify=crc32c --verify_fatal=1 --verify_backlog=256 --randrepeat=0; \
+rc=\$?; echo 'rcopy-test: fio ends' >/dev/kmsg; exit \$rc")
+	vm_wait_until a 60 "dmesg | grep -q 'rcopy-test: fio starts'" || fail "fio did not start"
+	vm_link a up
+	out=$(vm_wait a "$job" 600)
+	assert_contains "$out" "err= 0"
+	wait_drained 300
+	log=$(vm_run a 'dmesg | grep -E "rcopy-test: fio|r0: connected to|r0: peer is in sync" | tail -n 4')
+	echo "$log"
+	[[ $(grep -o 'fio starts\|connected to\|fio ends' <<<"$log" | tr '\n' ,) == "fio starts,connected to,fio ends," ]] ||
+		fail "the link did not come back while fio wrote: $log"
+	assert_pair_identical
+}
+
 # plug_back VM LABEL PATTERN: plugs VM's cable back in, waits for duplex, and prints
 # the seconds from the carrier's return (written into VM's kernel log by
 # carrierwatch.py) to the first line of VM's kernel log after it matching PATTERN
