@@ -55,12 +55,7 @@ if [[ $kind == rcopy-sync && ${KMSG_WATCH:-1} == 1 ]]; then
 	kpid=$!
 	trap '[[ -n $kpid ]] && kill "$kpid" 2>/dev/null' EXIT
 fi
-# A request made before the watcher started (WATCH_T0) logged its messages before
-# `dmesg -W` began: read fast from the start, until the state shows the link up.
-# (Without this, the 4k random outage's `connected` was only seen by the next 3 s
-# read: a bench run printed "reconnected after 2.2 s" for a link up in 0.1 s.)
 fast=0
-[[ -n ${WATCH_T0:-} ]] && fast=10
 quiet_s=3 # how long without a message before the state is read anyway
 knap() {
 	local rec deadline=$((SECONDS + quiet_s))
