@@ -24,9 +24,9 @@ fn kernel_crc32c(state: u32, data: &[u8]) -> u32 {
     unsafe { crate::dm::raw::crc32c(state, data.as_ptr().cast(), data.len()) }
 }
 
-/// Which implementation computes frame CRCs: set once at module load by
-/// [`choose_crc32c`] (the faster on this CPU; before that, and if timing fails, the
-/// kernel's). Both compute the same CRC ([`check_crc32c`]), so a peer never sees which.
+/// Which implementation computes frame CRCs: set at module load and at each table
+/// load by [`choose_crc32c`] (the faster on this CPU; before that, and if timing
+/// fails, the kernel's). Both compute the same CRC ([`check_crc32c`]), so a peer never sees which.
 static TABLE_CRC: AtomicBool = AtomicBool::new(false);
 
 /// The raw CRC-32C update used for every frame's payload, on both sides: the payload
@@ -59,15 +59,27 @@ pub(crate) fn check_crc32c() -> Result {
     Ok(())
 }
 
-/// At module load: times, per MiB on this CPU, the work rcopy does per replicated
-/// byte (the kernel's `crc32c()`, the core's table-driven CRC-32C, a memory copy),
-/// picks the faster CRC for frames (like the kernel's RAID6 and XOR routines, which
-/// are chosen by timing them at boot) and logs the figures, so a benchmark can set
-/// rcopy's CPU per MiB against them. The choice matters under emulation: a TCG guest
-/// emulates the CRC instruction bit by bit (there the table is about 2.5 times
-/// faster), while on hardware the instruction wins by far. A failed allocation keeps
-/// the kernel's. Thread context; about 12 MiB of work (a few ms on hardware, some
-/// tens of ms under TCG).
+/// At module load and at each `rcopy` table load: times, per MiB on this CPU, the
+/// work rcopy does per replicated byte (the kernel's `crc32c()`, the core's
+/// table-driven CRC-32C, a memory copy), picks the faster CRC for frames (like the
+/// kernel's RAID6 and XOR routines, which are chosen by timing them at boot) and logs
+/// the figures, so a benchmark can set rcopy's CPU per MiB against them. The choice
+/// matters under emulation: a TCG guest emulates the CRC instruction bit by bit
+/// (there the table is about 3 times faster), while on hardware the instruction wins
+/// by far. A failed allocation keeps the current choice.
+///
+/// The passes of the three take turns, and each keeps its best: a busy moment of
+/// the machine (at boot, the other VM booting on the same host cores) slows the
+/// passes it falls on, not all of one candidate's. Before, each candidate's passes
+/// ran back to back, and three boots of fifteen (the test and bench VMs' logs on
+/// one host) measured the table about as slow as `crc32c()` (6.5 to 7.3 ms a MiB
+/// against 1.7 to 2.6 in the others); one of them used `crc32c()` for its whole
+/// run. Timing again at each table load gives a later, quieter chance; both
+/// compute the same CRC ([`check_crc32c`]), so the switch may happen while frames
+/// are being checked.
+///
+/// Context: thread context; about 18 MiB of work (a few ms on hardware, about
+/// 60 ms under TCG).
 pub(crate) fn choose_crc32c() {
     const MIB: usize = 1 << 20;
     let (Ok(src), Ok(mut dst)) = (
@@ -76,22 +88,24 @@ pub(crate) fn choose_crc32c() {
     ) else {
         return;
     };
-    // The best of four passes of each, in ns per MiB (the first pass warms caches).
-    let best = |f: &mut dyn FnMut() -> u32| {
-        let mut min = u64::MAX;
-        for _ in 0..4 {
-            let t = now_ns();
-            core::hint::black_box(f());
-            min = min.min(now_ns().saturating_sub(t));
-        }
-        min / 1000
+    // ns per MiB, the best of six passes of each (the first warms caches).
+    let time = |f: &mut dyn FnMut() -> u32| {
+        let t = now_ns();
+        core::hint::black_box(f());
+        now_ns().saturating_sub(t)
     };
-    let kcrc = best(&mut || kernel_crc32c(!0, &src));
-    let tcrc = best(&mut || crate::rcore::crc32c::Crc32c::raw_update(!0, &src));
-    let copy = best(&mut || {
-        dst.copy_from_slice(core::hint::black_box(&src));
-        u32::from(dst[MIB - 1])
-    });
+    let (mut kcrc, mut tcrc, mut copy) = (u64::MAX, u64::MAX, u64::MAX);
+    for _ in 0..6 {
+        kcrc = kcrc.min(time(&mut || kernel_crc32c(!0, &src)));
+        tcrc = tcrc.min(time(&mut || {
+            crate::rcore::crc32c::Crc32c::raw_update(!0, &src)
+        }));
+        copy = copy.min(time(&mut || {
+            dst.copy_from_slice(core::hint::black_box(&src));
+            u32::from(dst[MIB - 1])
+        }));
+    }
+    let (kcrc, tcrc, copy) = (kcrc / 1000, tcrc / 1000, copy / 1000);
     let table = tcrc < kcrc;
     TABLE_CRC.store(table, Ordering::Relaxed);
     pr_info!(

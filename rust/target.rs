@@ -444,6 +444,8 @@ impl TargetOps for Rcopy {
     const VERSION: [u32; 3] = [0, 1, 0];
 
     fn new(ti: &mut Target<'_>, args: &[&CStr]) -> Result<KBox<Self>, CtrError> {
+        // Time the frame CRC again: the module's load may have fallen in a busy moment.
+        crate::link::choose_crc32c();
         let mut words = KVec::with_capacity(args.len(), GFP_KERNEL).map_err(|_| CtrError {
             err: ENOMEM,
             reason: c"Cannot allocate memory",
