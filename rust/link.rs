@@ -26,7 +26,8 @@ fn kernel_crc32c(state: u32, data: &[u8]) -> u32 {
 
 /// Which implementation computes frame CRCs: set at module load and at each table
 /// load by [`choose_crc32c`] (the faster on this CPU; before that, and if timing
-/// fails, the kernel's). Both compute the same CRC ([`check_crc32c`]), so a peer never sees which.
+/// fails, the kernel's). Both compute the same CRC ([`check_crc32c`]), so a peer
+/// never sees which.
 static TABLE_CRC: AtomicBool = AtomicBool::new(false);
 
 /// The raw CRC-32C update used for every frame's payload, on both sides: the payload

@@ -41,7 +41,7 @@ pub(crate) fn primary_main(p: &Arc<Pair>) {
         Ok(b) => b,
         Err(_) => return,
     };
-    // Two copy buffers: the resync reads into one while it sends the other.
+    // The copy buffers: the resync reads into some while it sends another.
     let mut copy_bufs = match resync::alloc_bufs() {
         Ok(b) => b,
         Err(_) => return,

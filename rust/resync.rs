@@ -393,7 +393,7 @@ impl<'a> Bufs<'a> {
             .free
             .iter()
             .position(|b| b.as_ref().is_some_and(|b| b.len() >= blk::MAX_IO))
-            .or_else(|| self.free.iter().position(|b| small_ok && b.is_some()))?;
+            .or_else(|| small_ok.then(|| self.free.iter().position(Option::is_some))?)?;
         self.free[pos].take()
     }
 
