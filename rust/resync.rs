@@ -393,7 +393,11 @@ impl<'a> Bufs<'a> {
             .free
             .iter()
             .position(|b| b.as_ref().is_some_and(|b| b.len() >= blk::MAX_IO))
-            .or_else(|| small_ok.then(|| self.free.iter().position(Option::is_some))?)?;
+            .or_else(|| {
+                small_ok
+                    .then(|| self.free.iter().position(Option::is_some))
+                    .flatten()
+            })?;
         self.free[pos].take()
     }
 
