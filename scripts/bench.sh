@@ -70,7 +70,7 @@
 # Rounds: every fio job runs BENCH_ROUNDS times in a row (each drained before the next;
 # the cold-AL variant once), and the table shows the median round (its CPU and drain
 # figures with it) and the spread of the rounds. Then the alternating phase: both
-# products up at once, their random 4k jobs (QD16, QD1) taken in turn, BENCH_ROUNDS
+# products up at once, their jobs (seq, QD16, QD1) taken in turn, BENCH_ROUNDS
 # rounds each, so the ratio compares rounds of the same minutes (see alt_phase).
 # The resync after a cable cut runs BENCH_RESYNC_ROUNDS times per product, each with
 # the pipe just before and after it: one resync moved from 0.6x to 1.06x of the pipe
@@ -752,10 +752,11 @@ drbd_down() {
 
 # ------------------------------------------------------------------ alternating
 # alt_phase MODE PROTOCOL: rcopy in MODE (vda) and DRBD in PROTOCOL (vdc) both up, their
-# QD16 and QD1 random-write jobs taken in turn, round by round (rcopy first in odd
+# seq 1M, QD16 and QD1 random-write jobs taken in turn, round by round (rcopy first in odd
 # rounds, DRBD first in even ones), each drained before the next. The phases above run
 # one product's rounds after the other's, minutes apart; on a shared host their ratio
-# moved by a fifth or more between runs. Here every rcopy round has a DRBD round of
+# moved by a fifth or more between runs (sync seq: 1.40x DRBD C in one run, 0.64x in
+# the next, on the same engine). Here every rcopy round has a DRBD round of
 # the same minutes beside it, and the report gives the median of the per-round ratios.
 # The idle pair only exchanges its pings meanwhile.
 alt_phase() {
@@ -764,11 +765,11 @@ alt_phase() {
 		rec "alt_$mode.skipped" "rcopy or DRBD was skipped above"
 		return 1
 	fi
-	say "alternating: rcopy $mode and DRBD protocol $p both up, random 4k QD16 and QD1 in turn"
+	say "alternating: rcopy $mode and DRBD protocol $p both up, seq 1M, random 4k QD16 and QD1 in turn"
 	rcopy_pair "$mode" "$rc" || return 1
 	drbd_protocol "$p" || { rcopy_unpair; return 1; }
 	for ((r = 1; r <= ROUNDS; r++)); do
-		for wl in r16 r1; do
+		for wl in seq r16 r1; do
 			w=$wl
 			((r > 1)) && w=$wl@$r
 			for first in $( ((r % 2)) && echo "rcopy drbd" || echo "drbd rcopy"); do

@@ -567,7 +567,8 @@ def main():
     # each rcopy round has a DRBD round of the same minutes beside it
     alt = {}
     for mode, rc, dc in ALT_PAIRS:
-        for wl, metric in (("r16", "iops"), ("r1", "lat_ms")):
+        for wl, metric, name in (("seq", "mbps", "seq"), ("seq", "sustained_mbps", "seq_drain"),
+                                 ("r16", "iops", "r16"), ("r1", "lat_ms", "r1")):
             per = []
             for r in range(1, rounds + 1):
                 k = wl if r == 1 else f"{wl}@{r}"
@@ -575,13 +576,14 @@ def main():
                 if a and b and a.get(metric) and b.get(metric):
                     per.append({"rcopy": a[metric], "drbd": b[metric], "ratio": a[metric] / b[metric]})
             if per:
-                alt[f"{rc}/{dc}.{wl}"] = {"rounds": per,
+                alt[f"{rc}/{dc}.{name}"] = {"rounds": per,
                                           "median_ratio": statistics.median(x["ratio"] for x in per)}
     if alt:
         L.append("")
         L.append("alternating (both pairs up, one round of each in turn, each drained before the next):")
         for mode, rc, dc in ALT_PAIRS:
-            for wl, title in (("r16", "rand 4k QD16 IOPS"), ("r1", "rand 4k QD1 latency ms")):
+            for wl, title in (("seq", "seq 1M QD8 MB/s"), ("seq_drain", "seq 1M QD8 MB/s incl. drain"),
+                              ("r16", "rand 4k QD16 IOPS"), ("r1", "rand 4k QD1 latency ms")):
                 a = alt.get(f"{rc}/{dc}.{wl}")
                 if not a:
                     continue
@@ -622,6 +624,9 @@ def main():
     for c in ("rcopy_sync", "rcopy_async"):
         target(f"{c} resync bytes / written after a 4k random outage <= 1.5",
                ro(c, "sent_per_written"), 1.5, ok_if_ge=False)
+    a = alt.get("alt_rcopy_sync/alt_drbd_C.seq")
+    target("rcopy sync seq MB/s >= 1.0 x DRBD C (alternating rounds, median ratio)",
+           a["median_ratio"] if a else None, 1.0)
     for mode, rc, dc in ALT_PAIRS:
         a = alt.get(f"{rc}/{dc}.r16")
         target(f"rcopy {mode} rand4k QD16 IOPS >= 1.2 x DRBD {dc[-1]} (alternating rounds, median ratio)",
