@@ -232,12 +232,16 @@ cpu_mark() {
 	done
 }
 
+# at_round R: how round R's keys are told apart: nothing for the first, @R after it
+# (seq, seq@2, ...; CONFIG.resync_s, CONFIG.resync@2_s, ...; report.py's `at`)
+at_round() { if (($1 > 1)); then printf '@%d' "$1"; fi; }
+
 # rounds_of "WORKLOAD..." [N]: each workload N (default BENCH_ROUNDS) times: seq seq@2 ...
 rounds_of() {
 	local wl r n=${2:-$ROUNDS}
 	for wl in $1; do
 		for ((r = 1; r <= n; r++)); do
-			if ((r == 1)); then printf '%s ' "$wl"; else printf '%s@%d ' "$wl" "$r"; fi
+			printf '%s%s ' "$wl" "$(at_round "$r")"
 		done
 	done
 }
@@ -474,10 +478,10 @@ kmark() { printf "echo 'rcopy-bench: mark %s' >/dev/kmsg" "$1"; }
 
 # rcopy_resync CONFIG [ROUND]: cut the link, write RESYNC_MB, restore it, time the
 # resync; ROUND 2 and on record their keys as CONFIG.resync@ROUND_... (and
-# CONFIG.pipe@ROUND_...), as rounds_of names fio rounds
+# CONFIG.pipe@ROUND_...: at_round)
 rcopy_resync() {
-	local cfg=$1 r=${2:-1} out dirty job t tc s=
-	((r > 1)) && s="@$r"
+	local cfg=$1 r=${2:-1} out dirty job t tc s
+	s=$(at_round "$r")
 	pipe_beside "$cfg.pipe${s}_before_mbps"
 	vm_link a down || { say "  vm_link failed"; return 1; }
 	# the primary declares the link dead after timeout_ms (5 s) without frames
@@ -675,8 +679,8 @@ drbd_protocol() {
 
 # drbd_resync CONFIG [ROUND]: as rcopy_resync, the link cut by `drbdadm disconnect`
 drbd_resync() {
-	local cfg=$1 r=${2:-1} out oos t tc s=
-	((r > 1)) && s="@$r"
+	local cfg=$1 r=${2:-1} out oos t tc s
+	s=$(at_round "$r")
 	pipe_beside "$cfg.pipe${s}_before_mbps"
 	out=$(vm_run a --timeout 60 "$DRBDADM disconnect r0 && grep -o ' cs:[A-Za-z]*' /proc/drbd") ||
 		{ say "  drbdadm disconnect failed: $out"; return 1; }
@@ -770,8 +774,7 @@ alt_phase() {
 	drbd_protocol "$p" || { rcopy_unpair; return 1; }
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for wl in seq r16 r1; do
-			w=$wl
-			((r > 1)) && w=$wl@$r
+			w=$wl$(at_round "$r")
 			for first in $( ((r % 2)) && echo "rcopy drbd" || echo "drbd rcopy"); do
 				if [[ $first == rcopy ]]; then
 					run_fio "$rc" "$w" /dev/mapper/r0 'dmsetup status r0' &&

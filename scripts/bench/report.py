@@ -176,6 +176,12 @@ def klog_times(path):
     return out
 
 
+def at(r):
+    """how round R's keys are told apart: nothing for the first, @R after it
+    (bench.sh's at_round)"""
+    return "" if r == 1 else f"@{r}"
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -224,7 +230,7 @@ def main():
     for cfg, _ in CONFIGS + FAST_CONFIGS:
         res[cfg] = {}
         for wl, _, metric in WORKLOADS:
-            keys = [wl] + [f"{wl}@{r}" for r in range(2, rounds + 1)]
+            keys = [wl + at(r) for r in range(1, rounds + 1)]
             got = [(k, one_round(cfg, k)) for k in keys]
             got = [(k, s) for k, s in got if s is not None and s.get(metric) is not None]
             if not got:
@@ -314,7 +320,7 @@ def main():
         # the same minute (the host drifts over a run and between rounds)
         rrounds = []
         for r in range(1, int(num(kv.get("meta.resync_rounds")) or 1) + 1):
-            s_ = "" if r == 1 else f"@{r}"
+            s_ = at(r)
             b = num(kv.get(f"{cfg}.resync{s_}_bytes"))
             t = num(kv.get(f"{cfg}.resync{s_}_s"))
             k = klog.get(f"{cfg}.resync{s_}") or {}
@@ -571,7 +577,7 @@ def main():
                                  ("r16", "iops", "r16"), ("r1", "lat_ms", "r1")):
             per = []
             for r in range(1, rounds + 1):
-                k = wl if r == 1 else f"{wl}@{r}"
+                k = wl + at(r)
                 a, b = one_round(rc, k), one_round(dc, k)
                 if a and b and a.get(metric) and b.get(metric):
                     per.append({"rcopy": a[metric], "drbd": b[metric], "ratio": a[metric] / b[metric]})
