@@ -71,7 +71,9 @@
 # the cold-AL variant once), and the table shows the median round (its CPU and drain
 # figures with it) and the spread of the rounds. Then the alternating phase: both
 # products up at once, their jobs (seq, QD16, QD1) taken in turn, BENCH_ROUNDS
-# rounds each, so the ratio compares rounds of the same minutes (see alt_phase).
+# rounds each, so the ratio compares rounds of the same minutes (see alt_phase); an
+# iperf3 run starts each round, and the seq jobs' rates including the drain are set
+# against it (the async target), not against the best iperf3 of the run's two ends.
 # The resync after a cable cut runs BENCH_RESYNC_ROUNDS times per product, each with
 # the pipe just before and after it: one resync moved from 0.6x to 1.06x of the pipe
 # beside it between rounds of one boot (the host drops some of the virtual link's
@@ -773,6 +775,10 @@ alt_phase() {
 	rcopy_pair "$mode" "$rc" || return 1
 	drbd_protocol "$p" || { rcopy_unpair; return 1; }
 	for ((r = 1; r <= ROUNDS; r++)); do
+		# the link's rate in these minutes, for the seq jobs' "incl. drain" rate: the
+		# link moved from 16.7 to 38.5 MB/s between the start and end of one run, so
+		# the best of those two is no yardstick for a job minutes from either
+		iperf "link.alt_${mode}_iperf$(at_round "$r")"
 		for wl in seq r16 r1; do
 			w=$wl$(at_round "$r")
 			for first in $( ((r % 2)) && echo "rcopy drbd" || echo "drbd rcopy"); do

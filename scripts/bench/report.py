@@ -584,6 +584,17 @@ def main():
             if per:
                 alt[f"{rc}/{dc}.{name}"] = {"rounds": per,
                                           "median_ratio": statistics.median(x["ratio"] for x in per)}
+        # each product's seq rate incl. drain against the iperf3 run just before that
+        # round (bench.sh alt_phase): the link of those minutes, not of the run's ends
+        for cfg in (rc, dc):
+            per = []
+            for r in range(1, rounds + 1):
+                a, lkr = one_round(cfg, "seq" + at(r)), num(kv.get(f"link.alt_{mode}_iperf{at(r)}"))
+                if a and a.get("sustained_mbps") and lkr:
+                    per.append({"mbps": a["sustained_mbps"], "link": lkr, "ratio": a["sustained_mbps"] / lkr})
+            if per:
+                alt[f"{cfg}.seq_drain_vs_link"] = {"rounds": per,
+                                                   "median_ratio": statistics.median(x["ratio"] for x in per)}
     if alt:
         L.append("")
         L.append("alternating (both pairs up, one round of each in turn, each drained before the next):")
@@ -596,6 +607,12 @@ def main():
                 rounds_txt = ", ".join(f"{fmt(x['rcopy'])}/{fmt(x['drbd'])}" for x in a["rounds"])
                 L.append(f"  rcopy {mode} / DRBD {dc[-1]}, {title}: median ratio {fx(a['median_ratio'])} "
                          f"(rounds rcopy/DRBD: {rounds_txt})")
+            for cfg, who in ((rc, f"rcopy {mode}"), (dc, f"DRBD {dc[-1]}")):
+                a = alt.get(f"{cfg}.seq_drain_vs_link")
+                if a:
+                    rounds_txt = ", ".join(f"{fmt(x['mbps'])}/{fmt(x['link'])}" for x in a["rounds"])
+                    L.append(f"  {who}, seq 1M QD8 MB/s incl. drain / iperf3 just before the round: median "
+                             f"{fx(a['median_ratio'])} (rounds: {rounds_txt})")
     ratios["alternating"] = alt
 
     # ----------------------------------------------------------------- targets
@@ -615,6 +632,9 @@ def main():
             iops_cap = min(iops_cap, lk * 1e6 / 4096)
     target("async seq MB/s incl. drain >= 0.9 x link", m("rcopy_async", "seq", "sustained_mbps"),
            0.9 * lk if lk else None)
+    a = alt.get("alt_rcopy_async.seq_drain_vs_link")
+    target("async seq MB/s incl. drain >= 0.9 x iperf3 just before it (alternating rounds, median ratio)",
+           a["median_ratio"] if a else None, 0.9)
     target("async rand4k QD16 IOPS incl. drain >= 0.9 x min(raw, link/4k)",
            m("rcopy_async", "r16", "sustained_iops"), 0.9 * iops_cap if iops_cap else None)
     target("async QD1 latency <= 1.1 x raw (ms)", m("rcopy_async", "r1"),
